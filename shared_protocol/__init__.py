@@ -1,0 +1,7 @@
+"""HELIX wire protocol: message models, pinned CKKS parameter sets, packings and (de)serialization.
+
+Imported by both `provider_server` and `client_agent`; imports neither.
+"""
+PROTOCOL_VERSION = "1.0"
+
+__all__ = ["PROTOCOL_VERSION"]

@@ -1,0 +1,235 @@
+"""Pydantic models for every request and response on the wire: the single source of truth.
+
+JSON endpoints use these directly; binary endpoints carry one of the `*Header` models inside a frame
+(`shared_protocol.framing`). Field docs say who learns what.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorResponse(_Strict):
+    """Body of every 4xx/5xx answer: a stable machine code and a human sentence naming the problem."""
+
+    error: str
+    detail: str
+
+
+# --- service info ------------------------------------------------------------------------------
+class ParameterSetInfo(_Strict):
+    name: str
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: list[int]
+    scale_bits: int
+    security_bits: int
+
+
+class Limits(_Strict):
+    max_request_bytes: int
+    max_ciphertext_bytes: int
+    max_queries_per_request: int
+    max_alignment_samples: int
+
+
+class ServiceInfo(_Strict):
+    service: str = "helix-provider"
+    protocol_version: str
+    encoder_model_id: str = Field(description="the provider's embedding model identifier (not its weights)")
+    embedding_dim: int
+    parameter_sets: list[ParameterSetInfo]
+    default_parameter_set: str
+    limits: Limits
+    inference_key_ttl_seconds: int
+    alignment_key_ttl_seconds: int
+
+
+# --- heads and corpora -------------------------------------------------------------------------
+class HeadInfo(_Strict):
+    """Public description of a classification head. Never carries W or b."""
+
+    id: Identifier
+    name: str
+    task: str
+    class_names: list[str]
+    dim: int
+    num_classes: int
+    created_at: datetime
+    in_distribution_texts: int = Field(0, description="how many in-distribution texts the provider publishes")
+
+
+class HeadTexts(_Strict):
+    head_id: Identifier
+    texts: list[str]
+    sha256: Sha256Hex
+
+
+class CorpusInfo(_Strict):
+    id: Identifier
+    name: str
+    size: int
+    sha256: Sha256Hex = Field(description="sha256 of the canonical text list (shared_protocol.corpus)")
+    created_at: datetime
+
+
+class CorpusTexts(_Strict):
+    id: Identifier
+    sha256: Sha256Hex
+    offset: int
+    total: int
+    texts: list[str]
+
+
+# --- keys --------------------------------------------------------------------------------------
+class KeyPurpose(str, Enum):
+    alignment = "alignment"
+    inference = "inference"
+
+
+class KeyRegistrationHeader(_Strict):
+    """Frame header for POST /v1/keys; the one blob is the client's CKKS public key (seeded).
+
+    The provider's circuits need no evaluation keys (no rotations, no relinearisation); the public
+    key binds the key id to a parameter set and lets the provider check it is well formed. The secret
+    key never leaves the client."""
+
+    client_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    purpose: KeyPurpose
+    parameter_set: str
+    ttl_seconds: int | None = Field(None, ge=60, le=30 * 24 * 3600)
+
+
+class KeyInfo(_Strict):
+    key_id: Identifier
+    client_name: str
+    purpose: KeyPurpose
+    parameter_set: str
+    fingerprint: Sha256Hex
+    created_at: datetime
+    expires_at: datetime
+
+
+# --- secure alignment --------------------------------------------------------------------------
+class AlignmentState(str, Enum):
+    receiving = "receiving"
+    computing = "computing"
+    done = "done"
+    failed = "failed"
+
+
+class AlignmentCreate(_Strict):
+    head_id: Identifier
+    corpus_id: Identifier
+    corpus_sha256: Sha256Hex = Field(description="the client proves it embedded exactly these texts")
+    key_id: Identifier
+    feature_dim: int = Field(ge=2, description="client embedding dimension + 1 (constant bias column)")
+    include_head_texts: bool = False
+    client_model_id: str = Field("", max_length=256)
+
+
+class AlignmentSession(_Strict):
+    session_id: Identifier
+    head_id: Identifier
+    corpus_id: Identifier
+    key_id: Identifier
+    parameter_set: str
+    state: AlignmentState
+    num_samples: int = Field(description="public corpus size plus published head texts if included")
+    feature_dim: int
+    samples_per_ciphertext: int
+    num_ciphertexts: int
+    received_ciphertexts: int
+    computed_columns: int
+    output_columns: int = Field(description="the provider's embedding dimension d_A")
+    error: str | None = None
+    created_at: datetime
+    expires_at: datetime
+
+
+class AlignmentChunkHeader(_Strict):
+    """Frame header for PUT /v1/alignments/{id}/chunks: ciphertexts [start, start + count)."""
+
+    start: int = Field(ge=0)
+    count: int = Field(ge=1)
+    data_scale_bits: int = Field(ge=10, le=50, description="log2 of the scale the client encoded X with")
+
+
+class AlignmentResultHeader(_Strict):
+    """Frame header of GET /v1/alignments/{id}/result; blob b encrypts column b of X^T Y in
+    coefficients [0, feature_dim), every other coefficient uniformly random modulo the prime."""
+
+    session_id: Identifier
+    feature_dim: int
+    output_columns: int
+    value_scale: float = Field(description="divide decrypted coefficients by this scale")
+    y_prescale: float = Field(description="the provider divided Y by this before encoding; multiply back")
+
+
+# --- private inference -------------------------------------------------------------------------
+class ClassifyHeader(_Strict):
+    """Frame header for POST /v1/classify: `num_queries` groups of one query ciphertext each."""
+
+    head_id: Identifier
+    key_id: Identifier
+    num_queries: int = Field(ge=1)
+    query_scale_bits: int = Field(ge=10, le=50)
+
+
+class ClassifyReplyHeader(_Strict):
+    """Frame header of the classify reply: for each query, `ciphertexts_per_query` blobs; group g
+    carries logits for classes `class_groups[g]` at `output_positions[g]`, all else random."""
+
+    head_id: Identifier
+    num_queries: int
+    ciphertexts_per_query: int
+    class_groups: list[list[int]]
+    output_positions: list[list[int]]
+    num_classes: int
+    noise_flooding_bits: int = 0
+
+
+# --- admin -------------------------------------------------------------------------------------
+class HeadCreateFromDataset(_Strict):
+    """Train a head on the provider's own embeddings of a named dataset directory's split."""
+
+    name: Identifier
+    dataset: Identifier = Field(description="folder name under the provider's dataset directory")
+    split: Identifier = "train"
+    task: str | None = None
+    max_examples: int | None = Field(None, ge=2)
+    in_distribution_texts: int = Field(64, ge=0, le=128)
+    regularization_c: float = Field(1.0, gt=0)
+    seed: int = 0
+
+
+class HeadTrainingReport(_Strict):
+    head: HeadInfo
+    train_examples: int
+    train_accuracy: float
+    seconds: float
+
+
+class CorpusCreate(_Strict):
+    """Add a public corpus: either literal texts or a sample of a dataset folder's JSONL file."""
+
+    name: Identifier
+    texts: list[str] | None = None
+    dataset: Identifier | None = None
+    file: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}\.jsonl$")] | None = None
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class ClientRecord(_Strict):
+    client_name: str
+    keys: list[KeyInfo]

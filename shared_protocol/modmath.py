@@ -1,0 +1,206 @@
+"""Exact vectorised arithmetic modulo the CKKS primes (< 2^61), in numpy.
+
+Why: SEAL's CKKS encoder rejects dense plaintexts above ~2^56 and computes in floating point, so it
+cannot build a mask that is *uniform over the whole modulus* while leaving chosen coefficients
+exactly zero, and its float decoding blurs outputs when the other coefficients are huge. Working on
+the residues ourselves (negacyclic NTT in SEAL's own slot order) gives exact plaintexts and exact
+decryption. Products of two 61-bit residues do not fit 64 bits, so the quotient is estimated in
+80-bit long double (64-bit mantissa) and the remainder recovered with wrapping uint64 arithmetic.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ._native import load_kernel
+
+_KERNEL = load_kernel()
+
+if np.finfo(np.longdouble).nmant < 63:  # pragma: no cover - x86-64 Linux always has 80-bit long double
+    raise ImportError("shared_protocol.modmath needs an 80-bit long double (x86-64)")
+
+U64 = np.uint64
+
+
+def mulmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
+    """(a * b) mod q elementwise for uint64 arrays with entries < q < 2^61."""
+    a = np.asarray(a, dtype=U64)
+    b = np.asarray(b, dtype=U64)
+    qhat = np.floor(a.astype(np.longdouble) * b.astype(np.longdouble) / np.longdouble(q)).astype(U64)
+    with np.errstate(over="ignore"):
+        r = (a * b - qhat * U64(q)).view(np.int64)
+    r = np.where(r < 0, r + np.int64(q), r)
+    r = np.where(r >= np.int64(q), r - np.int64(q), r)
+    return r.view(U64)
+
+
+def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
+    s = a + b
+    return np.where(s >= U64(q), s - U64(q), s)
+
+
+def submod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
+    return np.where(a >= b, a - b, a + (U64(q) - b))
+
+
+def uniform_mod(q: int, size: int) -> np.ndarray:
+    """Cryptographically uniform residues in [0, q) (os.urandom + rejection, no modulo bias).
+
+    Used for reply masks: a mask must be uniform over the whole modulus so that the coefficients it
+    covers reveal nothing, not merely be large noise."""
+    import os
+
+    bits = q.bit_length()
+    mask = np.uint64((1 << bits) - 1)
+    out = np.empty(0, dtype=U64)
+    while out.size < size:
+        need = size - out.size
+        draw = np.frombuffer(os.urandom(8 * (need + need // 8 + 16)), dtype=U64) & mask
+        out = np.concatenate([out, draw[draw < U64(q)][:need]])
+    return out
+
+
+def to_residues(values: np.ndarray, q: int) -> np.ndarray:
+    """Signed int64 values -> residues in [0, q). Fast path for |v| < q (numpy's int64 % is slow)."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.size and int(np.abs(v).max()) < q:
+        return np.where(v < 0, v + np.int64(q), v).astype(U64)
+    return (v % np.int64(q)).astype(U64)
+
+
+def centered(residues: np.ndarray, q: int) -> np.ndarray:
+    """Residues in [0, q) -> signed representatives in (-q/2, q/2]."""
+    r = residues.astype(np.int64)
+    return np.where(r > np.int64(q // 2), r - np.int64(q), r)
+
+
+def _bitrev(n: int) -> np.ndarray:
+    bits = n.bit_length() - 1
+    idx = np.arange(n)
+    rev = np.zeros(n, dtype=np.int64)
+    for b in range(bits):
+        rev |= ((idx >> b) & 1) << (bits - 1 - b)
+    return rev
+
+
+class NegacyclicNTT:
+    """Negacyclic NTT over Z_q[X]/(X^N + 1) whose output order matches SEAL's NTT form.
+
+    `psi_points[i]` is the evaluation point SEAL uses at NTT index i (learned once from SEAL by
+    encoding the monomial X); the transform evaluates a polynomial at those points, so a vector built
+    here can be loaded as a SEAL NTT-form plaintext and multiplied with SEAL ciphertexts directly.
+    """
+
+    def __init__(self, q: int, psi_points: np.ndarray) -> None:
+        self.q = int(q)
+        n = len(psi_points)
+        self.n = n
+        psi = int(psi_points[0])
+        # All odd powers of one primitive 2N-th root = all primitive 2N-th roots, so SEAL's points are
+        # a permutation of psi^(2t+1); find t for each SEAL index.
+        omega = psi * psi % self.q
+        pow_odd = {}
+        cur = psi
+        for t in range(n):
+            pow_odd[cur] = t
+            cur = cur * omega % self.q
+        try:
+            self.perm = np.array([pow_odd[int(p)] for p in psi_points], dtype=np.int64)
+        except KeyError as exc:  # pragma: no cover - would mean SEAL changed its transform
+            raise ValueError("SEAL NTT points are not the odd powers of a 2N-th root") from exc
+        self.inv_perm = np.empty(n, dtype=np.int64)
+        self.inv_perm[self.perm] = np.arange(n)
+        self.bitrev = _bitrev(n)
+        self.psi_pows = self._powers(psi, n)
+        psi_inv = pow(psi, self.q - 2, self.q)
+        self.psi_inv_pows = self._powers(psi_inv, n)
+        self.n_inv = pow(n, self.q - 2, self.q)
+        omega_inv = pow(omega, self.q - 2, self.q)
+        self.stage_twiddles = self._stage_twiddles(omega)
+        self.stage_twiddles_inv = self._stage_twiddles(omega_inv)
+        self.inv_scale = mulmod(self.psi_inv_pows, np.full(n, self.n_inv, dtype=U64), self.q)
+        if _KERNEL is not None:
+            tw = np.ascontiguousarray(np.concatenate(self.stage_twiddles), dtype=U64)
+            tw_inv = np.ascontiguousarray(np.concatenate(self.stage_twiddles_inv), dtype=U64)
+            self._tw = (tw, self._shoup(tw))
+            self._tw_inv = (tw_inv, self._shoup(tw_inv))
+            self._pre = (self.psi_pows, self._shoup(self.psi_pows))
+            self._post = (self.inv_scale, self._shoup(self.inv_scale))
+
+    def _powers(self, base: int, count: int) -> np.ndarray:
+        out = np.empty(count, dtype=U64)
+        cur = 1
+        for i in range(count):
+            out[i] = cur
+            cur = cur * base % self.q
+        return out
+
+    def _stage_twiddles(self, omega: int) -> list[np.ndarray]:
+        tw = []
+        m = 1
+        all_pows = self._powers(omega, self.n)
+        while m < self.n:
+            step = self.n // (2 * m)
+            tw.append(all_pows[np.arange(m) * step])
+            m *= 2
+        return tw
+
+    def _cyclic(self, a: np.ndarray, twiddles: list[np.ndarray]) -> np.ndarray:
+        q = self.q
+        batch = a.shape[0]
+        a = a[:, self.bitrev]
+        m = 1
+        for w in twiddles:
+            blocks = a.reshape(batch, self.n // (2 * m), 2, m)
+            u = blocks[:, :, 0, :]
+            v = mulmod(blocks[:, :, 1, :], np.broadcast_to(w, blocks[:, :, 1, :].shape), q)
+            a = np.stack([addmod(u, v, q), submod(u, v, q)], axis=2).reshape(batch, self.n)
+            m *= 2
+        return a
+
+    @property
+    def native(self) -> bool:
+        return _KERNEL is not None
+
+    def _shoup(self, w: np.ndarray) -> np.ndarray:
+        """floor(w * 2^64 / q) per entry: the precomputed quotients of Shoup multiplication."""
+        return np.array([(int(v) << 64) // self.q for v in w], dtype=U64)
+
+    def _native_call(self, fn: object, a: np.ndarray, vec: tuple[np.ndarray, np.ndarray], perm: np.ndarray,
+                     tw: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        a = np.array(a, dtype=U64, order="C", copy=True)
+        tmp = np.empty(self.n, dtype=U64)
+        u64p = ctypes.POINTER(ctypes.c_uint64)
+        i64p = ctypes.POINTER(ctypes.c_int64)
+        fn(  # type: ignore[operator]
+            a.ctypes.data_as(u64p), a.shape[0], self.n, self.q, vec[0].ctypes.data_as(u64p),
+            vec[1].ctypes.data_as(u64p), tw[0].ctypes.data_as(u64p), tw[1].ctypes.data_as(u64p),
+            self.bitrev.ctypes.data_as(i64p), perm.ctypes.data_as(i64p), tmp.ctypes.data_as(u64p),
+        )
+        return a
+
+    def forward(self, coeffs: np.ndarray) -> np.ndarray:
+        """Residue coefficients (..., N) -> SEAL-ordered NTT values (..., N)."""
+        shape = coeffs.shape
+        if _KERNEL is not None:
+            a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
+            out = self._native_call(_KERNEL.helix_ntt_forward, a, self._pre, self.perm, self._tw)
+            return out.reshape(shape)
+        a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
+        a = mulmod(a, np.broadcast_to(self.psi_pows, a.shape), self.q)
+        a = self._cyclic(a, self.stage_twiddles)
+        return a[:, self.perm].reshape(shape)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """SEAL-ordered NTT values (..., N) -> residue coefficients (..., N)."""
+        shape = values.shape
+        if _KERNEL is not None:
+            a = np.asarray(values, dtype=U64).reshape(-1, self.n)
+            out = self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv)
+            return out.reshape(shape)
+        a = np.asarray(values, dtype=U64).reshape(-1, self.n)
+        a = a[:, self.inv_perm]
+        a = self._cyclic(a, self.stage_twiddles_inv)
+        a = mulmod(a, np.broadcast_to(self.inv_scale, a.shape), self.q)
+        return a.reshape(shape)
