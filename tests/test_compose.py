@@ -320,11 +320,6 @@ def test_console_scripts_used_as_entrypoints_are_declared() -> None:
         assert command in scripts, f"pyproject.toml has no [project.scripts] entry {command!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml [tool.setuptools.packages.find] include lacks 'helix_pki*' "
-    "(owned by the lead); remove this marker once it is added",
-)
 def test_helix_pki_is_packaged() -> None:
     """The compose pki job runs `python -m helix_pki` from the installed wheel."""
     include = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"][
