@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .base import Embedder
@@ -57,7 +57,7 @@ def _factory(backend: str) -> BackendFactory:
     return factory
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_uncached(spec: EmbedderSpec) -> Embedder:
     """Load one embedder per distinct parsed spec per process (models are big; reuse them)."""
     return _factory(spec.backend)(spec.name, spec.option_dict)

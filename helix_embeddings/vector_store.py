@@ -75,8 +75,7 @@ class VectorStore:
                 chunk = wanted[start : start + _QUERY_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT text_sha256, dim, vector FROM embeddings "
-                    f"WHERE model_id = ? AND text_sha256 IN ({marks})",
+                    f"SELECT text_sha256, dim, vector FROM embeddings WHERE model_id = ? AND text_sha256 IN ({marks})",
                     (model_id, *chunk),
                 )
                 for key, row_dim, blob in rows:

@@ -16,8 +16,8 @@ shipped size is served by loading the shipped file and truncating columns
 
 Output convention: WordLlama's default (``norm=False``): raw mean-pooled token
 vectors, *not* unit length. An empty string has no tokens and maps to the zero
-vector. ``?normalize=true`` applies WordLlama's L2 normalisation and is recorded
-in ``model_id``.
+vector. ``?normalize=true`` L2-normalises rows (zero rows stay zero, unlike
+WordLlama's own ``norm=True`` which yields NaN there) and is recorded in ``model_id``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,17 @@ def shipped_dims(config: str) -> list[int]:
     pattern = re.compile(rf"^{re.escape(config)}_(\d+)\.safetensors$")
     found = (pattern.match(p.name) for p in (package_dir() / "weights").glob(f"{config}_*.safetensors"))
     return sorted(int(m.group(1)) for m in found if m)
+
+
+def _l2_normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalise rows in place, leaving all-zero rows (empty texts) at zero.
+
+    Why not WordLlama's own ``norm=True``: it divides by zero for texts with no
+    tokens and returns NaN rows, which would poison alignment fits.
+    """
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
 
 
 class WordLlamaEmbedder:
@@ -93,16 +104,15 @@ class WordLlamaEmbedder:
         if not items:
             return as_embedding_matrix(None, 0, self.dim)
         bs = batch_size or DEFAULT_BATCH_SIZE
-        if not progress:
-            out = self._model.embed(items, norm=self.normalize, batch_size=bs)
-            return as_embedding_matrix(out, len(items), self.dim)
-        from tqdm.auto import tqdm
+        if progress:
+            from tqdm.auto import tqdm
 
-        chunks = [
-            self._model.embed(items[i : i + bs], norm=self.normalize, batch_size=bs)
-            for i in tqdm(range(0, len(items), bs), desc=self.model_id, unit="batch")
-        ]
-        return as_embedding_matrix(np.concatenate(chunks), len(items), self.dim)
+            starts = tqdm(range(0, len(items), bs), desc=self.model_id, unit="batch")
+            out = np.concatenate([self._model.embed(items[i : i + bs], batch_size=bs) for i in starts])
+        else:
+            out = self._model.embed(items, batch_size=bs)
+        out = as_embedding_matrix(out, len(items), self.dim)
+        return _l2_normalize_rows(out) if self.normalize else out
 
     def __repr__(self) -> str:
         return f"WordLlamaEmbedder(model_id={self.model_id!r}, dim={self.dim})"

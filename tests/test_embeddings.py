@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,9 @@ def test_normalisation_follows_backend_convention(minilm: Embedder, wordllama: E
     assert not np.allclose(np.linalg.norm(wordllama.embed(texts), axis=1), 1.0, atol=1e-3)
     normed = load_embedder("wordllama?normalize=true").embed(texts)
     np.testing.assert_allclose(np.linalg.norm(normed, axis=1), 1.0, atol=1e-5)
+    # An empty text has no tokens: WordLlama gives the zero vector, which must not become NaN.
+    empty = load_embedder("wordllama?normalize=true").embed([""])
+    np.testing.assert_array_equal(empty, np.zeros((1, 256), dtype=np.float32))
 
 
 def test_aliases_share_instances(minilm: Embedder, wordllama: Embedder) -> None:
@@ -198,6 +202,23 @@ def test_cache_separates_models_and_ignores_corrupt_rows(tmp_path: Path) -> None
     np.testing.assert_array_equal(fixed, inner.embed(SENTENCES[:1]))
 
 
+def test_cache_concurrent_writers_same_dir(wordllama: Embedder, tmp_path: Path) -> None:
+    """Several writers on one directory (threads here; SQLite locking is the same across processes)."""
+    texts = [f"sentence {i}" for i in range(300)]
+    expected = wordllama.embed(texts)
+
+    def work(offset: int) -> np.ndarray:
+        order = texts[offset:] + texts[:offset]
+        out = CachedEmbedder(wordllama, tmp_path).embed(order, progress=offset == 0)
+        return np.roll(out, offset, axis=0)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, [0, 75, 150, 225]))
+    for out in results:
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert CachedEmbedder(wordllama, tmp_path).store.count(wordllama.model_id) == len(texts)
+
+
 def test_load_embedder_with_cache_dir(minilm: Embedder, tmp_path: Path) -> None:
     cached = load_embedder("minilm", cache_dir=tmp_path)
     assert isinstance(cached, CachedEmbedder)
@@ -220,8 +241,16 @@ def test_unknown_backend_lists_known() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "nocolon", "wordllama:l2_supercat?dims=128", "wordllama?dim=100", "wordllama?dim=1024",
-     "wordllama:l9_nope", "minilm?normalize=maybe", "wordllama?dim=1&dim=2"],
+    [
+        "",
+        "nocolon",
+        "wordllama:l2_supercat?dims=128",
+        "wordllama?dim=100",
+        "wordllama?dim=1024",
+        "wordllama:l9_nope",
+        "minilm?normalize=maybe",
+        "wordllama?dim=1&dim=2",
+    ],
 )
 def test_bad_specs_raise_value_error(spec: str) -> None:
     with pytest.raises(ValueError):

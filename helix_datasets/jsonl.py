@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PAIR_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    texts: list[str]
+    labels: list[int]
+    class_names: list[str]
+
+
+def dataset_path(root: Path, dataset: str, filename: str) -> Path:
+    """Resolve root/dataset/filename refusing anything that could escape root."""
+    if not _NAME.match(dataset) or not _NAME.match(filename) or dataset.startswith(".") or filename.startswith("."):
+        raise ValueError(f"invalid dataset or file name: {dataset!r}/{filename!r}")
+    return root / dataset / filename
+
+
+def _row_text(row: dict) -> str:
+    text = row.get("text")
+    if not isinstance(text, str):
+        raise ValueError("each row needs a string 'text'")
+    pair = row.get("text_pair")
+    return text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"
+
+
+def parse_labelled_jsonl(lines: Iterable[str], class_names: list[str] | None = None) -> LabelledSplit:
+    """Rows {"text", "label", optional "text_pair"}; labels are ints (indices into class_names) or
+    strings (class names, collected in first-seen order if class_names is not given)."""
+    texts: list[str] = []
+    raw: list[int | str] = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or "label" not in row:
+            raise ValueError(f"line {lineno}: expected an object with 'text' and 'label'")
+        try:
+            texts.append(_row_text(row))
+        except ValueError as exc:
+            raise ValueError(f"line {lineno}: {exc}") from None
+        label = row["label"]
+        if isinstance(label, bool) or not isinstance(label, (int, str)):
+            raise ValueError(f"line {lineno}: label must be an integer or a class name")
+        raw.append(label)
+    if not texts:
+        raise ValueError("no labelled rows")
+    if all(isinstance(v, str) for v in raw):
+        names = list(class_names) if class_names else list(dict.fromkeys(raw))  # type: ignore[arg-type]
+        unknown = sorted({v for v in raw if v not in names})  # type: ignore[misc]
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not among the class names {names}")
+        labels = [names.index(v) for v in raw]  # type: ignore[arg-type]
+    elif all(isinstance(v, int) for v in raw):
+        labels = [int(v) for v in raw]
+        k = max(labels) + 1
+        names = list(class_names) if class_names else [str(i) for i in range(k)]
+        if min(labels) < 0 or k > len(names):
+            raise ValueError(f"integer labels must lie in [0, {len(names)})")
+    else:
+        raise ValueError("labels mix integers and strings")
+    if len(set(labels)) < 2:
+        raise ValueError("a classifier needs at least two distinct labels")
+    return LabelledSplit(texts=texts, labels=labels, class_names=names)
+
+
+def load_split(root: Path, dataset: str, split: str, limit: int | None = None, seed: int = 0) -> LabelledSplit:
+    path = dataset_path(root, dataset, f"{split}.jsonl")
+    if not path.exists():
+        raise FileNotFoundError(f"dataset split not found: {dataset}/{split}.jsonl under {root}")
+    names_path = dataset_path(root, dataset, "labels.json")
+    names = json.loads(names_path.read_text()) if names_path.exists() else None
+    with path.open(encoding="utf-8") as fh:
+        data = parse_labelled_jsonl(fh, names)
+    if limit is not None and limit < len(data.texts):
+        idx = sorted(random.Random(seed).sample(range(len(data.texts)), limit))
+        data = LabelledSplit([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.class_names)
+    return data
+
+
+def load_texts(root: Path, dataset: str, filename: str, limit: int | None = None, seed: int = 0) -> list[str]:
+    """Unlabelled texts (e.g. wikipedia/passages.jsonl); a seeded sample keeps file order."""
+    path = dataset_path(root, dataset, filename)
+    if not path.exists():
+        raise FileNotFoundError(f"corpus file not found: {dataset}/{filename} under {root}")
+    texts = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                texts.append(_row_text(json.loads(line)))
+    if limit is not None and limit < len(texts):
+        idx = sorted(random.Random(seed).sample(range(len(texts)), limit))
+        texts = [texts[i] for i in idx]
+    return texts

@@ -1,0 +1,1 @@
+"""Web plumbing both daemons share (not wire protocol): error shape, body limits, TLS serving."""

@@ -1,0 +1,41 @@
+"""The provider application: routers per resource, state from the lifespan, limits and errors."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from helix_web.errors import install_error_handlers
+from helix_web.limits import BodySizeLimitMiddleware
+from shared_protocol import PROTOCOL_VERSION
+
+from .routers import admin, alignments, classify, corpora, heads, info, keys
+from .settings import ProviderSettings
+from .state import ProviderState
+
+
+def create_app(settings: ProviderSettings | None = None) -> FastAPI:
+    settings = settings or ProviderSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ProviderState.open(settings)
+        app.state.helix = state
+        await asyncio.gather(run_in_threadpool(state.warm_up), run_in_threadpool(state.embedder))
+        try:
+            yield
+        finally:
+            for task in list(state.tasks):
+                task.cancel()
+            state.close()
+
+    app = FastAPI(title="HELIX provider", version=PROTOCOL_VERSION, lifespan=lifespan,
+                  description="Homomorphic classification heads over secure linear alignment.")
+    for r in (info.router, heads.router, corpora.router, keys.router, alignments.router, classify.router, admin.router):
+        app.include_router(r)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,53 @@
+"""Content-addressed blob directory for large values (weights, embeddings, ciphertexts).
+
+Why not in SQLite: ciphertext uploads are tens of MB; files keep the database small and let worker
+processes read blobs by path without shipping bytes through the parent. Writes are atomic
+(temp file + rename) so a crash never leaves a half-written blob under a valid name."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, blob_id: str) -> Path:
+        if not blob_id or "/" in blob_id or blob_id.startswith("."):
+            raise ValueError(f"invalid blob id {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id
+
+    def put(self, data: bytes, suffix: str = "") -> str:
+        blob_id = hashlib.sha256(data).hexdigest() + suffix
+        target = self.path(blob_id)
+        if target.exists():
+            return blob_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return blob_id
+
+    def put_array(self, arr: np.ndarray) -> str:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+        return self.put(buf.getvalue(), ".npy")
+
+    def get(self, blob_id: str) -> bytes:
+        return self.path(blob_id).read_bytes()
+
+    def get_array(self, blob_id: str) -> np.ndarray:
+        return np.load(self.path(blob_id), allow_pickle=False)
+
+    def delete(self, blob_id: str) -> None:
+        self.path(blob_id).unlink(missing_ok=True)
+
+
+def load_array(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)

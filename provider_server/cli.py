@@ -1,0 +1,81 @@
+"""`helix-provider`: run the provider server, or administer one over HTTPS."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+
+def _admin_client(args: argparse.Namespace) -> httpx.Client:
+    token = args.token or os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN")
+    if not token:
+        raise SystemExit("set --token or HELIX_PROVIDER_ADMIN_TOKEN")
+    verify: str | bool = str(args.ca) if args.ca else True
+    return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=600)
+
+
+def _print(resp: httpx.Response) -> None:
+    if resp.status_code >= 400:
+        print(resp.text, file=sys.stderr)
+        raise SystemExit(1)
+    if resp.content:
+        print(json.dumps(resp.json(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="helix-provider", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="run the provider server (settings from HELIX_PROVIDER_* variables)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    for name, helptext in (("create-head", "train a head on a dataset folder"), ("add-corpus", "add a public corpus"),
+                           ("list-heads", "list heads"), ("list-clients", "list registered clients and keys"),
+                           ("delete-head", "delete a head")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--url", default=os.environ.get("HELIX_PROVIDER_URL", "https://127.0.0.1:8443"))
+        p.add_argument("--ca", type=Path, default=os.environ.get("HELIX_PROVIDER_CA_CERT"))
+        p.add_argument("--token")
+        if name == "create-head":
+            p.add_argument("--name", required=True)
+            p.add_argument("--dataset", required=True)
+            p.add_argument("--split", default="train")
+            p.add_argument("--max-examples", type=int)
+        if name == "add-corpus":
+            p.add_argument("--name", required=True)
+            p.add_argument("--dataset", default="wikipedia")
+            p.add_argument("--file", default="passages.jsonl")
+            p.add_argument("--limit", type=int)
+        if name == "delete-head":
+            p.add_argument("head_id")
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        from helix_web.serve import serve as run
+
+        from .app import create_app
+        from .settings import ProviderSettings
+
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        settings = ProviderSettings(**overrides)
+        run(create_app(settings), settings.host, settings.port, settings.tls_cert, settings.tls_key)
+        return
+    with _admin_client(args) as client:
+        if args.cmd == "create-head":
+            _print(client.post("/v1/admin/heads", json={"name": args.name, "dataset": args.dataset, "split": args.split,
+                                                        "max_examples": args.max_examples}))
+        elif args.cmd == "add-corpus":
+            _print(client.post("/v1/admin/corpora", json={"name": args.name, "dataset": args.dataset, "file": args.file,
+                                                          "limit": args.limit}))
+        elif args.cmd == "list-heads":
+            _print(client.get("/v1/admin/heads"))
+        elif args.cmd == "list-clients":
+            _print(client.get("/v1/admin/clients"))
+        elif args.cmd == "delete-head":
+            _print(client.delete(f"/v1/admin/heads/{args.head_id}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Functions that run inside the provider's HE worker processes.
+
+Why processes: SEAL is single-threaded and holds the GIL, so HE work in the server process would
+stall every other request; a process pool uses all cores and keeps the event loop free. Workers
+receive file paths and small arguments, cache prepared heads per process, and return bytes.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from shared_protocol.ckks import CiphertextError, he_context
+from shared_protocol.packing import CrossCovarianceLayout
+
+from .blobs import load_array
+from .he_circuits import EncryptedLinearHead, encrypted_cross_covariance, encrypted_linear_head
+
+
+def warm_up(parameter_sets: list[str]) -> int:
+    """Build contexts (and the native NTT) up front so the first request is not slow."""
+    for name in parameter_sets:
+        he_context(name)
+    return len(parameter_sets)
+
+
+@functools.lru_cache(maxsize=32)
+def _head(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int) -> EncryptedLinearHead:
+    he = he_context(parameter_set)
+    return EncryptedLinearHead(he, load_array(Path(weights_path)), load_array(Path(bias_path)), noise_flooding_bits=noise_bits)
+
+
+def classify(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int, queries: list[bytes],
+             max_ciphertext_bytes: int, query_scale_bits: int) -> list[list[bytes]] | str:
+    """Evaluate a head on serialized queries. A bad ciphertext returns its error text (not raised,
+    so the parent can answer 4xx without treating it as a server fault)."""
+    head = _head(parameter_set, weights_path, bias_path, noise_bits)
+    try:
+        return encrypted_linear_head(head, queries, max_ciphertext_bytes=max_ciphertext_bytes,
+                                     query_scale_bits=query_scale_bits)
+    except CiphertextError as exc:
+        return str(exc)
+
+
+def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_bytes: int, scale_bits: int) -> str | None:
+    """Full SEAL validation of uploaded alignment ciphertexts; returns an error text or None."""
+    he = he_context(parameter_set)
+    for i, blob in enumerate(blobs):
+        try:
+            ct = he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=max_ciphertext_bytes)
+        except CiphertextError as exc:
+            return f"ciphertext {i}: {exc}"
+        if abs(ct.scale - 2.0**scale_bits) > 1e-6 * ct.scale:
+            return f"ciphertext {i}: scale is 2^{np.log2(ct.scale):.2f}, header says 2^{scale_bits}"
+    return None
+
+
+def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, ct_paths: list[str],
+                     y_path: str, col_start: int, col_stop: int, y_prescale: float,
+                     max_ciphertext_bytes: int) -> tuple[list[bytes], float]:
+    he = he_context(parameter_set)
+    layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples)
+    y = load_array(Path(y_path))
+
+    def load(c: int):  # type: ignore[no-untyped-def]
+        return he.ciphertext_from_bytes(Path(ct_paths[c]).read_bytes(), level=he.input_level, max_bytes=max_ciphertext_bytes)
+
+    return encrypted_cross_covariance(he, layout, load, y, range(col_start, col_stop), y_prescale=y_prescale)

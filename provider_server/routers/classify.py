@@ -1,0 +1,64 @@
+"""Private inference: evaluate a head on encrypted queries; the reply decrypts to logits only."""
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from helix_web.errors import ApiError, not_found
+from helix_web.frames import frame_response, read_frame
+from shared_protocol.ckks import CiphertextError, check_seal_header, he_context
+from shared_protocol.messages import ClassifyHeader, ClassifyReplyHeader, KeyPurpose
+from shared_protocol.packing import LinearHeadLayout
+
+from .. import he_worker
+from ..deps import State, usable_key
+
+router = APIRouter(prefix="/v1", tags=["classify"])
+
+
+@router.post("/classify", response_class=Response,
+             responses={200: {"content": {"application/vnd.helix.frame": {}}, "description": "encrypted logits"}})
+async def classify(request: Request, state: State) -> Response:
+    s = state.settings
+    header, blobs = await read_frame(request, ClassifyHeader, max_blobs=s.max_queries_per_request,
+                                     max_blob_bytes=s.max_ciphertext_bytes)
+    head = state.repo.get_head(header.head_id)
+    if head is None:
+        raise not_found("head", header.head_id)
+    key = usable_key(state, header.key_id, KeyPurpose.inference)
+    if header.num_queries != len(blobs):
+        raise ApiError(400, "malformed_frame", f"header says {header.num_queries} queries but {len(blobs)} ciphertexts were sent")
+    for i, blob in enumerate(blobs):
+        try:
+            check_seal_header(blob, s.max_ciphertext_bytes)
+        except CiphertextError as exc:
+            raise ApiError(422, "invalid_ciphertext", f"query {i}: {exc}") from None
+    layout = LinearHeadLayout(n=he_context(key["parameter_set"]).n, d=head["dim"], k=head["num_classes"])
+    weights = str(state.blobs.path(head["weights_blob"]))
+    bias = str(state.blobs.path(head["bias_blob"]))
+    # Spread one request over the workers; each worker caches the prepared head.
+    parts = max(1, min(s.workers, len(blobs)))
+    size = -(-len(blobs) // parts)
+    loop = asyncio.get_running_loop()
+    futures = [
+        loop.run_in_executor(state.pool, he_worker.classify, key["parameter_set"], weights, bias, s.noise_flooding_bits,
+                             blobs[i : i + size], s.max_ciphertext_bytes, header.query_scale_bits)
+        for i in range(0, len(blobs), size)
+    ]
+    results = await asyncio.gather(*futures)
+    replies: list[bytes] = []
+    for part in results:
+        if isinstance(part, str):
+            raise ApiError(422, "invalid_ciphertext", part)
+        for per_query in part:
+            replies.extend(per_query)
+    groups = layout.class_groups()
+    reply = ClassifyReplyHeader(
+        head_id=header.head_id, num_queries=len(blobs), ciphertexts_per_query=len(groups),
+        class_groups=[list(g) for g in groups],
+        output_positions=[layout.output_positions(g).tolist() for g in range(len(groups))],
+        num_classes=head["num_classes"], noise_flooding_bits=s.noise_flooding_bits,
+    )
+    return frame_response(reply, replies)

@@ -1,0 +1,37 @@
+"""Service information: what the provider accepts, so clients configure themselves from it."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from shared_protocol import PROTOCOL_VERSION
+from shared_protocol.messages import Limits, ParameterSetInfo, ServiceInfo
+from shared_protocol.params import get_parameter_set
+
+from ..deps import State
+
+router = APIRouter(tags=["info"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/info", response_model=ServiceInfo)
+def info(state: State) -> ServiceInfo:
+    s = state.settings
+    emb = state.embedder()
+    sets = [get_parameter_set(n) for n in s.parameter_sets]
+    return ServiceInfo(
+        protocol_version=PROTOCOL_VERSION,
+        encoder_model_id=emb.model_id,
+        embedding_dim=emb.dim,
+        parameter_sets=[ParameterSetInfo(name=p.name, poly_modulus_degree=p.poly_modulus_degree,
+                                         coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes), scale_bits=p.scale_bits,
+                                         security_bits=p.security_bits) for p in sets],
+        default_parameter_set=s.default_parameter_set,
+        limits=Limits(max_request_bytes=s.max_request_bytes, max_ciphertext_bytes=s.max_ciphertext_bytes,
+                      max_queries_per_request=s.max_queries_per_request, max_alignment_samples=s.max_alignment_samples),
+        inference_key_ttl_seconds=s.inference_key_ttl_seconds,
+        alignment_key_ttl_seconds=s.alignment_key_ttl_seconds,
+    )

@@ -1,0 +1,53 @@
+"""Provider settings from environment variables (HELIX_PROVIDER_*) or a .env file, with embedded
+defaults that run the demo on one machine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared_protocol.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+
+
+class ProviderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HELIX_PROVIDER_", env_file=os.environ.get("HELIX_PROVIDER_ENV_FILE", ".env"),
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    data_dir: Path = Path(".helix/provider")
+    database_url: str | None = Field(None, description="sqlite:///path; default: <data_dir>/provider.db")
+    datasets_dir: Path = Path("../shared/datasets")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin; unset = admin disabled")
+    encoder: str = "minilm"
+    parameter_sets: list[str] = Field(default_factory=lambda: list(PARAMETER_SETS))
+    default_parameter_set: str = DEFAULT_PARAMETER_SET
+    max_request_bytes: int = 96 * 1024 * 1024
+    max_ciphertext_bytes: int = 1024 * 1024
+    max_queries_per_request: int = 512
+    max_alignment_samples: int = 20000
+    inference_key_ttl_seconds: int = 24 * 3600
+    alignment_key_ttl_seconds: int = 3600
+    max_key_ttl_seconds: int = 30 * 24 * 3600
+    session_ttl_seconds: int = 6 * 3600
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    noise_flooding_bits: int = Field(0, ge=0, le=30, description="uniform noise of 2^bits on each logit at scale 2^40")
+
+    @field_validator("parameter_sets")
+    @classmethod
+    def _known_sets(cls, v: list[str]) -> list[str]:
+        unknown = [p for p in v if p not in PARAMETER_SETS]
+        if unknown:
+            raise ValueError(f"unknown parameter sets {unknown}; known: {sorted(PARAMETER_SETS)}")
+        return v
+
+    @property
+    def sqlite_path(self) -> Path:
+        url = self.database_url or f"sqlite:///{self.data_dir / 'provider.db'}"
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"unsupported database URL {url!r}: only sqlite:///<path> is built in")
+        return Path(url[len("sqlite:///"):])
