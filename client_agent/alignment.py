@@ -1,0 +1,121 @@
+"""The client's half of secure alignment: embed the public texts, encrypt, stream, fetch
+Enc(X_aug^T Y_A), decrypt and solve the ridge map locally. X never leaves in the clear; the
+alignment key pair is fresh and revoked when done."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from helix_alignment import SufficientStats, solve_ridge_from_stats
+from helix_embeddings import Embedder
+from shared_protocol.corpus import corpus_sha256
+from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentState, KeyPurpose
+from shared_protocol.packing import CrossCovarianceLayout
+
+from .he_client import ALIGNMENT_SCALE_BITS
+from .keystore import KeyStore
+from .maps import MapStore, StoredMap
+from .provider_client import ProviderClient
+
+
+class AlignmentError(RuntimeError):
+    pass
+
+
+@dataclass
+class AlignmentProgress:
+    """What an alignment job reports while it runs."""
+
+    phase: str = "starting"
+    uploaded_ciphertexts: int = 0
+    total_ciphertexts: int = 0
+    computed_columns: int = 0
+    total_columns: int = 0
+
+
+ProgressFn = Callable[[AlignmentProgress], None]
+
+
+def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeyStore, maps: MapStore, *, client_name: str,
+                  head_id: str, corpus_id: str, ridge_lambda: float, include_head_texts: bool, parameter_set: str | None,
+                  chunk_ciphertexts: int, progress: ProgressFn | None = None, poll_seconds: float = 0.25) -> StoredMap:
+    report = progress or (lambda p: None)
+    status = AlignmentProgress()
+    t0 = time.perf_counter()
+    sent0, recv0 = provider.bytes_sent, provider.bytes_received
+    info = provider.info()
+    pset = parameter_set or info.default_parameter_set
+    head = provider.head(head_id)
+    status.phase = "fetching public texts"
+    report(status)
+    texts, sha = provider.corpus_texts(corpus_id)
+    if corpus_sha256(texts) != sha:
+        raise AlignmentError(f"corpus {corpus_id!r} texts do not hash to the advertised {sha}")
+    if include_head_texts:
+        ht = provider.head_texts(head_id)
+        if corpus_sha256(ht.texts) != ht.sha256:
+            raise AlignmentError("published head texts do not match their hash")
+        texts = texts + ht.texts
+    status.phase = "embedding"
+    report(status)
+    x = embedder.embed(texts).astype(np.float64)
+    # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
+    x_scale = float(np.max(np.abs(x))) or 1.0
+    x_aug = np.hstack([x / x_scale, np.ones((x.shape[0], 1))])
+    stored_key, keys = keystore.register(provider, client_name, KeyPurpose.alignment, pset)
+    try:
+        session = provider.create_alignment(AlignmentCreate(
+            head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_aug.shape[1],
+            include_head_texts=include_head_texts, client_model_id=embedder.model_id))
+        if session.num_samples != x_aug.shape[0]:
+            raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_aug.shape[0]}")
+        layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=x_aug.shape[1], num_samples=x_aug.shape[0])
+        status.phase = "uploading"
+        status.total_ciphertexts = layout.num_ciphertexts
+        status.total_columns = session.output_columns
+        report(status)
+        for start in range(0, layout.num_ciphertexts, chunk_ciphertexts):
+            count = min(chunk_ciphertexts, layout.num_ciphertexts - start)
+            blobs = keys.encrypt_alignment_data(x_aug, layout, start, count)
+            session = provider.upload_chunk(session.session_id, AlignmentChunkHeader(start=start, count=count,
+                                            data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
+            status.uploaded_ciphertexts = session.received_ciphertexts
+            report(status)
+        status.phase = "computing"
+        report(status)
+        session = provider.start_compute(session.session_id)
+        while session.state == AlignmentState.computing:
+            time.sleep(poll_seconds)
+            session = provider.session(session.session_id)
+            if session.computed_columns != status.computed_columns:
+                status.computed_columns = session.computed_columns
+                report(status)
+        if session.state != AlignmentState.done:
+            raise AlignmentError(f"alignment failed on the provider: {session.error}")
+        status.phase = "decrypting"
+        report(status)
+        header, blobs = provider.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
+        xaug_ty = keys.decrypt_cross_covariance(header, blobs, max_bytes=info.limits.max_ciphertext_bytes)
+        provider.delete_session(session.session_id)
+    finally:
+        try:
+            provider.revoke_key(stored_key.key_id)
+        finally:
+            keystore.forget(stored_key.key_id)
+    # undo the client's scaling: rows 0..d-1 were computed on x / x_scale, the last row on ones
+    xaug_ty[:-1] *= x_scale
+    stats = SufficientStats.from_augmented_cross(x, xaug_ty)
+    affine = solve_ridge_from_stats(stats, ridge_lambda)
+    status.phase = "done"
+    report(status)
+    return maps.save({
+        "provider_url": provider.base_url, "head_id": head_id, "corpus_id": corpus_id, "corpus_sha256": sha,
+        "client_model_id": embedder.model_id, "provider_model_id": info.encoder_model_id, "parameter_set": pset,
+        "ridge_lambda": ridge_lambda, "num_samples": int(x.shape[0]), "include_head_texts": include_head_texts,
+        "created_at": datetime.now(timezone.utc).isoformat(), "alignment_seconds": time.perf_counter() - t0,
+        "bytes_sent": provider.bytes_sent - sent0, "bytes_received": provider.bytes_received - recv0,
+    }, affine)

@@ -1,0 +1,63 @@
+"""The client agent's own REST models (its API to local applications, not the provider wire)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlignmentRequest(_Strict):
+    head_id: str
+    corpus_id: str
+    ridge_lambda: float | None = Field(None, ge=0)
+    include_head_texts: bool = True
+
+
+class AlignmentProgressView(_Strict):
+    phase: str
+    uploaded_ciphertexts: int
+    total_ciphertexts: int
+    computed_columns: int
+    total_columns: int
+
+
+class AlignmentJobView(_Strict):
+    job_id: str
+    head_id: str
+    corpus_id: str
+    state: str
+    progress: AlignmentProgressView
+    map_id: str | None
+    error: str | None
+    created_at: str
+
+
+class ClassifyRequest(_Strict):
+    texts: list[str] = Field(min_length=1, max_length=10000)
+    head_id: str
+    map_id: str | None = Field(None, description="default: the newest map for this head and embedder")
+
+
+class ClassifyResult(_Strict):
+    text_index: int
+    label: str
+    probabilities: dict[str, float]
+    logits: list[float]
+
+
+class ClassifyResponse(_Strict):
+    head_id: str
+    map_id: str
+    results: list[ClassifyResult]
+    latency_ms: float
+    he_latency_ms: float
+    bytes_sent: int
+    bytes_received: int
+
+
+class Health(_Strict):
+    status: str
+    embedder: str | None
+    provider_url: str

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from helix_web.errors import ApiError
+
+from .state import ClientState
+
+
+def get_state(request: Request) -> ClientState:
+    return request.app.state.helix  # type: ignore[no-any-return]
+
+
+State = Annotated[ClientState, Depends(get_state)]
+
+
+def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = state.settings.api_token
+    if token is None:
+        return
+    if not authorization or not authorization.startswith("Bearer ") or not secrets.compare_digest(
+            authorization[7:].encode(), token.get_secret_value().encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong 'Authorization: Bearer <agent token>'")

@@ -1,0 +1,75 @@
+"""Private inference on the client: embed locally, map into the provider's space, encrypt, let the
+provider evaluate its head, decrypt logits. Only ciphertexts leave; decrypted values never do."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from helix_embeddings import Embedder
+from shared_protocol.messages import ClassifyHeader, HeadInfo
+from shared_protocol.packing import LinearHeadLayout
+
+from .he_client import QUERY_SCALE_BITS, ClientKeys
+from .maps import StoredMap
+from .provider_client import ProviderClient
+
+
+class MapMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Classification:
+    logits: np.ndarray  # (n, k)
+    probabilities: np.ndarray  # (n, k)
+    labels: list[str]
+    seconds: float  # wall time of the whole call (embedding included)
+    he_seconds: float  # encrypt + round trip + decrypt
+    bytes_sent: int
+    bytes_received: int
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def check_map(stored: StoredMap, embedder: Embedder, head: HeadInfo) -> None:
+    if stored.meta.client_model_id != embedder.model_id:
+        raise MapMismatch(f"map {stored.meta.map_id} was fitted for embedder {stored.meta.client_model_id!r}, "
+                          f"this agent embeds with {embedder.model_id!r}; run a new alignment")
+    if stored.affine.target_dim != head.dim:
+        raise MapMismatch(f"map {stored.meta.map_id} maps into {stored.affine.target_dim} dims, head {head.id} expects {head.dim}")
+
+
+def classify_embeddings(provider: ProviderClient, keys: ClientKeys, key_id: str, head: HeadInfo, mapped: np.ndarray,
+                        batch_size: int, max_ciphertext_bytes: int) -> tuple[np.ndarray, int, int]:
+    layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
+    logits = []
+    sent = recv = 0
+    for start in range(0, mapped.shape[0], batch_size):
+        part = mapped[start : start + batch_size]
+        blobs = keys.encrypt_queries(part, layout)
+        header = ClassifyHeader(head_id=head.id, key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
+        reply, out, s, r = provider.classify(header, blobs, max_blob_bytes=max_ciphertext_bytes)
+        logits.append(keys.decrypt_logits(reply, out, max_bytes=max_ciphertext_bytes))
+        sent += s
+        recv += r
+    return np.vstack(logits), sent, recv
+
+
+def classify_texts(provider: ProviderClient, embedder: Embedder, keys: ClientKeys, key_id: str, head: HeadInfo,
+                   stored: StoredMap, texts: list[str], batch_size: int, max_ciphertext_bytes: int) -> Classification:
+    check_map(stored, embedder, head)
+    t0 = time.perf_counter()
+    x = embedder.embed(texts).astype(np.float64)
+    mapped = stored.affine.apply(x)
+    t1 = time.perf_counter()
+    logits, sent, recv = classify_embeddings(provider, keys, key_id, head, mapped, batch_size, max_ciphertext_bytes)
+    t2 = time.perf_counter()
+    probs = softmax(logits)
+    labels = [head.class_names[i] for i in np.argmax(logits, axis=1)]
+    return Classification(logits, probs, labels, t2 - t0, t2 - t1, sent, recv)

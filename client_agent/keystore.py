@@ -1,0 +1,70 @@
+"""Client key store: secret keys on local disk (0600), metadata beside them, one fresh key pair per
+purpose. Inference keys are reused until shortly before they expire; alignment keys are single-use."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
+
+from .he_client import ClientKeys
+from .provider_client import ProviderClient
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    key_id: str
+    provider_url: str
+    purpose: str
+    parameter_set: str
+    expires_at: str
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromisoformat(self.expires_at)
+
+
+class KeyStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    def _meta(self, key_id: str) -> Path:
+        return self.root / f"{key_id}.json"
+
+    def _secret(self, key_id: str) -> Path:
+        return self.root / f"{key_id}.sk"
+
+    def register(self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str) -> tuple[StoredKey, ClientKeys]:
+        keys = ClientKeys.generate(parameter_set)
+        info = provider.register_key(KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set),
+                                     keys.public_key_bytes())
+        stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
+        keys.save(self._secret(info.key_id))
+        self._meta(info.key_id).write_text(json.dumps(asdict(stored)))
+        return stored, keys
+
+    def load(self, key_id: str) -> tuple[StoredKey, ClientKeys]:
+        stored = StoredKey(**json.loads(self._meta(key_id).read_text()))
+        return stored, ClientKeys.load(stored.parameter_set, self._secret(key_id))
+
+    def forget(self, key_id: str) -> None:
+        self._secret(key_id).unlink(missing_ok=True)
+        self._meta(key_id).unlink(missing_ok=True)
+
+    def inference_key(self, provider: ProviderClient, client_name: str, parameter_set: str, margin_s: int) -> tuple[StoredKey, ClientKeys]:
+        """A usable inference key for this provider: the newest unexpired one, else a new one."""
+        now = datetime.now(timezone.utc)
+        best: StoredKey | None = None
+        for meta in self.root.glob("*.json"):
+            s = StoredKey(**json.loads(meta.read_text()))
+            if (s.provider_url == provider.base_url and s.purpose == KeyPurpose.inference.value and s.parameter_set == parameter_set
+                    and s.expires > now + timedelta(seconds=margin_s) and (best is None or s.expires > best.expires)):
+                best = s
+        if best is not None:
+            return self.load(best.key_id)
+        return self.register(provider, client_name, KeyPurpose.inference, parameter_set)

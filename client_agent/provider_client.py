@@ -1,0 +1,123 @@
+"""httpx client for the provider's API. Verifies the provider's certificate against the configured
+CA; speaks JSON for control messages and HELIX frames for ciphertexts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from shared_protocol.framing import FRAME_MEDIA_TYPE, decode_frame, encode_frame
+from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentSession,
+                                      ClassifyHeader, ClassifyReplyHeader, CorpusInfo, CorpusTexts, HeadInfo, HeadTexts,
+                                      KeyInfo, KeyRegistrationHeader, ServiceInfo)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ProviderError(RuntimeError):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"provider answered {status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class ProviderClient:
+    def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0) -> None:
+        verify: str | bool = str(ca_cert) if ca_cert else True
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ProviderClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, resp: httpx.Response) -> httpx.Response:
+        self.bytes_received += len(resp.content)
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                raise ProviderError(resp.status_code, body.get("error", "error"), body.get("detail", resp.text))
+            except ValueError:
+                raise ProviderError(resp.status_code, "error", resp.text) from None
+        return resp
+
+    def _get(self, path: str, model: type[M], **params: object) -> M:
+        return model.model_validate(self._check(self._http.get(path, params=params)).json())
+
+    def _post_frame(self, method: str, path: str, header: BaseModel, blobs: list[bytes]) -> httpx.Response:
+        body = encode_frame(header, blobs)
+        self.bytes_sent += len(body)
+        return self._check(self._http.request(method, path, content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
+
+    # --- public resources --------------------------------------------------------------------------
+    def info(self) -> ServiceInfo:
+        return self._get("/v1/info", ServiceInfo)
+
+    def heads(self) -> list[HeadInfo]:
+        return TypeAdapter(list[HeadInfo]).validate_python(self._check(self._http.get("/v1/heads")).json())
+
+    def head(self, head_id: str) -> HeadInfo:
+        return self._get(f"/v1/heads/{head_id}", HeadInfo)
+
+    def head_texts(self, head_id: str) -> HeadTexts:
+        return self._get(f"/v1/heads/{head_id}/texts", HeadTexts)
+
+    def corpora(self) -> list[CorpusInfo]:
+        return TypeAdapter(list[CorpusInfo]).validate_python(self._check(self._http.get("/v1/corpora")).json())
+
+    def corpus(self, corpus_id: str) -> CorpusInfo:
+        return self._get(f"/v1/corpora/{corpus_id}", CorpusInfo)
+
+    def corpus_texts(self, corpus_id: str, page: int = 2000) -> tuple[list[str], str]:
+        texts: list[str] = []
+        sha = ""
+        while True:
+            part = self._get(f"/v1/corpora/{corpus_id}/texts", CorpusTexts, offset=len(texts), limit=page)
+            sha = part.sha256
+            texts.extend(part.texts)
+            if not part.texts or len(texts) >= part.total:
+                return texts, sha
+
+    # --- keys, alignment, inference ------------------------------------------------------------
+    def register_key(self, header: KeyRegistrationHeader, public_key: bytes) -> KeyInfo:
+        return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, [public_key]).json())
+
+    def revoke_key(self, key_id: str) -> None:
+        self._check(self._http.delete(f"/v1/keys/{key_id}"))
+
+    def create_alignment(self, body: AlignmentCreate) -> AlignmentSession:
+        resp = self._http.post("/v1/alignments", content=body.model_dump_json(), headers={"content-type": "application/json"})
+        return AlignmentSession.model_validate(self._check(resp).json())
+
+    def upload_chunk(self, session_id: str, header: AlignmentChunkHeader, blobs: list[bytes]) -> AlignmentSession:
+        return AlignmentSession.model_validate(self._post_frame("PUT", f"/v1/alignments/{session_id}/chunks", header, blobs).json())
+
+    def start_compute(self, session_id: str) -> AlignmentSession:
+        return AlignmentSession.model_validate(self._check(self._http.post(f"/v1/alignments/{session_id}/compute")).json())
+
+    def session(self, session_id: str) -> AlignmentSession:
+        return self._get(f"/v1/alignments/{session_id}", AlignmentSession)
+
+    def alignment_result(self, session_id: str, max_blob_bytes: int) -> tuple[AlignmentResultHeader, list[bytes]]:
+        resp = self._check(self._http.get(f"/v1/alignments/{session_id}/result"))
+        return decode_frame(resp.content, AlignmentResultHeader, max_blobs=65536, max_blob_bytes=max_blob_bytes)
+
+    def delete_session(self, session_id: str) -> None:
+        self._check(self._http.delete(f"/v1/alignments/{session_id}"))
+
+    def classify(self, header: ClassifyHeader, blobs: list[bytes], max_blob_bytes: int) -> tuple[ClassifyReplyHeader, list[bytes], int, int]:
+        """-> (reply header, reply ciphertexts, bytes sent, bytes received) for this call."""
+        sent0, recv0 = self.bytes_sent, self.bytes_received
+        resp = self._post_frame("POST", "/v1/classify", header, blobs)
+        reply, out = decode_frame(resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes)
+        return reply, out, self.bytes_sent - sent0, self.bytes_received - recv0
