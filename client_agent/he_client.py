@@ -35,8 +35,11 @@ class ClientKeys:
         return cls(he, seal.KeyGenerator(he.context).secret_key())
 
     def public_key_bytes(self) -> bytes:
-        """Seeded public key: what the provider stores to bind a key id to a parameter set."""
-        return save_to_bytes(seal.KeyGenerator(self.he.context, self.secret_key).create_public_key())
+        """The public key: what the provider stores to bind a key id to a parameter set. (The
+        binding cannot return SEAL's seeded Serializable for keys, so this is the full form.)"""
+        pk = seal.PublicKey()
+        seal.KeyGenerator(self.he.context, self.secret_key).create_public_key(pk)
+        return save_to_bytes(pk)
 
     def save(self, path: Path) -> None:
         """Write the secret key with 0600 permissions, atomically."""
@@ -99,10 +102,14 @@ class ClientKeys:
 
     def decrypt_cross_covariance(self, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
         """-> (feature_dim, output_columns) = X_aug^T Y (before the client undoes its own X scaling)."""
-        if len(blobs) != header.output_columns:
-            raise ValueError(f"result has {len(blobs)} ciphertexts, expected {header.output_columns}")
+        zero = set(header.zero_columns)
+        if len(zero) != len(header.zero_columns) or any(not 0 <= j < header.output_columns for j in zero):
+            raise ValueError("result header lists invalid zero columns")
+        columns = [b for b in range(header.output_columns) if b not in zero]
+        if len(blobs) != len(columns):
+            raise ValueError(f"result has {len(blobs)} ciphertexts, expected {len(columns)}")
         out = np.zeros((header.feature_dim, header.output_columns))
-        for b, blob in enumerate(blobs):
+        for b, blob in zip(columns, blobs):
             out[:, b] = self._decrypt_coeffs(blob, max_bytes)[: header.feature_dim]
         return out * header.y_prescale
 

@@ -115,9 +115,11 @@ def encrypted_cross_covariance(
     *,
     y_prescale: float,
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[bytes], float]:
+) -> tuple[list[bytes | None], float]:
     """Enc(X_aug^T Y)[:, columns]: for each data ciphertext, build the column plaintexts of its
-    samples' Y rows and multiply-accumulate; then rescale and mask. Returns (blobs, value scale)."""
+    samples' Y rows and multiply-accumulate; then rescale and mask. Returns (blobs, value scale);
+    a column whose plaintexts are all zero yields None (SEAL refuses the transparent product, and
+    the client learns that the column is zero from the result anyway)."""
     ev = he.evaluator
     y_scale = float(2**WEIGHT_SCALE_BITS)
     acc: list[seal.Ciphertext | None] = [None] * len(columns)
@@ -127,7 +129,10 @@ def encrypted_cross_covariance(
         rows = layout.sample_range(c)
         coeffs = layout.column_coefficients(y_cols[rows.start : rows.stop], y_scale)
         ntt = he.coeffs_to_ntt(coeffs, he.input_level)
+        nonzero = np.any(coeffs != 0, axis=1)
         for j in range(len(columns)):
+            if not nonzero[j]:
+                continue  # contributes nothing; multiplying would give a transparent ciphertext
             pt = he.plaintext_from_ntt(ntt[j], he.input_level, y_scale)
             prod = seal.Ciphertext()
             ev.multiply_plain(ct, pt, prod)
@@ -140,10 +145,12 @@ def encrypted_cross_covariance(
     masker = MaskedReply(he)
     positions = np.arange(layout.feature_dim, dtype=np.int64)
     zeros = np.zeros(layout.feature_dim)
-    blobs = []
+    blobs: list[bytes | None] = []
     scale = 0.0
     for ct in acc:
-        assert ct is not None
+        if ct is None:
+            blobs.append(None)
+            continue
         ev.rescale_to_next_inplace(ct)
         scale = ct.scale
         ev.add_plain_inplace(ct, masker.plaintext(positions, zeros, ct.scale))

@@ -58,7 +58,7 @@ def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_
 
 def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, ct_paths: list[str],
                      y_path: str, col_start: int, col_stop: int, y_prescale: float,
-                     max_ciphertext_bytes: int) -> tuple[list[bytes], float]:
+                     max_ciphertext_bytes: int) -> tuple[list[bytes | None], float]:
     he = he_context(parameter_set)
     layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples)
     y = load_array(Path(y_path))

@@ -173,6 +173,8 @@ class AlignmentResultHeader(_Strict):
     output_columns: int
     value_scale: float = Field(description="divide decrypted coefficients by this scale")
     y_prescale: float = Field(description="the provider divided Y by this before encoding; multiply back")
+    zero_columns: list[int] = Field(default_factory=list, description="columns of Y that are exactly zero after "
+                                    "encoding (e.g. a dead embedding dimension); no ciphertext is sent for them")
 
 
 # --- private inference -------------------------------------------------------------------------
@@ -233,3 +235,31 @@ class CorpusCreate(_Strict):
 class ClientRecord(_Strict):
     client_name: str
     keys: list[KeyInfo]
+
+
+class HeadEvaluateRequest(_Strict):
+    """Admin: accuracy of a head on the provider's own embeddings of a dataset split."""
+
+    dataset: Identifier
+    split: Identifier = "test"
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class HeadEvaluateResponse(_Strict):
+    head_id: Identifier
+    examples: int
+    accuracy: float
+    predictions: list[int]
+
+
+class ReferenceLogitsRequest(_Strict):
+    """Admin: plaintext logits for embeddings already in the provider's space. A measuring aid for the
+    operator (e.g. to check encrypted results against plaintext); it bypasses the privacy protocol."""
+
+    embeddings: list[list[float]] = Field(min_length=1, max_length=20000)
+
+
+class ReferenceLogitsResponse(_Strict):
+    head_id: Identifier
+    logits: list[list[float]]

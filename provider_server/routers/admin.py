@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from helix_datasets import LabelledSplit, load_split, load_texts, parse_labelled_jsonl
 from helix_web.errors import ApiError, not_found
 from shared_protocol.corpus import corpus_sha256
-from shared_protocol.messages import (ClientRecord, CorpusCreate, CorpusInfo, HeadCreateFromDataset, HeadInfo,
-                                      HeadTrainingReport, Identifier)
+from shared_protocol.messages import (ClientRecord, CorpusCreate, CorpusInfo, HeadCreateFromDataset, HeadEvaluateRequest,
+                                      HeadEvaluateResponse, HeadTrainingReport, Identifier, ReferenceLogitsRequest,
+                                      ReferenceLogitsResponse)
 
 from ..db import iso, utcnow
 from ..deps import State, require_admin
@@ -87,6 +88,39 @@ async def upload_head(request: Request, state: State, name: Identifier = Query(.
     except ValueError as exc:
         raise ApiError(422, "invalid_jsonl", str(exc)) from None
     return await run_in_threadpool(_train_and_store, state, name, task, data, in_distribution_texts, regularization_c, seed)
+
+
+def _head_params(state: ProviderState, head_id: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    row = state.repo.get_head(head_id)
+    if row is None:
+        raise not_found("head", head_id)
+    return row, state.blobs.get_array(row["weights_blob"]), state.blobs.get_array(row["bias_blob"])
+
+
+@router.post("/heads/{head_id}/evaluate", response_model=HeadEvaluateResponse)
+async def evaluate_head(head_id: str, body: HeadEvaluateRequest, state: State) -> HeadEvaluateResponse:
+    row, w, b = _head_params(state, head_id)
+    try:
+        data = load_split(state.settings.datasets_dir, body.dataset, body.split, body.limit, body.seed)
+    except FileNotFoundError as exc:
+        raise ApiError(404, "unknown_dataset", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_dataset", str(exc)) from None
+    if len(data.class_names) != row["num_classes"]:
+        raise ApiError(422, "class_mismatch", f"dataset has {len(data.class_names)} classes, head {head_id!r} has {row['num_classes']}")
+    x = await run_in_threadpool(lambda: state.embedder().embed(data.texts).astype(np.float64))
+    pred = np.argmax(x @ w + b, axis=1)
+    return HeadEvaluateResponse(head_id=head_id, examples=len(data.texts), accuracy=float(np.mean(pred == np.array(data.labels))),
+                                predictions=pred.tolist())
+
+
+@router.post("/heads/{head_id}/reference-logits", response_model=ReferenceLogitsResponse)
+def reference_logits(head_id: str, body: ReferenceLogitsRequest, state: State) -> ReferenceLogitsResponse:
+    row, w, b = _head_params(state, head_id)
+    x = np.asarray(body.embeddings, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != row["dim"]:
+        raise ApiError(422, "dimension_mismatch", f"embeddings must have {row['dim']} columns")
+    return ReferenceLogitsResponse(head_id=head_id, logits=(x @ w + b).tolist())
 
 
 @router.delete("/heads/{head_id}", status_code=204)

@@ -167,7 +167,7 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         bounds = np.linspace(0, d_a, pieces + 1).astype(int)
         loop = asyncio.get_running_loop()
 
-        async def run(lo: int, hi: int) -> tuple[list[bytes], float]:
+        async def run(lo: int, hi: int) -> tuple[list[bytes | None], float]:
             res = await loop.run_in_executor(state.pool, he_worker.cross_covariance, row["parameter_set"],
                                              row["feature_dim"], row["num_samples"], paths, y_path, lo, hi, pre,
                                              s.max_ciphertext_bytes)
@@ -176,9 +176,12 @@ async def _compute(state: ProviderState, session_id: str) -> None:
             return res
 
         results = await asyncio.gather(*(run(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo))
-        blobs = [b for part, _ in results for b in part]
+        columns = [b for part, _ in results for b in part]
+        zero_columns = [j for j, b in enumerate(columns) if b is None]
+        blobs = [b for b in columns if b is not None]
+        scale = max(s_ for _, s_ in results)
         header = AlignmentResultHeader(session_id=session_id, feature_dim=row["feature_dim"], output_columns=d_a,
-                                       value_scale=results[0][1], y_prescale=pre)
+                                       value_scale=scale, y_prescale=pre, zero_columns=zero_columns)
         result_id = await run_in_threadpool(state.blobs.put, encode_frame(header, blobs), ".frame")
         state.repo.update_session(session_id, state=AlignmentState.done.value, result_blob=result_id, computed_columns=d_a)
         shutil.rmtree(folder, ignore_errors=True)  # the client's ciphertexts are no longer needed
