@@ -116,8 +116,10 @@ class ProviderClient:
         self._check(self._http.delete(f"/v1/alignments/{session_id}"))
 
     def classify(self, header: ClassifyHeader, blobs: list[bytes], max_blob_bytes: int) -> tuple[ClassifyReplyHeader, list[bytes], int, int]:
-        """-> (reply header, reply ciphertexts, bytes sent, bytes received) for this call."""
-        sent0, recv0 = self.bytes_sent, self.bytes_received
-        resp = self._post_frame("POST", "/v1/classify", header, blobs)
+        """-> (reply header, reply ciphertexts, bytes sent, bytes received) for this call. Sizes are
+        measured on this call's own body and reply (the running totals are shared between threads)."""
+        body = encode_frame(header, blobs)
+        self.bytes_sent += len(body)
+        resp = self._check(self._http.post("/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
         reply, out = decode_frame(resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes)
-        return reply, out, self.bytes_sent - sent0, self.bytes_received - recv0
+        return reply, out, len(body), len(resp.content)

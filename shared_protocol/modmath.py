@@ -182,23 +182,28 @@ class NegacyclicNTT:
 
     def forward(self, coeffs: np.ndarray) -> np.ndarray:
         """Residue coefficients (..., N) -> SEAL-ordered NTT values (..., N)."""
+        if _KERNEL is None:
+            return self.forward_numpy(coeffs)
+        a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
+        return self._native_call(_KERNEL.helix_ntt_forward, a, self._pre, self.perm, self._tw).reshape(np.shape(coeffs))
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """SEAL-ordered NTT values (..., N) -> residue coefficients (..., N)."""
+        if _KERNEL is None:
+            return self.inverse_numpy(values)
+        a = np.asarray(values, dtype=U64).reshape(-1, self.n)
+        return self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv).reshape(np.shape(values))
+
+    def forward_numpy(self, coeffs: np.ndarray) -> np.ndarray:
+        """Pure-numpy forward transform (the fallback, and the reference the kernel is tested against)."""
         shape = coeffs.shape
-        if _KERNEL is not None:
-            a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
-            out = self._native_call(_KERNEL.helix_ntt_forward, a, self._pre, self.perm, self._tw)
-            return out.reshape(shape)
         a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
         a = mulmod(a, np.broadcast_to(self.psi_pows, a.shape), self.q)
         a = self._cyclic(a, self.stage_twiddles)
         return a[:, self.perm].reshape(shape)
 
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        """SEAL-ordered NTT values (..., N) -> residue coefficients (..., N)."""
+    def inverse_numpy(self, values: np.ndarray) -> np.ndarray:
         shape = values.shape
-        if _KERNEL is not None:
-            a = np.asarray(values, dtype=U64).reshape(-1, self.n)
-            out = self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv)
-            return out.reshape(shape)
         a = np.asarray(values, dtype=U64).reshape(-1, self.n)
         a = a[:, self.inv_perm]
         a = self._cyclic(a, self.stage_twiddles_inv)

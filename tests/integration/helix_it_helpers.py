@@ -1,0 +1,157 @@
+"""Helpers shared by the integration tests (not a test module): HTTPS clients pinned to the test CA,
+error-shape assertions, bounded polling, exact reply decryption and uniformity statistics."""
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import tenseal.sealapi as seal
+from scipy.stats import chi2
+
+from client_agent.he_client import ClientKeys
+from shared_protocol.modmath import centered
+
+T = TypeVar("T")
+
+
+def ssl_context(ca: str) -> ssl.SSLContext:
+    """Trust exactly the test CA (what `verify=<CA path>` means, without httpx's deprecation)."""
+    return ssl.create_default_context(cafile=ca)
+
+
+def https_client(url: str, ca: str, **kwargs: Any) -> httpx.Client:
+    return httpx.Client(base_url=url, verify=ssl_context(ca), timeout=kwargs.pop("timeout", 300.0), **kwargs)
+
+
+def assert_api_error(resp: httpx.Response, status: int, code: str, *detail_contains: str) -> dict[str, str]:
+    """A clear 4xx: the status, JSON {"error", "detail"} with the expected code, and a detail that
+    names the problem (each of `detail_contains`, case-insensitive)."""
+    where = f"{resp.request.method} {resp.request.url.path}"
+    assert resp.status_code == status, f"{where}: expected {status} {code}, got {resp.status_code}: {resp.text[:1000]}"
+    assert resp.headers.get("content-type", "").startswith("application/json"), f"{where}: {resp.headers}"
+    body = resp.json()
+    assert set(body) == {"error", "detail"}, f"{where}: error body has keys {sorted(body)}"
+    assert body["error"] == code, f"{where}: error code {body['error']!r}, expected {code!r} ({body['detail']})"
+    assert isinstance(body["detail"], str) and body["detail"].strip(), f"{where}: empty detail"
+    for word in detail_contains:
+        assert word.lower() in body["detail"].lower(), f"{where}: detail {body['detail']!r} does not mention {word!r}"
+    return body
+
+
+def poll_until(fetch: Callable[[], T], done: Callable[[T], bool], *, deadline_s: float, what: str,
+               interval_s: float = 0.25) -> T:
+    """Call `fetch` until `done(value)`, failing after `deadline_s` with the last value."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not done after {deadline_s:.0f} s; last state: {value!r}")
+        time.sleep(interval_s)  # polling interval with a bounded deadline
+
+
+# --------------------------------------------------------------------------- exact decryption
+
+
+def raw_reply_residues(keys: ClientKeys, blob: bytes, max_bytes: int = 1 << 22) -> tuple[np.ndarray, int, float]:
+    """Decrypt a last-level reply ciphertext to its raw plaintext coefficients: residues in [0, q)
+    of the single remaining prime q, plus q and the plaintext scale. Uses only the client's own
+    secret key and the shared HEContext helpers (the same path `decrypt_whole` takes, one step
+    earlier: before centring and dividing by the scale)."""
+    he = keys.he
+    ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=max_bytes)
+    pt = seal.Plaintext()
+    seal.Decryptor(he.context, keys.secret_key).decrypt(ct, pt)
+    res = he.plaintext_residues(pt)
+    assert res.shape == (1, he.n), f"reply plaintext has {res.shape[0]} primes, expected 1"
+    q = he.output_level.primes[0]
+    return he.ntt(q).inverse(res[0]), q, float(pt.scale)
+
+
+def centred_values(residues: np.ndarray, q: int, scale: float) -> np.ndarray:
+    return centered(residues, q).astype(np.float64) / scale
+
+
+def assert_uniform_mod_q(residues: np.ndarray, q: int, what: str, bins: int = 16) -> None:
+    """Residues that should be uniform on [0, q): a chi-square test over `bins` equal bins
+    (p > 1e-6), no bin below half its expectation, and no excess of small centred values.
+
+    Small values: an unmasked partial product of the circuit is |c| <~ 2^44 at scale 2^40, so
+    thousands of coefficients would be small. Uniform residues are small with probability
+    2^(b+1)/q only (q ~ 2^60): ~0.25 of 8190 below 2^44 and ~16 of 8190 below 2^50."""
+    r = np.asarray(residues, dtype=np.uint64)
+    n = r.size
+    assert n >= 16 * bins, f"{what}: too few coefficients ({n}) for a uniformity test"
+    assert int(r.max()) < q, f"{what}: residue out of range"
+    idx = np.minimum((r.astype(np.float64) / q * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    expected = n / bins
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    limit = float(chi2.isf(1e-6, bins - 1))
+    assert stat < limit, f"{what}: chi-square {stat:.1f} >= {limit:.1f} over {bins} bins; counts {counts.tolist()}"
+    assert counts.min() > expected / 2, f"{what}: a bin is nearly empty; counts {counts.tolist()}"
+    c = np.abs(centered(r, q))
+    for bits in (44, 50):
+        small = int(np.count_nonzero(c < (1 << bits)))
+        mean = n * 2.0 ** (bits + 1) / q
+        bound = mean + 6 * np.sqrt(mean) + 6
+        assert small <= bound, (f"{what}: {small} of {n} coefficients have |c| < 2^{bits} (uniform: ~{mean:.1f}); "
+                                "unmasked partial products?")
+
+
+# --------------------------------------------------------------------------- raw HTTP
+
+
+def raw_https_exchange(url: str, ca: str, request_head: bytes, body_parts: Iterable[bytes] = (),
+                       timeout_s: float = 60.0) -> tuple[int, dict[str, str], bytes]:
+    """Send a hand-written HTTP/1.1 request over TLS and read the response until the server closes.
+    For requests httpx will not send (a Content-Length without its body). Write errors after the
+    head are tolerated: a server may answer and close before the body is complete."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    ctx = ssl_context(ca)
+    with socket.create_connection((host, port), timeout=timeout_s) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as sock:
+        sock.sendall(request_head)
+        try:
+            for part in body_parts:
+                sock.sendall(part)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, ssl.SSLError):
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                headers = _parse_headers(head)
+                length = headers.get("content-length")
+                if length is not None and len(rest) >= int(length):
+                    break
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head, "no HTTP response received"
+    status = int(head.split(b"\r\n", 1)[0].split()[1])
+    headers = _parse_headers(head)
+    if "content-length" in headers:
+        rest = rest[: int(headers["content-length"])]
+    return status, headers, rest
+
+
+def _parse_headers(head: bytes) -> dict[str, str]:
+    out = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        out[name.strip().lower().decode()] = value.strip().decode()
+    return out

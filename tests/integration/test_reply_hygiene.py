@@ -1,0 +1,135 @@
+"""Reply hygiene against the real provider: a reply decrypts to the requested outputs and nothing
+else. Every coefficient that is not an output must be uniform modulo the reply's prime; if the
+provider forgot its mask, the client would read partial products x_i * W[i, j] of the head (or of
+Y_A in an alignment) from those coefficients.
+
+The test is an honest client built from the client agent's own pieces (ClientKeys, ProviderClient),
+decrypting the *whole* reply with its secret key down to raw residues modulo q.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
+
+from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
+from client_agent.provider_client import ProviderClient
+from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
+                                      KeyRegistrationHeader)
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+
+CLIENT_NAME = "pytest-hygiene"
+
+
+@pytest.fixture(scope="module")
+def pc(provider: Any) -> Iterator[ProviderClient]:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def info(pc: ProviderClient) -> Any:
+    return pc.info()
+
+
+def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str) -> tuple[str, ClientKeys]:
+    keys = ClientKeys.generate(parameter_set)
+    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set),
+                          keys.public_key_bytes())
+    assert key.purpose == purpose and key.parameter_set == parameter_set
+    return key.key_id, keys
+
+
+def test_classify_reply_holds_logits_and_uniform_noise_only(pc: ProviderClient, info: Any, provider: Any) -> None:
+    key_id, keys = register(pc, KeyPurpose.inference, info.default_parameter_set)
+    head = pc.head("sst2")
+    layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
+    rng = np.random.default_rng(1234)
+    x = rng.normal(0.0, 0.05, size=(3, head.dim))  # roughly the scale of provider-space embeddings
+    blobs = keys.encrypt_queries(x, layout)
+    header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
+    reply, out, _, _ = pc.classify(header, blobs, max_blob_bytes=info.limits.max_ciphertext_bytes)
+
+    assert reply.num_queries == 3 and reply.ciphertexts_per_query == layout.ciphertexts_per_query == 1
+    assert reply.class_groups == [[0, 1]] and reply.num_classes == 2 and reply.noise_flooding_bits == 0
+    positions = np.asarray(reply.output_positions[0])
+    assert positions.tolist() == layout.output_positions(0).tolist() == [head.dim - 1, 2 * head.dim - 1]
+    assert len(out) == 3
+
+    resp = provider.admin.post("/v1/admin/heads/sst2/reference-logits", json={"embeddings": x.tolist()})
+    assert resp.status_code == 200, resp.text
+    ref = np.asarray(resp.json()["logits"])
+    assert float(np.max(np.abs(keys.decrypt_logits(reply, out) - ref))) < 1e-3
+
+    pooled = []
+    for qi, blob in enumerate(out):
+        whole = keys.decrypt_whole(blob)
+        assert whole.shape == (keys.he.n,)
+        assert float(np.max(np.abs(whole[positions] - ref[qi]))) < 1e-3, f"query {qi}: outputs differ from plaintext"
+        raw, q, scale = raw_reply_residues(keys, blob)
+        assert q == keys.he.output_level.primes[0] and q.bit_length() == 60
+        assert scale == pytest.approx(2.0**40, rel=1e-3)
+        assert np.array_equal(centred_values(raw, q, scale), whole)  # the same decryption, one step earlier
+        others = np.delete(raw, positions)
+        assert others.size == keys.he.n - 2
+        assert_uniform_mod_q(others, q, f"classify reply {qi}, non-output coefficients")
+        pooled.append(others)
+    assert_uniform_mod_q(np.concatenate(pooled), q, "classify replies, non-output coefficients pooled")
+    # Replies to equal queries must differ outside the outputs (a fresh mask per reply).
+    assert not np.array_equal(pooled[0], pooled[1])
+    pc.revoke_key(key_id)
+
+
+def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: ProviderClient, info: Any,
+                                                                        public_alignment_texts: Any) -> None:
+    """A tiny alignment session driven directly: random client data X (|x| <= 1, 8 columns, the
+    last one constant 1 as in X_aug) against the `wiki` corpus. The result's coefficients
+    [0, 8) of column b are (X^T Y)[:, b]; every coefficient from 8 on must be uniform mod q."""
+    key_id, keys = register(pc, KeyPurpose.alignment, info.default_parameter_set)
+    corpus = pc.corpus("wiki")
+    feature_dim = 8
+    session = pc.create_alignment(AlignmentCreate(head_id="sst2", corpus_id="wiki", corpus_sha256=corpus.sha256,
+                                                  key_id=key_id, feature_dim=feature_dim, include_head_texts=False,
+                                                  client_model_id="pytest-random"))
+    assert session.num_samples == corpus.size == 400 and session.state == AlignmentState.receiving
+    layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=feature_dim, num_samples=session.num_samples)
+    assert session.num_ciphertexts == layout.num_ciphertexts
+    rng = np.random.default_rng(99)
+    x = np.hstack([rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))])
+    blobs = keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
+    session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
+                                                                       data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
+    assert session.received_ciphertexts == session.num_ciphertexts
+    pc.start_compute(session.session_id)
+    session = poll_until(lambda: pc.session(session.session_id), lambda s: s.state != AlignmentState.computing,
+                         deadline_s=120, what="alignment session")
+    assert session.state == AlignmentState.done, session.error
+    header, result = pc.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
+    assert header.feature_dim == feature_dim and header.output_columns == session.output_columns
+    columns = [b for b in range(header.output_columns) if b not in set(header.zero_columns)]
+    assert len(result) == len(columns)
+
+    xty = keys.decrypt_cross_covariance(header, result, max_bytes=info.limits.max_ciphertext_bytes)
+    assert xty.shape == (feature_dim, header.output_columns)
+    # What the provider should have computed, from the public corpus and the provider's encoder.
+    expected = x.T @ public_alignment_texts.y_corpus
+    err = float(np.max(np.abs(xty - expected)))
+    assert err < 1e-4, f"decrypted X^T Y deviates from the plaintext product by {err:.3g}"
+
+    pooled = []
+    for b, blob in zip(columns, result):
+        raw, q, scale = raw_reply_residues(keys, blob, max_bytes=info.limits.max_ciphertext_bytes)
+        assert scale == pytest.approx(header.value_scale, rel=1e-9)
+        head_part = centred_values(raw[:feature_dim], q, scale) * header.y_prescale
+        assert np.array_equal(head_part, xty[:, b]), f"column {b}: coefficients [0, {feature_dim}) differ"
+        if b in (columns[0], columns[len(columns) // 2], columns[-1]):
+            assert_uniform_mod_q(raw[feature_dim:], q, f"alignment column {b}, coefficients >= {feature_dim}")
+        pooled.append(raw[feature_dim:])
+    assert_uniform_mod_q(np.concatenate(pooled), q, "alignment result, coefficients >= feature_dim pooled",
+                         bins=64)
+    pc.delete_session(session.session_id)
+    pc.revoke_key(key_id)

@@ -1,0 +1,89 @@
+"""Ciphertext (de)serialization and validation against the pinned parameter sets."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from client_agent.he_client import ClientKeys
+from shared_protocol.ckks import CiphertextError, check_seal_header, he_context
+from shared_protocol.packing import LinearHeadLayout
+from shared_protocol.params import PARAMETER_SETS, get_parameter_set
+
+PSET = "ckks-n8192-q200"
+
+
+@pytest.fixture(scope="module")
+def keys() -> ClientKeys:
+    return ClientKeys.generate(PSET)
+
+
+def test_parameter_sets_are_pinned_and_lookup_errors_name_the_set() -> None:
+    p = get_parameter_set(PSET)
+    assert (p.poly_modulus_degree, p.coeff_mod_bit_sizes, p.scale_bits) == (8192, (60, 40, 40, 60), 40)
+    assert all(s.total_bits <= {8192: 218, 16384: 438}[s.poly_modulus_degree] for s in PARAMETER_SETS.values())
+    with pytest.raises(KeyError, match="unknown CKKS parameter set 'n4096'"):
+        get_parameter_set("n4096")
+
+
+def test_query_ciphertext_round_trips_through_bytes(keys: ClientKeys) -> None:
+    he = keys.he
+    blob = keys.encrypt_queries(np.ones((1, 16)), LinearHeadLayout(he.n, 16, 2))[0]
+    ct = he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1 << 20)
+    assert ct.size() == 2 and tuple(ct.parms_id()) == he.input_level.parms_id
+    assert 100_000 < len(blob) < 130_000  # seeded symmetric encryption at two primes
+
+
+def test_malformed_ciphertexts_are_rejected_with_reasons(keys: ClientKeys) -> None:
+    he = keys.he
+    blob = keys.encrypt_queries(np.ones((1, 16)), LinearHeadLayout(he.n, 16, 2))[0]
+    with pytest.raises(CiphertextError, match="truncated"):
+        he.ciphertext_from_bytes(blob[:-10], level=he.input_level, max_bytes=1 << 20)
+    with pytest.raises(CiphertextError, match="exceeds the limit"):
+        he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1000)
+    with pytest.raises(CiphertextError, match="SEAL header"):
+        he.ciphertext_from_bytes(b"\x00" * 64, level=he.input_level, max_bytes=1 << 20)
+    corrupt = bytearray(blob)
+    corrupt[40:80] = b"\xff" * 40  # breaks the compressed body
+    with pytest.raises(CiphertextError, match="not valid"):
+        he.ciphertext_from_bytes(bytes(corrupt), level=he.input_level, max_bytes=1 << 20)
+    with pytest.raises(CiphertextError, match="level"):
+        he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=1 << 20)
+
+
+def test_ciphertext_of_another_parameter_set_is_rejected() -> None:
+    other = ClientKeys.generate("ckks-n16384-q200")
+    blob = other.encrypt_queries(np.ones((1, 16)), LinearHeadLayout(other.he.n, 16, 2))[0]
+    he = he_context(PSET)
+    with pytest.raises(CiphertextError, match="not valid for parameter set ckks-n8192-q200"):
+        he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1 << 21)
+
+
+def test_header_check_rejects_zlib_and_foreign_versions() -> None:
+    import struct
+
+    def header(major: int, compr: int, size: int = 16) -> bytes:
+        return struct.pack("<HBBBBHQ", 0xA15E, 16, major, 3, compr, 0, size)
+
+    with pytest.raises(CiphertextError, match="version"):
+        check_seal_header(header(3, 0), 1 << 20)
+    with pytest.raises(CiphertextError, match="compression"):
+        check_seal_header(header(4, 1), 1 << 20)
+    assert check_seal_header(header(4, 0), 1 << 20) == 0
+
+
+def test_secret_key_persists_with_owner_only_permissions(tmp_path, keys: ClientKeys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "k.sk"
+    keys.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = ClientKeys.load(PSET, path)
+    he = keys.he
+    lay = LinearHeadLayout(he.n, 8, 2)
+    blob = keys.encrypt_queries(np.full((1, 8), 0.5), lay)[0]
+    from provider_server.he_circuits import EncryptedLinearHead
+
+    head = EncryptedLinearHead(he, np.eye(8)[:, :2], np.zeros(2))
+    reply = head.evaluate(he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1 << 20))
+    from shared_protocol.ckks import save_to_bytes
+
+    coeffs = again.decrypt_whole(save_to_bytes(reply[0]))
+    assert np.allclose(coeffs[lay.output_positions(0)], [0.5, 0.5], atol=1e-6)

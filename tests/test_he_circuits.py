@@ -1,0 +1,135 @@
+"""The provider's circuits end to end in one process: correctness, reply hygiene, noise flooding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tenseal.sealapi as seal
+
+from client_agent.he_client import ClientKeys
+from provider_server.he_circuits import (EncryptedLinearHead, encrypted_cross_covariance, encrypted_linear_head,
+                                         y_prescale_for)
+from shared_protocol.ckks import CiphertextError
+from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
+from shared_protocol.modmath import centered
+from shared_protocol.packing import CrossCovarianceLayout
+
+PSET = "ckks-n8192-q200"
+
+
+@pytest.fixture(scope="module")
+def keys() -> ClientKeys:
+    return ClientKeys.generate(PSET)
+
+
+def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
+    lay = head.layout
+    return ClassifyReplyHeader(head_id="h", num_queries=n, ciphertexts_per_query=lay.ciphertexts_per_query,
+                               class_groups=[list(g) for g in lay.class_groups()],
+                               output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
+                               num_classes=lay.k)
+
+
+def raw_coefficients(keys: ClientKeys, blob: bytes) -> tuple[np.ndarray, int]:
+    """Every coefficient of a reply as centred integers modulo its prime (no scaling)."""
+    he = keys.he
+    ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=1 << 22)
+    pt = seal.Plaintext()
+    seal.Decryptor(he.context, keys.secret_key).decrypt(ct, pt)
+    q = he.output_level.primes[0]
+    return centered(he.ntt(q).inverse(he.plaintext_residues(pt)[0]), q), q
+
+
+@pytest.mark.parametrize("d,k", [(384, 2), (384, 4), (768, 14), (3072, 4)])
+def test_encrypted_logits_match_plaintext(keys: ClientKeys, d: int, k: int) -> None:
+    rng = np.random.default_rng(d + k)
+    w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
+    x = rng.normal(size=(3, d))
+    head = EncryptedLinearHead(keys.he, w, b)
+    queries = keys.encrypt_queries(x, head.layout)
+    replies = encrypted_linear_head(head, queries, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    logits = keys.decrypt_logits(reply_header(head, 3), [r for q in replies for r in q])
+    assert np.max(np.abs(logits - (x @ w + b))) < 1e-6
+    assert head.layout.ciphertexts_per_query == -(-k // (keys.he.n // d))
+
+
+def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys) -> None:
+    """Decrypt the whole reply: outputs are exact; every other coefficient is uniform modulo q,
+    in particular none of them is a (small) partial product of x and W."""
+    rng = np.random.default_rng(0)
+    d, k = 384, 4
+    w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
+    x = rng.normal(size=(1, d))
+    head = EncryptedLinearHead(keys.he, w, b)
+    blob = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    raw, q = raw_coefficients(keys, blob)
+    scale = keys.he.ciphertext_from_bytes(blob, level=keys.he.output_level, max_bytes=1 << 22).scale
+    pos = head.layout.output_positions(0)
+    assert np.max(np.abs(raw[pos] / scale - (x @ w + b)[0])) < 1e-6
+    others = np.delete(raw, pos).astype(np.float64)
+    # Unmasked, these would be partial sums of x_i*w_ij at scale 2^40, |.| < 2^46 here (|x.w| < 64).
+    # Uniform values mod q (~2^60) fall below 2^46 with probability 2^-13: about one in 8190.
+    assert np.max(np.abs(x[0, :, None] * w).sum(0)) < 64
+    assert int(np.sum(np.abs(others) < 2.0**46)) <= 6
+    counts = np.bincount(((others / q + 0.5) * 16).astype(int).clip(0, 15), minlength=16)
+    expected = len(others) / 16
+    assert float(((counts - expected) ** 2 / expected).sum()) < 60
+
+
+def test_same_query_twice_gives_different_masks(keys: ClientKeys) -> None:
+    head = EncryptedLinearHead(keys.he, np.eye(16)[:, :2], np.zeros(2))
+    blob = keys.encrypt_queries(np.ones((1, 16)), head.layout)[0]
+    r1 = encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    r2 = encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    a, _ = raw_coefficients(keys, r1)
+    b, _ = raw_coefficients(keys, r2)
+    pos = head.layout.output_positions(0)
+    assert np.array_equal(a[pos], b[pos])
+    assert np.mean(np.delete(a, pos) == np.delete(b, pos)) < 0.01
+
+
+def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys) -> None:
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(64, 3)), rng.normal(size=3)
+    x = rng.normal(size=(20, 64))
+    head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=30)
+    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    logits = keys.decrypt_logits(reply_header(head, 20), [r for q in replies for r in q])
+    err = np.abs(logits - (x @ w + b))
+    assert err.max() <= 2.0 ** (30 - 40) * 1.01  # at most 2^(bits-40)
+    assert err.max() > 2.0 ** (30 - 40) / 8  # and it really is there
+
+
+def test_wrong_scale_is_rejected(keys: ClientKeys) -> None:
+    head = EncryptedLinearHead(keys.he, np.eye(8)[:, :2], np.zeros(2))
+    blob = keys.encrypt_queries(np.ones((1, 8)), head.layout)[0]
+    with pytest.raises(CiphertextError, match="scale"):
+        encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=30)
+
+
+def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys) -> None:
+    rng = np.random.default_rng(11)
+    n, db, da = 300, 20, 6
+    x = rng.uniform(-1, 1, size=(n, db))
+    y = rng.normal(size=(n, da))
+    y[:, 2] = 0.0  # a dead dimension, as MiniLM has one
+    x_aug = np.hstack([x, np.ones((n, 1))])
+    he = keys.he
+    lay = CrossCovarianceLayout(n=he.n, feature_dim=db + 1, num_samples=n)
+    blobs = keys.encrypt_alignment_data(x_aug, lay, 0, lay.num_ciphertexts)
+    pre = y_prescale_for(y, n, 30)
+    cols, scale = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level,
+                                             max_bytes=1 << 20), y, range(da), y_prescale=pre)
+    assert cols[2] is None
+    header = AlignmentResultHeader(session_id="s", feature_dim=db + 1, output_columns=da, value_scale=scale, y_prescale=pre,
+                                   zero_columns=[2])
+    got = keys.decrypt_cross_covariance(header, [c for c in cols if c is not None])
+    assert np.max(np.abs(got - x_aug.T @ y)) < 1e-5
+    raw, q = raw_coefficients(keys, cols[0])  # type: ignore[arg-type]
+    # cross-sample partial sums would be < 300 * 3 at scale ~2^30, i.e. < 2^40; uniform: ~0.25 expected
+    assert int(np.sum(np.abs(raw[db + 1 :]) < 2.0**44)) <= 3
+
+
+def test_prescale_keeps_sums_in_range() -> None:
+    y = np.full((10, 3), 4.0)
+    assert y_prescale_for(y, 10, 30) == 1.0
+    assert y_prescale_for(np.full((16384, 3), 2.0**20), 16384, 30) >= 2.0**7
