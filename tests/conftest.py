@@ -62,6 +62,7 @@ class ServiceProcess:
         self.log_dir = log_dir
         self.log_path: Path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._stopped: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
@@ -126,6 +127,8 @@ class ServiceProcess:
         proc = self.proc
         if proc is None:
             return None
+        if self._stopped is proc:  # already stopped and reaped: never signal a stale group id again
+            return proc.returncode
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -137,6 +140,7 @@ class ServiceProcess:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        self._stopped = proc
         return proc.returncode
 
     @property
