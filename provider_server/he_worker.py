@@ -18,6 +18,20 @@ from .blobs import load_array
 from .he_circuits import EncryptedLinearHead, encrypted_cross_covariance, encrypted_linear_head
 
 
+def init_worker() -> None:
+    """Ask the kernel to end this worker if the server process dies (Linux prctl PR_SET_PDEATHSIG),
+    so a killed server never leaves workers computing for nobody."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def warm_up(parameter_sets: list[str]) -> int:
     """Build contexts (and the native NTT) up front so the first request is not slow."""
     for name in parameter_sets:

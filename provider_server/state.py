@@ -32,7 +32,8 @@ class ProviderState:
         repo = Repository(settings.sqlite_path)
         repo.interrupt_running_sessions()
         # spawn, not fork: the server process may hold torch threads, which do not survive fork.
-        pool = ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=he_worker.init_worker)
         return cls(settings=settings, repo=repo, blobs=BlobStore(settings.data_dir / "blobs"), pool=pool)
 
     def warm_up(self) -> None:
@@ -49,5 +50,12 @@ class ProviderState:
 
 
     def close(self) -> None:
+        """Stop the workers now: a long alignment job must not outlive the server."""
+        processes = list(getattr(self.pool, "_processes", {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
         self.repo.close()
