@@ -1,0 +1,27 @@
+# HELIX: one entry point. `make demo` runs the two-silo demo, `make test` runs the test suite.
+# Both install first (idempotent). torch is installed before everything else so that
+# sentence-transformers does not pull a multi-GB CUDA build; on machines without a local CPU wheel,
+# set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+TORCH_VERSION ?= 2.13.0
+HELIX_DATASETS ?= ../shared/datasets
+export HELIX_DATASETS
+
+.PHONY: install demo test test-all clean
+
+install:
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
+	$(PIP) install --quiet -e ".[test]"
+
+demo: install
+	$(PYTHON) -m helix_demo --datasets-dir "$(HELIX_DATASETS)"
+
+test: install
+	$(PYTHON) -m pytest -q
+
+test-all: install
+	$(PYTHON) -m pytest -q -m "slow or not slow"
+
+clean:
+	rm -rf .helix demo-report.json build *.egg-info shared_protocol/*.so
