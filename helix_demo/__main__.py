@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     import logging
+    import signal
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through `finally`, which stops both services
+
+    signal.signal(signal.SIGTERM, _stop)
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the report
     t_start = time.perf_counter()

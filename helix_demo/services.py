@@ -11,6 +11,17 @@ from pathlib import Path
 import httpx
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: receive SIGTERM when the demo process dies, however it dies."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,7 +38,8 @@ class Service:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", module, "serve"], env=full_env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
 
     def wait_ready(self, deadline_s: float = 180.0) -> None:
         end = time.monotonic() + deadline_s
