@@ -8,6 +8,7 @@ inference key classifies correctly, the half-way alignment session completes.
 """
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,10 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
 
 
 def test_first_process_shut_down_gracefully(restarted: dict[str, Any]) -> None:
-    assert restarted["stop_rc"] == 0, f"provider exited with {restarted['stop_rc']} on SIGTERM"
-    assert "Application shutdown complete" in restarted["first_log"].read_text()
+    # uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit too.
+    assert restarted["stop_rc"] in (0, -signal.SIGTERM), f"provider exited with {restarted['stop_rc']} on SIGTERM"
+    log = restarted["first_log"].read_text()
+    assert "Application shutdown complete" in log and "Finished server process" in log
 
 
 def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any]) -> None:
