@@ -2,10 +2,14 @@
 decrypts nothing.
 
 Both circuits are a single plaintext x ciphertext polynomial product (depth 1, one rescale), in the
-coefficient packings of `shared_protocol.packing`. Before a reply leaves, every coefficient that is
-not a requested output is overwritten with a value uniform modulo the ciphertext's prime (adding a
-uniform mask to anything gives a uniform result), so the client cannot read partial products of W
-or of Y_A from "unused" coefficients.
+coefficient packings of `shared_protocol.packing`. Before a reply leaves:
+
+* every coefficient that is not a requested output is overwritten with a value uniform modulo the
+  ciphertext's prime (adding a uniform mask to anything gives a uniform result), so the decrypted
+  reply carries no partial products of W or of Y_A;
+* the ciphertext is re-randomised with a fresh encryption of zero under the client's public key.
+  Without this the reply's second component would be the (rescaled) product of the client's own
+  seeded polynomial with the provider's plaintext, which the client knows half of.
 """
 from __future__ import annotations
 
@@ -48,6 +52,20 @@ class MaskedReply:
         return self.he.plaintext_from_ntt(ntt[None, :], self.level, scale)
 
 
+class Rerandomizer:
+    """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness)."""
+
+    def __init__(self, he: HEContext, public_key: seal.PublicKey) -> None:
+        self.he = he
+        self._encryptor = seal.Encryptor(he.context, public_key)
+
+    def apply(self, ct: seal.Ciphertext) -> None:
+        zero = seal.Ciphertext()
+        self._encryptor.encrypt_zero(list(ct.parms_id()), zero)
+        zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
+        self.he.evaluator.add_inplace(ct, zero)
+
+
 class EncryptedLinearHead:
     """A head's W, b prepared once (weight plaintexts in NTT form) for many queries."""
 
@@ -68,7 +86,7 @@ class EncryptedLinearHead:
         self._positions = [self.layout.output_positions(g) for g in range(len(self._groups))]
         self._mask = MaskedReply(he)
 
-    def evaluate(self, query: seal.Ciphertext) -> list[seal.Ciphertext]:
+    def evaluate(self, query: seal.Ciphertext, rerandomizer: Rerandomizer) -> list[seal.Ciphertext]:
         """Enc(x) -> one ciphertext per class group holding its logits x.W + b and nothing else."""
         ev = self.he.evaluator
         out = []
@@ -78,12 +96,13 @@ class EncryptedLinearHead:
             ev.rescale_to_next_inplace(ct)
             mask = self._mask.plaintext(self._positions[g], self.bias[list(self._groups[g])], ct.scale, self.noise_flooding_bits)
             ev.add_plain_inplace(ct, mask)
+            rerandomizer.apply(ct)
             out.append(ct)
         return out
 
 
-def encrypted_linear_head(head: EncryptedLinearHead, queries: Sequence[bytes], *, max_ciphertext_bytes: int,
-                          query_scale_bits: int) -> list[list[bytes]]:
+def encrypted_linear_head(head: EncryptedLinearHead, queries: Sequence[bytes], rerandomizer: Rerandomizer, *,
+                          max_ciphertext_bytes: int, query_scale_bits: int) -> list[list[bytes]]:
     """Validate and evaluate serialized query ciphertexts; return serialized replies per query."""
     he = head.he
     replies = []
@@ -93,7 +112,7 @@ def encrypted_linear_head(head: EncryptedLinearHead, queries: Sequence[bytes], *
             from shared_protocol.ckks import CiphertextError
 
             raise CiphertextError(f"query ciphertext scale is 2^{np.log2(ct.scale):.2f}, header says 2^{query_scale_bits}")
-        replies.append([save_to_bytes(r) for r in head.evaluate(ct)])
+        replies.append([save_to_bytes(r) for r in head.evaluate(ct, rerandomizer)])
     return replies
 
 
@@ -112,6 +131,7 @@ def encrypted_cross_covariance(
     load_ciphertext: Callable[[int], seal.Ciphertext],
     y: np.ndarray,
     columns: range,
+    rerandomizer: Rerandomizer,
     *,
     y_prescale: float,
     progress: Callable[[int], None] | None = None,
@@ -154,5 +174,6 @@ def encrypted_cross_covariance(
         ev.rescale_to_next_inplace(ct)
         scale = ct.scale
         ev.add_plain_inplace(ct, masker.plaintext(positions, zeros, ct.scale))
+        rerandomizer.apply(ct)
         blobs.append(save_to_bytes(ct))
     return blobs, scale

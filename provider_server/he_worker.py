@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_protocol.ckks import CiphertextError, he_context
+import tenseal.sealapi as seal
+
+from shared_protocol.ckks import CiphertextError, _load_from_bytes, he_context
 from shared_protocol.packing import CrossCovarianceLayout
 
 from .blobs import load_array
-from .he_circuits import EncryptedLinearHead, encrypted_cross_covariance, encrypted_linear_head
+from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance, encrypted_linear_head
 
 
 def init_worker() -> None:
@@ -45,14 +47,23 @@ def _head(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int
     return EncryptedLinearHead(he, load_array(Path(weights_path)), load_array(Path(bias_path)), noise_flooding_bits=noise_bits)
 
 
-def classify(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int, queries: list[bytes],
-             max_ciphertext_bytes: int, query_scale_bits: int) -> list[list[bytes]] | str:
+@functools.lru_cache(maxsize=64)
+def _rerandomizer(parameter_set: str, public_key_path: str) -> Rerandomizer:
+    """The client's registered public key (validated at registration), loaded once per worker."""
+    he = he_context(parameter_set)
+    pk = seal.PublicKey()
+    _load_from_bytes(pk, he.context, Path(public_key_path).read_bytes())
+    return Rerandomizer(he, pk)
+
+
+def classify(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int, public_key_path: str,
+             queries: list[bytes], max_ciphertext_bytes: int, query_scale_bits: int) -> list[list[bytes]] | str:
     """Evaluate a head on serialized queries. A bad ciphertext returns its error text (not raised,
     so the parent can answer 4xx without treating it as a server fault)."""
     head = _head(parameter_set, weights_path, bias_path, noise_bits)
     try:
-        return encrypted_linear_head(head, queries, max_ciphertext_bytes=max_ciphertext_bytes,
-                                     query_scale_bits=query_scale_bits)
+        return encrypted_linear_head(head, queries, _rerandomizer(parameter_set, public_key_path),
+                                     max_ciphertext_bytes=max_ciphertext_bytes, query_scale_bits=query_scale_bits)
     except CiphertextError as exc:
         return str(exc)
 
@@ -72,7 +83,7 @@ def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_
 
 def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, ct_paths: list[str],
                      y_path: str, col_start: int, col_stop: int, y_prescale: float,
-                     max_ciphertext_bytes: int) -> tuple[list[bytes | None], float]:
+                     max_ciphertext_bytes: int, public_key_path: str) -> tuple[list[bytes | None], float]:
     he = he_context(parameter_set)
     layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples)
     y = load_array(Path(y_path))
@@ -80,4 +91,5 @@ def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, ct_
     def load(c: int):  # type: ignore[no-untyped-def]
         return he.ciphertext_from_bytes(Path(ct_paths[c]).read_bytes(), level=he.input_level, max_bytes=max_ciphertext_bytes)
 
-    return encrypted_cross_covariance(he, layout, load, y, range(col_start, col_stop), y_prescale=y_prescale)
+    return encrypted_cross_covariance(he, layout, load, y, range(col_start, col_stop),
+                                      _rerandomizer(parameter_set, public_key_path), y_prescale=y_prescale)

@@ -205,6 +205,17 @@ class HEContext:
         data = np.frombuffer(body, dtype="<u8", count=count, offset=32 + 16 + 16 + 8)
         return data.reshape(-1, self.n).copy()
 
+    def ciphertext_data(self, ct: seal.Ciphertext) -> np.ndarray:
+        """The raw polynomials of a ciphertext as (size, primes, N) uint64 (for audits and tests)."""
+        raw = save_to_bytes(ct)
+        compr = check_seal_header(raw, 1 << 30)
+        body = raw[16:]
+        if compr == _COMPR_ZSTD:
+            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=ct.size() * ct.coeff_modulus_size() * self.n * 8 + 4096)
+        count = ct.size() * ct.coeff_modulus_size() * self.n
+        data = np.frombuffer(body[len(body) - 8 * count :], dtype="<u8")  # the data array ends the body
+        return data.reshape(ct.size(), ct.coeff_modulus_size(), self.n).copy()
+
     def decode_last_level(self, pt: seal.Plaintext) -> np.ndarray:
         """Exact signed coefficients of a one-prime NTT-form plaintext, divided by its scale."""
         res = self.plaintext_residues(pt)

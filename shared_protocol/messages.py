@@ -97,11 +97,11 @@ class KeyPurpose(str, Enum):
 
 
 class KeyRegistrationHeader(_Strict):
-    """Frame header for POST /v1/keys; the one blob is the client's CKKS public key (seeded).
+    """Frame header for POST /v1/keys; the one blob is the client's CKKS public key.
 
-    The provider's circuits need no evaluation keys (no rotations, no relinearisation); the public
-    key binds the key id to a parameter set and lets the provider check it is well formed. The secret
-    key never leaves the client."""
+    The provider's circuits need no evaluation keys (no rotations, no relinearisation). The public
+    key binds the key id to a parameter set, and the provider uses it to re-randomise every reply
+    (adding a fresh encryption of zero). The secret key never leaves the client."""
 
     client_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     purpose: KeyPurpose
@@ -149,6 +149,8 @@ class AlignmentSession(_Strict):
     samples_per_ciphertext: int
     num_ciphertexts: int
     received_ciphertexts: int
+    missing_ciphertexts: list[int] = Field(default_factory=list, description="first (up to 256) indices not yet "
+                                           "uploaded, so an interrupted upload can resume")
     computed_columns: int
     output_columns: int = Field(description="the provider's embedding dimension d_A")
     error: str | None = None

@@ -71,6 +71,17 @@ def test_header_check_rejects_zlib_and_foreign_versions() -> None:
     assert check_seal_header(header(4, 0), 1 << 20) == 0
 
 
+def _public_key(keys: ClientKeys):  # type: ignore[no-untyped-def]
+    """The public key exactly as the provider receives and loads it."""
+    import tenseal.sealapi as seal
+
+    from shared_protocol.ckks import _load_from_bytes
+
+    pk = seal.PublicKey()
+    _load_from_bytes(pk, keys.he.context, keys.public_key_bytes())
+    return pk
+
+
 def test_secret_key_persists_with_owner_only_permissions(tmp_path, keys: ClientKeys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "k.sk"
     keys.save(path)
@@ -79,10 +90,11 @@ def test_secret_key_persists_with_owner_only_permissions(tmp_path, keys: ClientK
     he = keys.he
     lay = LinearHeadLayout(he.n, 8, 2)
     blob = keys.encrypt_queries(np.full((1, 8), 0.5), lay)[0]
-    from provider_server.he_circuits import EncryptedLinearHead
+    from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer
 
+    pk = _public_key(again)
     head = EncryptedLinearHead(he, np.eye(8)[:, :2], np.zeros(2))
-    reply = head.evaluate(he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1 << 20))
+    reply = head.evaluate(he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=1 << 20), Rerandomizer(he, pk))
     from shared_protocol.ckks import save_to_bytes
 
     coeffs = again.decrypt_whole(save_to_bytes(reply[0]))

@@ -6,8 +6,8 @@ import pytest
 import tenseal.sealapi as seal
 
 from client_agent.he_client import ClientKeys
-from provider_server.he_circuits import (EncryptedLinearHead, encrypted_cross_covariance, encrypted_linear_head,
-                                         y_prescale_for)
+from provider_server.he_circuits import (EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance,
+                                         encrypted_linear_head, y_prescale_for)
 from shared_protocol.ckks import CiphertextError
 from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
 from shared_protocol.modmath import centered
@@ -19,6 +19,19 @@ PSET = "ckks-n8192-q200"
 @pytest.fixture(scope="module")
 def keys() -> ClientKeys:
     return ClientKeys.generate(PSET)
+
+
+@pytest.fixture(scope="module")
+def rr(keys: ClientKeys) -> Rerandomizer:
+    """What the provider builds from the client's registered public key."""
+    pk = seal.PublicKey()
+    seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)
+    return Rerandomizer(keys.he, pk)
+
+
+def second_component(keys: ClientKeys, blob: bytes) -> np.ndarray:
+    ct = keys.he.ciphertext_from_bytes(blob, level=keys.he.output_level, max_bytes=1 << 22)
+    return keys.he.ciphertext_data(ct)[1, 0]
 
 
 def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
@@ -40,19 +53,19 @@ def raw_coefficients(keys: ClientKeys, blob: bytes) -> tuple[np.ndarray, int]:
 
 
 @pytest.mark.parametrize("d,k", [(384, 2), (384, 4), (768, 14), (3072, 4)])
-def test_encrypted_logits_match_plaintext(keys: ClientKeys, d: int, k: int) -> None:
+def test_encrypted_logits_match_plaintext(keys: ClientKeys, rr: Rerandomizer, d: int, k: int) -> None:
     rng = np.random.default_rng(d + k)
     w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
     x = rng.normal(size=(3, d))
     head = EncryptedLinearHead(keys.he, w, b)
     queries = keys.encrypt_queries(x, head.layout)
-    replies = encrypted_linear_head(head, queries, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    replies = encrypted_linear_head(head, queries, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
     logits = keys.decrypt_logits(reply_header(head, 3), [r for q in replies for r in q])
     assert np.max(np.abs(logits - (x @ w + b))) < 1e-6
     assert head.layout.ciphertexts_per_query == -(-k // (keys.he.n // d))
 
 
-def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys) -> None:
+def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys, rr: Rerandomizer) -> None:
     """Decrypt the whole reply: outputs are exact; every other coefficient is uniform modulo q,
     in particular none of them is a (small) partial product of x and W."""
     rng = np.random.default_rng(0)
@@ -60,7 +73,7 @@ def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys) -> No
     w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
     x = rng.normal(size=(1, d))
     head = EncryptedLinearHead(keys.he, w, b)
-    blob = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    blob = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
     raw, q = raw_coefficients(keys, blob)
     scale = keys.he.ciphertext_from_bytes(blob, level=keys.he.output_level, max_bytes=1 << 22).scale
     pos = head.layout.output_positions(0)
@@ -75,38 +88,42 @@ def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys) -> No
     assert float(((counts - expected) ** 2 / expected).sum()) < 60
 
 
-def test_same_query_twice_gives_different_masks(keys: ClientKeys) -> None:
+def test_same_query_twice_gives_different_masks(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(16)[:, :2], np.zeros(2))
     blob = keys.encrypt_queries(np.ones((1, 16)), head.layout)[0]
-    r1 = encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
-    r2 = encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    r1 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
+    r2 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
     a, _ = raw_coefficients(keys, r1)
     b, _ = raw_coefficients(keys, r2)
     pos = head.layout.output_positions(0)
-    assert np.array_equal(a[pos], b[pos])
+    assert np.allclose(a[pos], b[pos], atol=2**10)  # same logits (fresh encryption noise aside)
     assert np.mean(np.delete(a, pos) == np.delete(b, pos)) < 0.01
+    # Re-randomised: without the fresh encryption of zero, c1 would be identical in both replies
+    # (a deterministic function of the client's seed and W) and reveal a product with W.
+    c1a, c1b = second_component(keys, r1), second_component(keys, r2)
+    assert np.mean(c1a == c1b) < 0.01
 
 
-def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys) -> None:
+def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys, rr: Rerandomizer) -> None:
     rng = np.random.default_rng(3)
     w, b = rng.normal(size=(64, 3)), rng.normal(size=3)
     x = rng.normal(size=(20, 64))
     head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=30)
-    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
     logits = keys.decrypt_logits(reply_header(head, 20), [r for q in replies for r in q])
     err = np.abs(logits - (x @ w + b))
     assert err.max() <= 2.0 ** (30 - 40) * 1.01  # at most 2^(bits-40)
     assert err.max() > 2.0 ** (30 - 40) / 8  # and it really is there
 
 
-def test_wrong_scale_is_rejected(keys: ClientKeys) -> None:
+def test_wrong_scale_is_rejected(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(8)[:, :2], np.zeros(2))
     blob = keys.encrypt_queries(np.ones((1, 8)), head.layout)[0]
     with pytest.raises(CiphertextError, match="scale"):
-        encrypted_linear_head(head, [blob], max_ciphertext_bytes=1 << 20, query_scale_bits=30)
+        encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=30)
 
 
-def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys) -> None:
+def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys, rr: Rerandomizer) -> None:
     rng = np.random.default_rng(11)
     n, db, da = 300, 20, 6
     x = rng.uniform(-1, 1, size=(n, db))
@@ -118,7 +135,7 @@ def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: Clien
     blobs = keys.encrypt_alignment_data(x_aug, lay, 0, lay.num_ciphertexts)
     pre = y_prescale_for(y, n, 30)
     cols, scale = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level,
-                                             max_bytes=1 << 20), y, range(da), y_prescale=pre)
+                                             max_bytes=1 << 20), y, range(da), rr, y_prescale=pre)
     assert cols[2] is None
     header = AlignmentResultHeader(session_id="s", feature_dim=db + 1, output_columns=da, value_scale=scale, y_prescale=pre,
                                    zero_columns=[2])

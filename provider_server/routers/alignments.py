@@ -38,7 +38,10 @@ log = logging.getLogger("helix.provider.alignment")
 
 
 def session_view(row: dict[str, Any]) -> AlignmentSession:
+    got = set(row["received"])
+    missing = [i for i in range(row["num_ciphertexts"]) if i not in got][:256]
     return AlignmentSession(
+        missing_ciphertexts=missing,
         session_id=row["session_id"], head_id=row["head_id"], corpus_id=row["corpus_id"], key_id=row["key_id"],
         parameter_set=row["parameter_set"], state=AlignmentState(row["state"]), num_samples=row["num_samples"],
         feature_dim=row["feature_dim"], samples_per_ciphertext=row["samples_per_ciphertext"],
@@ -158,6 +161,10 @@ async def _compute(state: ProviderState, session_id: str) -> None:
     s = state.settings
     try:
         y = await run_in_threadpool(_provider_targets, state, row)
+        key = state.repo.get_key(row["key_id"])
+        if key is None:
+            raise ApiError(409, "session_orphaned", "the session's key is gone")
+        pk_path = str(state.blobs.path(key["public_key_blob"]))
         y_path = str(state.blobs.path(state.blobs.put_array(y.astype(np.float64))))
         pre = y_prescale_for(y, row["num_samples"], row["data_scale_bits"])
         folder = _session_dir(state, session_id)
@@ -170,7 +177,7 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         async def run(lo: int, hi: int) -> tuple[list[bytes | None], float]:
             res = await loop.run_in_executor(state.pool, he_worker.cross_covariance, row["parameter_set"],
                                              row["feature_dim"], row["num_samples"], paths, y_path, lo, hi, pre,
-                                             s.max_ciphertext_bytes)
+                                             s.max_ciphertext_bytes, pk_path)
             cur = state.repo.get_session(session_id)
             state.repo.update_session(session_id, computed_columns=(cur["computed_columns"] if cur else 0) + (hi - lo))
             return res

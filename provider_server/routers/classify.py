@@ -44,7 +44,8 @@ async def classify(request: Request, state: State) -> Response:
     loop = asyncio.get_running_loop()
     futures = [
         loop.run_in_executor(state.pool, he_worker.classify, key["parameter_set"], weights, bias, s.noise_flooding_bits,
-                             blobs[i : i + size], s.max_ciphertext_bytes, header.query_scale_bits)
+                             str(state.blobs.path(key["public_key_blob"])), blobs[i : i + size], s.max_ciphertext_bytes,
+                             header.query_scale_bits)
         for i in range(0, len(blobs), size)
     ]
     results = await asyncio.gather(*futures)
