@@ -21,17 +21,21 @@ from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_cross_cova
 
 
 def init_worker() -> None:
-    """Ask the kernel to end this worker if the server process dies (Linux prctl PR_SET_PDEATHSIG),
-    so a killed server never leaves workers computing for nobody."""
-    import ctypes
-    import signal
-    import sys
+    """End this worker if the server process goes away, so a killed server never leaves workers
+    computing for nobody. (A watchdog on the parent pid, not PR_SET_PDEATHSIG: that signal fires
+    when the *thread* that forked the worker exits, and pools spawn workers from passing threads.)"""
+    import os
+    import threading
+    import time
 
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="helix-parent-watchdog", daemon=True).start()
 
 
 def warm_up(parameter_sets: list[str]) -> int:

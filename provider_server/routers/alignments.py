@@ -122,9 +122,8 @@ async def upload_chunk(session_id: str, request: Request, state: State) -> Align
                        f"the session's {row['num_ciphertexts']}")
     if row["data_scale_bits"] is not None and row["data_scale_bits"] != header.data_scale_bits:
         raise ApiError(422, "scale_mismatch", f"earlier chunks used scale 2^{row['data_scale_bits']}, this one 2^{header.data_scale_bits}")
-    loop = asyncio.get_running_loop()
-    error = await loop.run_in_executor(state.pool, he_worker.validate_ciphertexts, row["parameter_set"], blobs,
-                                       s.max_ciphertext_bytes, header.data_scale_bits)
+    error = await state.run_he(he_worker.validate_ciphertexts, row["parameter_set"], blobs, s.max_ciphertext_bytes,
+                               header.data_scale_bits)
     if error is not None:
         raise ApiError(422, "invalid_ciphertext", error)
     folder = _session_dir(state, session_id)
@@ -172,10 +171,8 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         d_a = row["output_columns"]
         pieces = min(d_a, max(1, s.workers * 4))  # several pieces per worker: finer progress reports
         bounds = np.linspace(0, d_a, pieces + 1).astype(int)
-        loop = asyncio.get_running_loop()
-
         async def run(lo: int, hi: int) -> tuple[list[bytes | None], float]:
-            res = await loop.run_in_executor(state.pool, he_worker.cross_covariance, row["parameter_set"],
+            res = await state.run_he(he_worker.cross_covariance, row["parameter_set"],
                                              row["feature_dim"], row["num_samples"], paths, y_path, lo, hi, pre,
                                              s.max_ciphertext_bytes, pk_path)
             cur = state.repo.get_session(session_id)

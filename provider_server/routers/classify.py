@@ -41,9 +41,8 @@ async def classify(request: Request, state: State) -> Response:
     # Spread one request over the workers; each worker caches the prepared head.
     parts = max(1, min(s.workers, len(blobs)))
     size = -(-len(blobs) // parts)
-    loop = asyncio.get_running_loop()
     futures = [
-        loop.run_in_executor(state.pool, he_worker.classify, key["parameter_set"], weights, bias, s.noise_flooding_bits,
+        state.run_he(he_worker.classify, key["parameter_set"], weights, bias, s.noise_flooding_bits,
                              str(state.blobs.path(key["public_key_blob"])), blobs[i : i + size], s.max_ciphertext_bytes,
                              header.query_scale_bits)
         for i in range(0, len(blobs), size)
