@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 
 
 def _agent(args: argparse.Namespace) -> httpx.Client:
-    verify: str | bool = str(args.ca) if args.ca else True
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     return httpx.Client(base_url=args.url, verify=verify, headers=headers, timeout=600)
 

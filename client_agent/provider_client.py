@@ -2,6 +2,7 @@
 CA; speaks JSON for control messages and HELIX frames for ciphertexts."""
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,7 +27,7 @@ class ProviderError(RuntimeError):
 
 class ProviderClient:
     def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0) -> None:
-        verify: str | bool = str(ca_cert) if ca_cert else True
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout)
         self.bytes_sent = 0

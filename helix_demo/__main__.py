@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import secrets
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         print("[demo] starting provider (loads MiniLM, spawns HE workers) ...")
         provider.wait_ready()
-        admin = httpx.Client(base_url=provider.url, verify=str(pki.ca.cert), timeout=1800,
+        admin = httpx.Client(base_url=provider.url, verify=ssl.create_default_context(cafile=str(pki.ca.cert)), timeout=1800,
                              headers={"Authorization": f"Bearer {admin_token}"})
         client = Service("client", "client_agent.cli", client_env, c_port, pki.ca.cert, work / "logs" / "client.log")
         report = run(args, datasets, admin, client, provider)
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace, datasets: Path, admin: httpx.Client, client: S
     corpus_id = f"wiki{args.corpus_size}"
     print("[demo] starting client agent ...")
     client.wait_ready()
-    agent = httpx.Client(base_url=client.url, verify=str(client.ca), timeout=1800)
+    agent = httpx.Client(base_url=client.url, verify=ssl.create_default_context(cafile=str(client.ca)), timeout=1800)
     from client_agent.maps import MapStore
     from helix_embeddings import CachedEmbedder, load_embedder
 

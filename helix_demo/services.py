@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ class Service:
 
     def wait_ready(self, deadline_s: float = 180.0) -> None:
         end = time.monotonic() + deadline_s
-        with httpx.Client(verify=str(self.ca), timeout=2.0) as http:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca)), timeout=2.0) as http:
             while time.monotonic() < end:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log:\n{self.log_path.read_text()[-3000:]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ def _admin_client(args: argparse.Namespace) -> httpx.Client:
     token = args.token or os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN")
     if not token:
         raise SystemExit("set --token or HELIX_PROVIDER_ADMIN_TOKEN")
-    verify: str | bool = str(args.ca) if args.ca else True
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True
     return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=600)
 
 

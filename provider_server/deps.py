@@ -23,7 +23,7 @@ State = Annotated[ProviderState, Depends(get_state)]
 
 def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
     token = state.settings.admin_token
-    if token is None:
+    if token is None or not token.get_secret_value():
         raise ApiError(403, "admin_disabled", "admin endpoints are disabled: set HELIX_PROVIDER_ADMIN_TOKEN")
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <admin token>' header")

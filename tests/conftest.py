@@ -87,6 +87,7 @@ class ServiceProcess:
         env.update(self.env)
         env["HF_HUB_OFFLINE"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONFAULTHANDLER"] = "1"  # a crashing daemon or HE worker leaves a traceback in the log
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         with self.log_path.open("wb") as log:
             # Own session: stop() can reach the HE worker processes the daemon spawns.
@@ -166,8 +167,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPKI:
 
 
 @pytest.fixture(scope="session")
-def ca_path(pki: DemoPKI) -> str:
-    return str(pki.ca.cert)
+def admin_headers() -> dict[str, str]:
+    """The Authorization header every test provider accepts on /v1/admin."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from helix_web.errors import ApiError, not_found
 
 from ..api_models import ClassifyRequest, ClassifyResponse, ClassifyResult
 from ..deps import State, require_token
-from ..inference import MapMismatch, classify_texts
+from ..inference import MapMismatch, check_map, classify_texts
 from ..provider_client import ProviderError
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_token)])
@@ -29,6 +29,7 @@ def classify(body: ClassifyRequest, state: State) -> ClassifyResponse:
                                f"{embedder.model_id!r}: POST /v1/alignments first")
         if stored.meta.head_id != body.head_id:
             raise ApiError(409, "map_mismatch", f"map {stored.meta.map_id} was fitted for head {stored.meta.head_id!r}")
+        check_map(stored, embedder, head)  # before any key is registered: a refusal changes nothing
         key, keys = state.inference_key()
         info = state.provider_info()
         result = classify_texts(state.provider, embedder, keys, key.key_id, head, stored, body.texts,

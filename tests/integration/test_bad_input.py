@@ -8,7 +8,6 @@ registered clients and keys, corpora, the session under test).
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator

@@ -9,6 +9,8 @@ classify call with 50 texts, spread over both HE workers) and on single-text cal
 """
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +110,24 @@ def test_alignment_job_and_map_metadata(aligned: dict[str, Any], provider: Any, 
     assert meta["bytes_sent"] > 0 and meta["bytes_received"] > 0
 
 
-def test_alignment_key_is_revoked_and_session_gone(aligned: dict[str, Any], provider: Any) -> None:
+def test_alignment_key_is_revoked_and_session_gone(aligned: dict[str, Any], provider: Any, client_agent: Any,
+                                                   wordllama: Any) -> None:
     """Alignment keys are single-use: after the job the provider lists no alignment key of the
-    agent, and the agent's key store holds no alignment secret key."""
+    agent, the agent's key store holds no alignment secret key, and the provider no longer keeps
+    the session (the agent deletes it once it has the result)."""
     clients = provider.admin.get("/v1/admin/clients").json()
     agent_keys = [k for c in clients if c["client_name"] == "pytest-agent" for k in c["keys"]]
     assert not [k for k in agent_keys if k["purpose"] == "alignment"], agent_keys
+    keys_dir = Path(client_agent.data_dir) / "keys"
+    metas = {p.stem: json.loads(p.read_text()) for p in keys_dir.glob("*.json")}
+    assert {p.stem for p in keys_dir.glob("*.sk")} == set(metas), "secret keys and key metadata disagree"
+    assert all(m["purpose"] == "inference" for m in metas.values()), metas
+    conn = sqlite3.connect(f"file:{provider.db_path}?mode=ro", uri=True)
+    try:
+        left = conn.execute("SELECT session_id, state FROM sessions WHERE client_model_id = ?", (wordllama.model_id,)).fetchall()
+    finally:
+        conn.close()
+    assert left == [], f"the agent's alignment session is still stored at the provider: {left}"
 
 
 def test_batch_classify_matches_plaintext(aligned: dict[str, Any], stored_map: StoredMap, client_agent: Any,

@@ -50,6 +50,7 @@ def test_classify_reply_holds_logits_and_uniform_noise_only(pc: ProviderClient, 
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
     rng = np.random.default_rng(1234)
     x = rng.normal(0.0, 0.05, size=(3, head.dim))  # roughly the scale of provider-space embeddings
+    x[2] = x[0]  # the same query twice: its replies must carry the same logits under fresh masks
     blobs = keys.encrypt_queries(x, layout)
     header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
     reply, out, _, _ = pc.classify(header, blobs, max_blob_bytes=info.limits.max_ciphertext_bytes)
@@ -79,8 +80,8 @@ def test_classify_reply_holds_logits_and_uniform_noise_only(pc: ProviderClient, 
         assert_uniform_mod_q(others, q, f"classify reply {qi}, non-output coefficients")
         pooled.append(others)
     assert_uniform_mod_q(np.concatenate(pooled), q, "classify replies, non-output coefficients pooled")
-    # Replies to equal queries must differ outside the outputs (a fresh mask per reply).
-    assert not np.array_equal(pooled[0], pooled[1])
+    # Equal queries: equal logits, but nothing else in common (a fresh mask per reply).
+    assert np.count_nonzero(pooled[0] == pooled[2]) <= 2, "two replies share mask coefficients"
     pc.revoke_key(key_id)
 
 

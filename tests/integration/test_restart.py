@@ -24,13 +24,12 @@ from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, Ali
                                       KeyRegistrationHeader)
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
 
-ADMIN = {"Authorization": "Bearer pytest-admin-token-3f9c2a"}  # conftest.ADMIN_TOKEN
 PSET = "ckks-n8192-q200"
 FEATURE_DIM = 8
 
 
-def public_state(url: str, ca: str, key_ids: list[str], session_id: str) -> dict[str, Any]:
-    with https_client(url, ca) as http, https_client(url, ca, headers=ADMIN) as admin:
+def public_state(url: str, ca: str, admin_headers: dict[str, str], key_ids: list[str], session_id: str) -> dict[str, Any]:
+    with https_client(url, ca) as http, https_client(url, ca, headers=admin_headers) as admin:
         state = {
             "heads": http.get("/v1/heads").json(),
             "head": http.get("/v1/heads/tiny").json(),
@@ -45,11 +44,12 @@ def public_state(url: str, ca: str, key_ids: list[str], session_id: str) -> dict
 
 
 @pytest.fixture(scope="module")
-def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFactory,
+              admin_headers: dict[str, str]) -> Iterator[dict[str, Any]]:
     svc = provider_service_factory("provider-restart", HELIX_PROVIDER_WORKERS="1")
     svc.start()
     ca = str(svc.ca_cert)
-    with https_client(svc.url, ca, headers=ADMIN) as admin:
+    with https_client(svc.url, ca, headers=admin_headers) as admin:
         resp = admin.post("/v1/admin/heads", json={"name": "tiny", "dataset": "sst2", "max_examples": 200,
                                                    "in_distribution_texts": 0})
         assert resp.status_code == 201, resp.text
@@ -77,7 +77,7 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
         assert session.received_ciphertexts == session.num_ciphertexts
 
     key_ids = [inf_key.key_id, al_key.key_id]
-    before = public_state(svc.url, ca, key_ids, session.session_id)
+    before = public_state(svc.url, ca, admin_headers, key_ids, session.session_id)
     first_run_log = svc.log_path
     rc = svc.stop()
     svc.start()  # a new process on the same data dir and port
@@ -95,9 +95,9 @@ def test_first_process_shut_down_gracefully(restarted: dict[str, Any]) -> None:
     assert "Application shutdown complete" in log and "Finished server process" in log
 
 
-def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any]) -> None:
+def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any], admin_headers: dict[str, str]) -> None:
     svc = restarted["svc"]
-    after = public_state(svc.url, restarted["ca"], restarted["key_ids"], restarted["session_id"])
+    after = public_state(svc.url, restarted["ca"], admin_headers, restarted["key_ids"], restarted["session_id"])
     before = restarted["before"]
     for part in ("heads", "head", "admin_heads", "corpora", "corpus_texts", "clients", "keys", "session"):
         assert after[part] == before[part], f"{part} changed across the restart"
@@ -109,10 +109,10 @@ def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any]) -> N
     assert after["session"]["state"] == "receiving"
 
 
-def test_old_inference_key_still_classifies(restarted: dict[str, Any]) -> None:
+def test_old_inference_key_still_classifies(restarted: dict[str, Any], admin_headers: dict[str, str]) -> None:
     svc, ca = restarted["svc"], restarted["ca"]
     keys = ClientKeys.load(PSET, restarted["inference_secret"])  # the client restarted too
-    with ProviderClient(svc.url, Path(ca)) as pc, https_client(svc.url, ca, headers=ADMIN) as admin:
+    with ProviderClient(svc.url, Path(ca)) as pc, https_client(svc.url, ca, headers=admin_headers) as admin:
         head = pc.head("tiny")
         layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
         x = np.random.default_rng(21).normal(0.0, 0.05, size=(4, head.dim))
@@ -148,18 +148,18 @@ def test_interrupted_alignment_session_completes_after_restart(restarted: dict[s
     assert err < 1e-4, f"X^T Y after restart deviates from plaintext by {err:.3g}"
 
 
-def test_admin_disabled_without_token(restarted: dict[str, Any], provider_service_factory: Any) -> None:
+def test_admin_disabled_without_token(restarted: dict[str, Any], provider_service_factory: Any,
+                                      admin_headers: dict[str, str]) -> None:
     """The same data dir served without HELIX_PROVIDER_ADMIN_TOKEN: admin endpoints answer 403
     admin_disabled (with or without a token), public endpoints still serve the persisted head."""
     svc = restarted["svc"]
     svc.stop()
-    env = {k: v for k, v in svc.env.items() if k != "HELIX_PROVIDER_ADMIN_TOKEN"}
-    data_dir = Path(env["HELIX_PROVIDER_DATA_DIR"])
+    data_dir = Path(svc.env["HELIX_PROVIDER_DATA_DIR"])
     bare = provider_service_factory("provider-no-admin", data_dir=data_dir, port=svc.port, HELIX_PROVIDER_WORKERS="1")
     bare.env.pop("HELIX_PROVIDER_ADMIN_TOKEN")
     bare.start()
     try:
-        with https_client(bare.url, restarted["ca"]) as anon, https_client(bare.url, restarted["ca"], headers=ADMIN) as admin:
+        with https_client(bare.url, restarted["ca"]) as anon, https_client(bare.url, restarted["ca"], headers=admin_headers) as admin:
             for client in (anon, admin):
                 assert_api_error(client.get("/v1/admin/heads"), 403, "admin_disabled", "HELIX_PROVIDER_ADMIN_TOKEN")
                 assert_api_error(client.post("/v1/admin/heads", json={"name": "x", "dataset": "sst2"}), 403, "admin_disabled")
