@@ -65,22 +65,22 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
     x = embedder.embed(texts).astype(np.float64)
     # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
     x_scale = float(np.max(np.abs(x))) or 1.0
-    x_aug = np.hstack([x / x_scale, np.ones((x.shape[0], 1))])
+    x_unit = x / x_scale
     stored_key, keys = keystore.register(provider, client_name, KeyPurpose.alignment, pset)
     try:
         session = provider.create_alignment(AlignmentCreate(
-            head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_aug.shape[1],
+            head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_unit.shape[1],
             include_head_texts=include_head_texts, client_model_id=embedder.model_id))
-        if session.num_samples != x_aug.shape[0]:
-            raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_aug.shape[0]}")
-        layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=x_aug.shape[1], num_samples=x_aug.shape[0])
+        if session.num_samples != x_unit.shape[0]:
+            raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_unit.shape[0]}")
+        layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=x_unit.shape[1], num_samples=x_unit.shape[0])
         status.phase = "uploading"
         status.total_ciphertexts = layout.num_ciphertexts
         status.total_columns = session.output_columns
         report(status)
         for start in range(0, layout.num_ciphertexts, chunk_ciphertexts):
             count = min(chunk_ciphertexts, layout.num_ciphertexts - start)
-            blobs = keys.encrypt_alignment_data(x_aug, layout, start, count)
+            blobs = keys.encrypt_alignment_data(x_unit, layout, start, count)
             session = provider.upload_chunk(session.session_id, AlignmentChunkHeader(start=start, count=count,
                                             data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
             status.uploaded_ciphertexts = session.received_ciphertexts
@@ -99,16 +99,17 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
         status.phase = "decrypting"
         report(status)
         header, blobs = provider.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
-        xaug_ty = keys.decrypt_cross_covariance(header, blobs, max_bytes=info.limits.max_ciphertext_bytes)
+        xty = keys.decrypt_cross_covariance(header, blobs, max_bytes=info.limits.max_ciphertext_bytes)
+        if len(header.y_sum) != xty.shape[1]:
+            raise AlignmentError(f"result carries {len(header.y_sum)} column sums for {xty.shape[1]} columns")
         provider.delete_session(session.session_id)
     finally:
         try:
             provider.revoke_key(stored_key.key_id)
         finally:
             keystore.forget(stored_key.key_id)
-    # undo the client's scaling: rows 0..d-1 were computed on x / x_scale, the last row on ones
-    xaug_ty[:-1] *= x_scale
-    stats = SufficientStats.from_augmented_cross(x, xaug_ty)
+    stats = SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=xty * x_scale,  # undo x / x_scale
+                            y_sum=np.asarray(header.y_sum))
     affine = solve_ridge_from_stats(stats, ridge_lambda)
     status.phase = "done"
     report(status)

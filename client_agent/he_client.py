@@ -72,13 +72,13 @@ class ClientKeys:
         scale = float(2**QUERY_SCALE_BITS)
         return self._encrypt_coeffs(layout.query_coefficients(x, scale), scale)
 
-    def encrypt_alignment_data(self, x_aug: np.ndarray, layout: CrossCovarianceLayout, start: int, count: int) -> list[bytes]:
-        """Ciphertexts [start, start+count) of the sample-block packing; x_aug must satisfy |x| <= 1."""
+    def encrypt_alignment_data(self, x: np.ndarray, layout: CrossCovarianceLayout, start: int, count: int) -> list[bytes]:
+        """Ciphertexts [start, start+count) of the sample-block packing; x must satisfy |x| <= 1."""
         scale = float(2**ALIGNMENT_SCALE_BITS)
         coeffs = []
         for c in range(start, start + count):
             rows = layout.sample_range(c)
-            coeffs.append(layout.data_coefficients(x_aug[rows.start : rows.stop], scale))
+            coeffs.append(layout.data_coefficients(x[rows.start : rows.stop], scale))
         return self._encrypt_coeffs(np.stack(coeffs), scale)
 
     # --- decryption ------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class ClientKeys:
         return logits
 
     def decrypt_cross_covariance(self, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
-        """-> (feature_dim, output_columns) = X_aug^T Y (before the client undoes its own X scaling)."""
+        """-> (feature_dim, output_columns) = X^T Y (before the client undoes its own X scaling)."""
         zero = set(header.zero_columns)
         if len(zero) != len(header.zero_columns) or any(not 0 <= j < header.output_columns for j in zero):
             raise ValueError("result header lists invalid zero columns")

@@ -1,8 +1,8 @@
 """Ridge regression with a bias, from sufficient statistics.
 
-Why statistics and not data: in secure alignment the client never sees Y_A, only Enc(X_aug^T Y_A)
-where X_aug = [X_B, 1]. Decrypted, that gives X^T Y and the column sums 1^T Y; together with the
-client's own X^T X and 1^T X this is everything the centred ridge solve needs:
+Why statistics and not data: in secure alignment the client never sees Y_A, only Enc(X_B^T Y_A)
+and the column sums 1^T Y_A. Together with the client's own X^T X and 1^T X this is everything the
+centred ridge solve needs:
 
     W = (Xc^T Xc + lambda I)^-1 Xc^T Yc,   c = mean(Y) - mean(X) W,   Xc, Yc centred,
 
@@ -23,14 +23,6 @@ class SufficientStats:
     x_sum: np.ndarray  # (dB,)
     xty: np.ndarray  # (dB, dA)
     y_sum: np.ndarray  # (dA,)
-
-    @classmethod
-    def from_augmented_cross(cls, x: np.ndarray, xaug_ty: np.ndarray) -> "SufficientStats":
-        """Client side: own X plus the decrypted [X, 1]^T Y (its last row is 1^T Y)."""
-        x = np.asarray(x, dtype=np.float64)
-        if xaug_ty.shape[0] != x.shape[1] + 1:
-            raise ValueError(f"cross-covariance has {xaug_ty.shape[0]} rows, expected {x.shape[1] + 1}")
-        return cls(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=xaug_ty[:-1], y_sum=xaug_ty[-1])
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ them only on first use, because importing a backend is expensive
 (sentence-transformers pulls in torch + transformers, ~5 s) and a process that
 only needs WordLlama should not pay for it.
 
-Adding a backend (e.g. ``causal-lm:``, ``openai:``, ``cohere:``, ``gemini:``,
-``spacy:``, ``glove:``) = write ``helix_embeddings/<x>_backend.py`` with a
+Adding a backend = write ``helix_embeddings/<x>_backend.py`` with a
 ``from_spec`` and add one line to ``_BACKENDS`` (or call :func:`register_backend`
-from outside the package).
+from outside the package). docs/embedders.md lists the backends and their options.
 """
 
 from __future__ import annotations
@@ -28,6 +27,12 @@ BackendFactory = Callable[[str, Mapping[str, str]], Embedder]
 _BACKENDS: dict[str, str | BackendFactory] = {
     "sentence-transformers": "helix_embeddings.sentence_transformers_backend:from_spec",
     "wordllama": "helix_embeddings.wordllama_backend:from_spec",
+    "causal-lm": "helix_embeddings.causal_lm_backend:from_spec",
+    "spacy": "helix_embeddings.spacy_backend:from_spec",
+    "glove": "helix_embeddings.glove_backend:from_spec",
+    "openai": "helix_embeddings.openai_backend:from_spec",
+    "cohere": "helix_embeddings.cohere_backend:from_spec",
+    "gemini": "helix_embeddings.gemini_backend:from_spec",
 }
 
 
@@ -69,12 +74,17 @@ def load_embedder(spec: str, cache_dir: Path | None = None) -> Embedder:
     Args:
         spec: ``backend:name[?opt=val&...]`` or an alias: ``"minilm"``
             (= ``sentence-transformers:all-MiniLM-L6-v2``), ``"wordllama"``
-            (= ``wordllama:l2_supercat``, option ``dim``, default 256).
+            (= ``wordllama:l2_supercat``, option ``dim``, default 256), ``"spacy"``,
+            ``"glove"``, ``"smollm2"``, ``"gemma3"`` (see :data:`~helix_embeddings.specs.ALIASES`
+            and docs/embedders.md for every backend's options).
         cache_dir: If given, wrap the model in a :class:`CachedEmbedder` on this directory.
 
     Raises:
         ValueError: malformed spec, unknown backend (message lists the known
-            ones), unknown option, or a model that is not available offline.
+            ones), unknown option, a model that is not available offline, or (cloud
+            backends) a missing API key (:class:`~helix_embeddings.errors.MissingCredentialsError`).
+        ImportError: the package shipping a model's weights is not installed
+            (the message names the pip command).
     """
     parsed = parse_spec(spec)
     embedder = _load_uncached(parsed)

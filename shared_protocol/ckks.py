@@ -216,6 +216,22 @@ class HEContext:
         data = np.frombuffer(body[len(body) - 8 * count :], dtype="<u8")  # the data array ends the body
         return data.reshape(ct.size(), ct.coeff_modulus_size(), self.n).copy()
 
+    def ciphertext_with_data(self, template: seal.Ciphertext, data: np.ndarray) -> seal.Ciphertext:
+        """A ciphertext with `template`'s metadata (level, size, scale, NTT form) and new polynomial
+        data of shape (size, primes, N); SEAL validates the result on load (every value < its prime)."""
+        raw = save_to_bytes(template)
+        compr = check_seal_header(raw, 1 << 30)
+        body = raw[16:]
+        if compr == _COMPR_ZSTD:
+            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=template.size() * template.coeff_modulus_size() * self.n * 8 + 4096)
+        data = np.ascontiguousarray(data, dtype="<u8")
+        if data.shape != (template.size(), template.coeff_modulus_size(), self.n):
+            raise ValueError(f"data shape {data.shape} does not match the template ciphertext")
+        body = body[: len(body) - data.nbytes] + data.tobytes()
+        out = seal.Ciphertext()
+        _load_from_bytes(out, self.context, _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body)
+        return out
+
     def decode_last_level(self, pt: seal.Plaintext) -> np.ndarray:
         """Exact signed coefficients of a one-prime NTT-form plaintext, divided by its scale."""
         res = self.plaintext_residues(pt)

@@ -132,7 +132,7 @@ class AlignmentCreate(_Strict):
     corpus_id: Identifier
     corpus_sha256: Sha256Hex = Field(description="the client proves it embedded exactly these texts")
     key_id: Identifier
-    feature_dim: int = Field(ge=2, description="client embedding dimension + 1 (constant bias column)")
+    feature_dim: int = Field(ge=1, description="the client's embedding dimension D")
     include_head_texts: bool = False
     client_model_id: str = Field("", max_length=256)
 
@@ -168,13 +168,16 @@ class AlignmentChunkHeader(_Strict):
 
 class AlignmentResultHeader(_Strict):
     """Frame header of GET /v1/alignments/{id}/result; blob b encrypts column b of X^T Y in
-    coefficients [0, feature_dim), every other coefficient uniformly random modulo the prime."""
+    coefficients [0, feature_dim), every other coefficient uniformly random modulo the prime.
+    `y_sum` (the column sums of Y over the same samples) is what the affine map's bias needs; the
+    paper's protocol reveals it too (as the product with a constant-1 column)."""
 
     session_id: Identifier
     feature_dim: int
     output_columns: int
     value_scale: float = Field(description="divide decrypted coefficients by this scale")
     y_prescale: float = Field(description="the provider divided Y by this before encoding; multiply back")
+    y_sum: list[float] = Field(description="1^T Y over the session's samples, one value per output column")
     zero_columns: list[int] = Field(default_factory=list, description="columns of Y that are exactly zero after "
                                     "encoding (e.g. a dead embedding dimension); no ciphertext is sent for them")
 

@@ -71,15 +71,19 @@ class LinearHeadLayout:
 class CrossCovarianceLayout:
     """Enc(X^T Y) for X (n x D, client, encrypted) and Y (n x d_A, provider, plaintext).
 
-    A ciphertext holds m = floor(N / D) samples: sample t's features at X^(t*D + a). The plaintext
-    for output column b holds Y[s_t, b] at X^(-t*D) (negacyclic: -X^(N - t*D) for t > 0). Their
-    product has sum_t X[s_t, a] * Y[s_t, b] at X^a for a < D; cross-sample terms land at
-    (t' - t)*D + a, which is >= D or wraps to >= N - (m-1)*D >= D, never on an output. Summing the
-    products over all sample chunks gives column b of X^T Y in coefficients [0, D).
+    Samples sit in blocks of B = next_pow2(D) coefficients; a ciphertext holds m = N / B samples,
+    sample t's features at X^(t*B + a). The plaintext for output column b holds Y[s_t, b] at
+    X^(-t*B) (negacyclic: -X^(N - t*B) for t > 0). Their product has sum_t X[s_t, a] * Y[s_t, b] at
+    X^a for a < D; cross-sample terms land at (t' - t)*B + a, which is >= B or wraps to
+    >= N - (m-1)*B = B, never on an output. Summing the products over all ciphertexts gives column
+    b of X^T Y in coefficients [0, D).
+
+    Why a power-of-two block: the column plaintext is then a polynomial in X^B, whose NTT takes only
+    m distinct values, so the provider builds it with an m x m product instead of a full NTT.
     """
 
     n: int
-    feature_dim: int  # D: the client's dimension including its constant-1 bias column
+    feature_dim: int  # D: the client's embedding dimension
     num_samples: int
 
     def __post_init__(self) -> None:
@@ -89,8 +93,12 @@ class CrossCovarianceLayout:
             raise ValueError("alignment needs at least one sample")
 
     @property
+    def block(self) -> int:
+        return 1 << (self.feature_dim - 1).bit_length()
+
+    @property
     def samples_per_ciphertext(self) -> int:
-        return self.n // self.feature_dim
+        return self.n // self.block
 
     @property
     def num_ciphertexts(self) -> int:
@@ -106,17 +114,23 @@ class CrossCovarianceLayout:
         m, dim = x_chunk.shape
         if dim != self.feature_dim or m > self.samples_per_ciphertext:
             raise ValueError(f"chunk shape {x_chunk.shape} does not fit the layout")
-        out = np.zeros(self.n, dtype=np.int64)
-        out[: m * dim] = np.round(x_chunk * scale).astype(np.int64).reshape(-1)
+        out = np.zeros((self.samples_per_ciphertext, self.block), dtype=np.int64)
+        out[:m, :dim] = np.round(x_chunk * scale).astype(np.int64)
+        return out.reshape(-1)
+
+    def column_values(self, y_chunk: np.ndarray, scale: float) -> np.ndarray:
+        """Provider rows for one ciphertext's samples (<= m, d_A) -> (d_A, m) integers v[b, t], the
+        coefficient of X^(-t*B) in column b's plaintext (zero for absent samples)."""
+        y_chunk = np.asarray(y_chunk, dtype=np.float64)
+        out = np.zeros((y_chunk.shape[1], self.samples_per_ciphertext), dtype=np.int64)
+        out[:, : y_chunk.shape[0]] = np.round(y_chunk * scale).astype(np.int64).T
         return out
 
     def column_coefficients(self, y_chunk: np.ndarray, scale: float) -> np.ndarray:
-        """Provider rows for one ciphertext's samples (<= m, d_A) -> (d_A, N) integer polynomials."""
-        y_chunk = np.asarray(y_chunk, dtype=np.float64)
-        m, d_a = y_chunk.shape
-        out = np.zeros((d_a, self.n), dtype=np.int64)
-        vals = np.round(y_chunk * scale).astype(np.int64)  # (m, d_A)
-        out[:, 0] = vals[0]
-        for t in range(1, m):
-            out[:, self.n - t * self.feature_dim] = -vals[t]
+        """The same plaintexts as full coefficient vectors (d_A, N) (reference and tests)."""
+        vals = self.column_values(y_chunk, scale)
+        out = np.zeros((vals.shape[0], self.n), dtype=np.int64)
+        out[:, 0] = vals[:, 0]
+        for t in range(1, vals.shape[1]):
+            out[:, self.n - t * self.block] = -vals[:, t]
         return out

@@ -60,7 +60,23 @@ def test_cross_covariance_layout_yields_exact_columns(n: int, dim: int, samples:
 
 
 def test_cross_covariance_layout_counts() -> None:
-    lay = CrossCovarianceLayout(n=8192, feature_dim=257, num_samples=4064)
-    assert lay.samples_per_ciphertext == 31
-    assert lay.num_ciphertexts == 132
-    assert lay.sample_range(131) == range(4061, 4064)
+    lay = CrossCovarianceLayout(n=8192, feature_dim=256, num_samples=4064)
+    assert (lay.block, lay.samples_per_ciphertext, lay.num_ciphertexts) == (256, 32, 127)
+    assert lay.sample_range(126) == range(4032, 4064)
+    wide = CrossCovarianceLayout(n=8192, feature_dim=384, num_samples=4096)
+    assert (wide.block, wide.samples_per_ciphertext, wide.num_ciphertexts) == (512, 16, 256)
+
+
+def test_fast_column_ntt_equals_full_ntt() -> None:
+    """The m-class Vandermonde evaluation gives exactly the NTT of the column plaintext."""
+    from shared_protocol.ckks import he_context
+    from shared_protocol.modmath import to_residues, vandermonde
+
+    he = he_context("ckks-n8192-q200")
+    lay = CrossCovarianceLayout(n=he.n, feature_dim=200, num_samples=100)
+    y = np.random.default_rng(4).normal(size=(lay.samples_per_ciphertext - 3, 5))
+    for q in he.input_level.primes:
+        idx, zpow = he.ntt(q).block_classes(lay.block)
+        fast = vandermonde(to_residues(lay.column_values(y, 2.0**40), q), zpow, q)[:, idx]
+        full = he.ntt(q).forward(to_residues(lay.column_coefficients(y, 2.0**40), q))
+        assert np.array_equal(fast, full)

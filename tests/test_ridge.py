@@ -37,15 +37,14 @@ def test_matches_sklearn_ridge() -> None:
     assert np.allclose(m.apply(x), ref.predict(x), atol=1e-8)
 
 
-def test_stats_from_augmented_cross_product_equal_direct_fit() -> None:
-    """What the client decrypts ([X,1]^T Y) is enough to reproduce the plaintext fit."""
+def test_stats_the_client_has_reproduce_the_direct_fit() -> None:
+    """What the client holds after secure alignment (its own X, the decrypted X^T Y and the column
+    sums 1^T Y) is enough to reproduce the plaintext fit."""
     x, y = data(seed=5)
-    xaug_ty = np.hstack([x, np.ones((x.shape[0], 1))]).T @ y
-    m = solve_ridge_from_stats(SufficientStats.from_augmented_cross(x, xaug_ty), 1e-3)
+    stats = SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(0), xty=x.T @ y, y_sum=y.sum(0))
+    m = solve_ridge_from_stats(stats, 1e-3)
     ref = fit_ridge(x, y, 1e-3)
     assert np.allclose(m.weight, ref.weight) and np.allclose(m.bias, ref.bias)
-    with pytest.raises(ValueError, match="rows"):
-        SufficientStats.from_augmented_cross(x, xaug_ty[:-1])
 
 
 def test_negative_lambda_is_rejected() -> None:

@@ -185,7 +185,8 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         blobs = [b for b in columns if b is not None]
         scale = max(s_ for _, s_ in results)
         header = AlignmentResultHeader(session_id=session_id, feature_dim=row["feature_dim"], output_columns=d_a,
-                                       value_scale=scale, y_prescale=pre, zero_columns=zero_columns)
+                                       value_scale=scale, y_prescale=pre, y_sum=y.sum(axis=0).tolist(),
+                                       zero_columns=zero_columns)
         result_id = await run_in_threadpool(state.blobs.put, encode_frame(header, blobs), ".frame")
         state.repo.update_session(session_id, state=AlignmentState.done.value, result_blob=result_id, computed_columns=d_a)
         shutil.rmtree(folder, ignore_errors=True)  # the client's ciphertexts are no longer needed

@@ -419,7 +419,7 @@ def test_bad_json_bodies_are_422(provider: Any, alignment_key: RegisteredKey) ->
         (lambda: http.post("/v1/alignments", content=b'{"head_id": "sst2", ', headers=json_ct), ("json",)),
         (lambda: http.post("/v1/alignments", content=b"", headers=json_ct), ("body",)),
         (lambda: http.post("/v1/alignments", json={k: v for k, v in good.items() if k != "corpus_sha256"}), ("corpus_sha256",)),
-        (lambda: http.post("/v1/alignments", json=dict(good, feature_dim=1)), ("feature_dim",)),
+        (lambda: http.post("/v1/alignments", json=dict(good, feature_dim=0)), ("feature_dim",)),
         (lambda: http.post("/v1/alignments", json=dict(good, corpus_sha256="not-hex")), ("corpus_sha256",)),
         (lambda: http.post("/v1/alignments", json=dict(good, surprise=1)), ("surprise",)),
         (lambda: provider.admin.post("/v1/admin/heads", content=b"[1, 2", headers=json_ct), ("json",)),
