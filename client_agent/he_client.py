@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tenseal.sealapi as seal
 
-from shared_protocol.ckks import HEContext, _load_from_bytes, he_context, save_to_bytes
+from shared_protocol.ckks import HEContext, load_from_bytes, he_context, save_to_bytes
 from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
 
@@ -54,7 +54,7 @@ class ClientKeys:
     def load(cls, parameter_set: str, path: Path) -> "ClientKeys":
         he = he_context(parameter_set)
         sk = seal.SecretKey()
-        _load_from_bytes(sk, he.context, path.read_bytes())
+        load_from_bytes(sk, he.context, path.read_bytes())
         return cls(he, sk)
 
     # --- encryption ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 
 import tenseal.sealapi as seal
 
-from shared_protocol.ckks import CiphertextError, _load_from_bytes, he_context
+from shared_protocol.ckks import CiphertextError, load_from_bytes, he_context
 from shared_protocol.packing import CrossCovarianceLayout
 
 from .blobs import load_array
@@ -56,7 +56,7 @@ def _rerandomizer(parameter_set: str, public_key_path: str) -> Rerandomizer:
     """The client's registered public key (validated at registration), loaded once per worker."""
     he = he_context(parameter_set)
     pk = seal.PublicKey()
-    _load_from_bytes(pk, he.context, Path(public_key_path).read_bytes())
+    load_from_bytes(pk, he.context, Path(public_key_path).read_bytes())
     return Rerandomizer(he, pk)
 
 

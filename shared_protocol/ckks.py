@@ -60,7 +60,7 @@ def save_to_bytes(obj: object) -> bytes:
         path.unlink(missing_ok=True)
 
 
-def _load_from_bytes(obj: object, context: seal.SEALContext, data: bytes) -> None:
+def load_from_bytes(obj: object, context: seal.SEALContext, data: bytes) -> None:
     path = _scratch_file()
     try:
         path.write_bytes(data)
@@ -176,7 +176,7 @@ class HEContext:
         body = struct.pack("<4Q", *level.parms_id) + struct.pack("<Qd", count, scale) + inner
         raw = _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body
         pt = seal.Plaintext()
-        _load_from_bytes(pt, self.context, raw)
+        load_from_bytes(pt, self.context, raw)
         return pt
 
     def plaintext_from_coeffs(self, coeffs: np.ndarray, level: Level, scale: float) -> seal.Plaintext:
@@ -229,7 +229,7 @@ class HEContext:
             raise ValueError(f"data shape {data.shape} does not match the template ciphertext")
         body = body[: len(body) - data.nbytes] + data.tobytes()
         out = seal.Ciphertext()
-        _load_from_bytes(out, self.context, _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body)
+        load_from_bytes(out, self.context, _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body)
         return out
 
     def decode_last_level(self, pt: seal.Plaintext) -> np.ndarray:
@@ -248,7 +248,7 @@ class HEContext:
         check_seal_header(data, max_bytes)
         ct = seal.Ciphertext()
         try:
-            _load_from_bytes(ct, self.context, data)
+            load_from_bytes(ct, self.context, data)
         except (RuntimeError, ValueError) as exc:
             raise CiphertextError(f"ciphertext is not valid for parameter set {self.params.name}: {exc}") from None
         if tuple(ct.parms_id()) != level.parms_id:

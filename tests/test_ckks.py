@@ -75,10 +75,10 @@ def _public_key(keys: ClientKeys):  # type: ignore[no-untyped-def]
     """The public key exactly as the provider receives and loads it."""
     import tenseal.sealapi as seal
 
-    from shared_protocol.ckks import _load_from_bytes
+    from shared_protocol.ckks import load_from_bytes
 
     pk = seal.PublicKey()
-    _load_from_bytes(pk, keys.he.context, keys.public_key_bytes())
+    load_from_bytes(pk, keys.he.context, keys.public_key_bytes())
     return pk
 
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from helix_web.errors import ApiError, not_found
 from helix_web.frames import read_frame
-from shared_protocol.ckks import CiphertextError, _load_from_bytes, check_seal_header, he_context
+from shared_protocol.ckks import CiphertextError, load_from_bytes, check_seal_header, he_context
 from shared_protocol.messages import KeyInfo, KeyPurpose, KeyRegistrationHeader
 
 from ..db import iso, parse_dt, utcnow
@@ -34,7 +34,7 @@ def _check_public_key(parameter_set: str, blob: bytes) -> None:
     he = he_context(parameter_set)
     pk = seal.PublicKey()
     try:
-        _load_from_bytes(pk, he.context, blob)
+        load_from_bytes(pk, he.context, blob)
     except (RuntimeError, ValueError) as exc:
         raise CiphertextError(f"public key is not valid for {parameter_set}: {exc}") from None
 
