@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 HELIX_DATASETS ?= ../shared/datasets
 export HELIX_DATASETS
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test test-all bench bench-quick clean
 
 install:
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
@@ -22,6 +22,12 @@ test: install
 
 test-all: install
 	$(PYTHON) -m pytest -q -m "slow or not slow"
+
+bench: install
+	$(PYTHON) -m benchmarks
+
+bench-quick: install
+	$(PYTHON) -m benchmarks --quick --out .helix/bench-quick.json --doc .helix/bench-quick.md
 
 clean:
 	rm -rf .helix demo-report.json build *.egg-info shared_protocol/*.so

@@ -1,0 +1,134 @@
+"""Our paths, wired in one process exactly as client and provider use them: the client encrypts
+to bytes, the provider evaluates from bytes (validation, product, rescale, mask, re-randomisation,
+serialization) and the client decrypts the reply bytes."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import tenseal.sealapi as seal
+
+from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
+from provider_server.he_circuits import (EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance,
+                                         encrypted_linear_head, y_prescale_for)
+from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
+from shared_protocol.packing import CrossCovarianceLayout
+
+from .config import AlignmentCase
+from .timing import summary_ms, timed
+
+MAX_CIPHERTEXT_BYTES = 1 << 20
+
+
+class OurParty:
+    """The client's keys and the provider's re-randomiser built from the client's public key."""
+
+    def __init__(self, parameter_set: str) -> None:
+        t0 = time.perf_counter()
+        self.keys = ClientKeys.generate(parameter_set)
+        t1 = time.perf_counter()
+        pk_bytes = self.keys.public_key_bytes()
+        t2 = time.perf_counter()
+        # What the provider builds from the client's registered public key.
+        pk = seal.PublicKey()
+        seal.KeyGenerator(self.keys.he.context, self.keys.secret_key).create_public_key(pk)
+        self.rerandomizer = Rerandomizer(self.keys.he, pk)
+        self.he = self.keys.he
+        self.setup = {
+            "parameter_set": parameter_set,
+            "context_and_secret_key_s": t1 - t0,  # includes building the SEAL context once per process
+            "public_key_s": t2 - t1,
+            "public_key_bytes": len(pk_bytes),
+        }
+
+
+def reply_header(head: EncryptedLinearHead, num_queries: int) -> ClassifyReplyHeader:
+    lay = head.layout
+    return ClassifyReplyHeader(head_id="bench", num_queries=num_queries,
+                               ciphertexts_per_query=lay.ciphertexts_per_query,
+                               class_groups=[list(g) for g in lay.class_groups()],
+                               output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
+                               num_classes=lay.k)
+
+
+def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int) -> dict[str, Any]:
+    """One query, `runs` timed repetitions after one warm-up. Provider time is encrypted_linear_head
+    on one serialized query (deserialize + validate, product, rescale, mask, re-randomise, serialize)."""
+    keys, rr = party.keys, party.rerandomizer
+    head, t_build = timed(lambda: EncryptedLinearHead(party.he, w, b))
+    header = reply_header(head, 1)
+    xq = x.reshape(1, -1)
+    expected = (xq @ w + b)[0]
+
+    def once() -> tuple[float, float, float, float, int, int, float]:
+        query, t_enc = timed(lambda: keys.encrypt_queries(xq, head.layout))
+        c0 = time.process_time()
+        replies, t_prov = timed(lambda: encrypted_linear_head(head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+                                                              query_scale_bits=QUERY_SCALE_BITS))
+        cpu = (time.process_time() - c0) / t_prov
+        logits, t_dec = timed(lambda: keys.decrypt_logits(header, replies[0]))
+        err = float(np.max(np.abs(logits[0] - expected)))
+        return t_enc, t_prov, t_dec, err, sum(map(len, query)), sum(map(len, replies[0])), cpu
+
+    once()  # warm-up: first-use allocations, page faults, scratch directory
+    samples = [once() for _ in range(runs)]
+    enc, prov, dec, errs, ups, downs, cpus = zip(*samples)
+    return {
+        "head_prepare_ms": t_build * 1e3,  # one-off per head (weight plaintexts in NTT form)
+        "reply_ciphertexts": head.layout.ciphertexts_per_query,
+        "client_encrypt": summary_ms(list(enc)),
+        "provider": summary_ms(list(prov)),
+        "client_decrypt": summary_ms(list(dec)),
+        "bytes_up": int(ups[-1]),
+        "bytes_down": int(downs[-1]),
+        "reply_header_bytes": len(header.model_dump_json()),
+        "max_abs_error": max(errs),
+        "provider_cpu_time_over_wall": float(np.median(cpus)),
+    }
+
+
+def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray, runs: int) -> dict[str, Any]:
+    """Client encrypt (all data ciphertexts, to bytes) + provider encrypted_cross_covariance (from
+    bytes, all d_A columns) + client decrypt; wall time of each phase."""
+    keys, he, rr = party.keys, party.he, party.rerandomizer
+    n, d_b, d_a = case.num_samples, case.client_dim, case.provider_dim
+    layout = CrossCovarianceLayout(n=he.n, feature_dim=d_b, num_samples=n)
+    expected = x.T @ y
+    enc_t, prov_t, dec_t, total_t, errs = [], [], [], [], []
+    up = down = header_bytes = 0
+    for _ in range(runs):
+        blobs, t_enc = timed(lambda: keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts))
+        prescale = y_prescale_for(y, n, ALIGNMENT_SCALE_BITS)
+
+        def load(c: int) -> seal.Ciphertext:
+            return he.ciphertext_from_bytes(blobs[c], level=he.input_level, max_bytes=MAX_CIPHERTEXT_BYTES)
+
+        (cols, scale), t_prov = timed(lambda: encrypted_cross_covariance(he, layout, load, y, range(d_a), rr,
+                                                                         y_prescale=prescale))
+        header = AlignmentResultHeader(session_id="bench", feature_dim=d_b, output_columns=d_a, value_scale=scale,
+                                       y_prescale=prescale, y_sum=y.sum(0).tolist(),
+                                       zero_columns=[j for j, c in enumerate(cols) if c is None])
+        got, t_dec = timed(lambda: keys.decrypt_cross_covariance(header, [c for c in cols if c is not None]))
+        enc_t.append(t_enc)
+        prov_t.append(t_prov)
+        dec_t.append(t_dec)
+        total_t.append(t_enc + t_prov + t_dec)
+        errs.append(float(np.max(np.abs(got - expected))))
+        up = sum(map(len, blobs))
+        down = sum(len(c) for c in cols if c is not None)
+        header_bytes = len(header.model_dump_json())
+    return {
+        "data_ciphertexts": layout.num_ciphertexts,
+        "samples_per_ciphertext": layout.samples_per_ciphertext,
+        "result_ciphertexts": d_a,
+        "runs": runs,
+        "client_encrypt_s": float(np.median(enc_t)),
+        "provider_s": float(np.median(prov_t)),
+        "client_decrypt_s": float(np.median(dec_t)),
+        "total_s": float(np.median(total_t)),
+        "bytes_up": up,
+        "bytes_down": down,
+        "result_header_bytes": header_bytes,
+        "max_abs_error": max(errs),
+    }

@@ -1,0 +1,141 @@
+"""One benchmark run: both our paths and the baseline, on the same inputs, in one process."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import SCHEMA_VERSION, baseline, ours
+from .config import PARAMETER_SET, AlignmentCase, Mode
+
+
+def machine_info() -> dict[str, Any]:
+    import tenseal
+
+    from shared_protocol import modmath
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        affinity = None
+    cpu_model = platform.processor() or None
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tenseal": tenseal.__version__,
+        "native_ntt_kernel": modmath._KERNEL is not None,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _inputs_head(seed: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, d, k])
+    w = rng.normal(size=(d, k)) / np.sqrt(d)
+    b = rng.normal(size=k)
+    x = rng.normal(size=d)
+    return x, w, b
+
+
+def _inputs_alignment(seed: int, case: AlignmentCase) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, case.num_samples, case.client_dim, case.provider_dim])
+    x = rng.uniform(-1.0, 1.0, size=(case.num_samples, case.client_dim))  # the client sends |x| <= 1
+    y = rng.normal(size=(case.num_samples, case.provider_dim))
+    return x, y
+
+
+def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    machine = machine_info()
+    log(f"[bench] mode={mode.name} cpus={machine['cpu_count']} load={machine['load_average_at_start']}")
+
+    party = ours.OurParty(PARAMETER_SET)
+    ctx, ts_info = baseline.make_context()
+    log(f"[bench] keys ready: our public key {party.setup['public_key_bytes']} B, TenSEAL public context "
+        f"{ts_info['public_context_with_galois_bytes']} B")
+
+    # 1. encrypted linear head ------------------------------------------------------------------
+    rows = []
+    for d, k in mode.head_grid:
+        x, w, b = _inputs_head(seed, d, k)
+        mine = ours.linear_head(party, x, w, b, mode.head_runs)
+        row: dict[str, Any] = {"d": d, "k": k, "ours": mine, "baseline": None, "speedup_provider_p50": None}
+        if (d, k) in mode.baseline_grid:
+            base = baseline.linear_head(ctx, x, w, b, mode.baseline_runs)
+            row["baseline"] = base
+            row["speedup_provider_p50"] = base["provider"]["p50_ms"] / mine["provider"]["p50_ms"]
+            ours_e2e = sum(mine[p]["p50_ms"] for p in ("client_encrypt", "provider", "client_decrypt"))
+            base_e2e = sum(base[p]["p50_ms"] for p in ("client_encrypt", "provider", "client_decrypt"))
+            row["speedup_end_to_end_p50"] = base_e2e / ours_e2e
+            row["bytes_up_ratio"] = base["bytes_up"] / mine["bytes_up"]
+            row["bytes_down_ratio"] = base["bytes_down"] / mine["bytes_down"]
+        rows.append(row)
+        msg = f"[bench] head d={d} k={k}: ours p50 {mine['provider']['p50_ms']:.1f} ms"
+        if row["baseline"] is not None:
+            msg += f", TenSEAL p50 {row['baseline']['provider']['p50_ms']:.0f} ms, x{row['speedup_provider_p50']:.0f}"
+        log(msg)
+
+    # 2. secure alignment, HE part --------------------------------------------------------------
+    cases = []
+    for case in mode.alignment:
+        x, y = _inputs_alignment(seed, case)
+        mine = ours.alignment(party, case, x, y, mode.alignment_runs)
+        naive = baseline.alignment_naive(ctx, case, x, y, mode.naive_slice, mode.naive_reps)
+        sm = naive["sample_major"]
+        cases.append({
+            "n": case.num_samples, "d_B": case.client_dim, "d_A": case.provider_dim,
+            "full_size_only_with_flag": case.num_samples >= 16384,
+            "ours": mine,
+            "baseline": naive,
+            "speedup_total_vs_sample_major_extrapolated": sm["total_s"] / mine["total_s"],
+            "speedup_provider_vs_sample_major_extrapolated": sm["provider_s"] / mine["provider_s"],
+            "speedup_total_vs_one_dot_extrapolated": naive["one_dot_per_output"]["total_s"] / mine["total_s"],
+            "bytes_up_ratio_vs_sample_major": sm["bytes_up"] / mine["bytes_up"],
+        })
+        log(f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s, naive sample-major "
+            f"(extrapolated) {sm['total_s']:.0f} s")
+        del x, y
+
+    # 3. key material ---------------------------------------------------------------------------
+    pk = party.setup["public_key_bytes"]
+    keys = {
+        "ours_public_key_bytes": pk,
+        "ours_galois_key_bytes": 0,
+        "ours_relin_key_bytes": 0,
+        "tenseal_public_context_with_galois_bytes": ts_info["public_context_with_galois_bytes"],
+        "tenseal_public_context_without_galois_bytes": ts_info["public_context_without_galois_bytes"],
+        "ratio_tenseal_context_to_ours": ts_info["public_context_with_galois_bytes"] / pk,
+        "ours_keygen_s": party.setup["context_and_secret_key_s"] + party.setup["public_key_s"],
+        "tenseal_keygen_s": ts_info["context_keygen_s"] + ts_info["galois_keygen_s"],
+    }
+
+    machine["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "timestamp_utc": started,
+        "mode": mode.name,
+        "config": {**mode.to_json(), "seed": seed, "parameter_set": PARAMETER_SET},
+        "machine": machine,
+        "setup": {"ours": party.setup, "tenseal": ts_info},
+        "linear_head": rows,
+        "alignment": cases,
+        "key_material": keys,
+        "runtime_s": time.perf_counter() - t_start,
+    }
