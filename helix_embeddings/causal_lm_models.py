@@ -182,10 +182,12 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / _MARKER).write_text(json.dumps({"gguf": str(gguf_path), "sha256_16": file_fingerprint(gguf_path)}))
-        if target.exists():  # an incomplete leftover, or a concurrent converter won the race
-            if _is_complete(target):
-                return
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if target.exists() and not _is_complete(target):  # an incomplete leftover from older code
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _is_complete(target):  # anything but "a concurrent converter finished first"
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ the vectors come back under ``embeddings.float``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cohere
 from cohere.core.api_error import ApiError
@@ -63,7 +64,9 @@ class CohereEmbedder(CloudEmbedder):
         )
 
     def _request(self, texts: list[str]) -> Sequence[Sequence[float]]:
-        extra = {"output_dimension": self.settings.dimensions} if self.settings.dimensions is not None else {}
+        extra: dict[str, Any] = {}  # omitted rather than sent as null when unset
+        if self.settings.dimensions is not None:
+            extra["output_dimension"] = self.settings.dimensions
         response = self.client.embed(
             model=self.model,
             texts=texts,

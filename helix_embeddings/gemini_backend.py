@@ -58,7 +58,8 @@ class GeminiEmbedder(CloudEmbedder):
 
     def _request(self, texts: list[str]) -> Sequence[Sequence[float]]:
         config = types.EmbedContentConfig(output_dimensionality=self.settings.dimensions, task_type=self.task_type)
-        response = self.client.models.embed_content(model=self.model, contents=list(texts), config=config)
+        contents: list[types.PartUnion] = [*texts]  # one request (one Content) per text
+        response = self.client.models.embed_content(model=self.model, contents=contents, config=config)
         embeddings = response.embeddings or []
         if any(e.values is None for e in embeddings):
             raise ValueError(f"{self.model_id}: response has an embedding without values")

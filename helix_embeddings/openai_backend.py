@@ -16,6 +16,7 @@ which keeps the wire format the one documented for the REST API.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import openai
 
@@ -50,7 +51,9 @@ class OpenAIEmbedder(CloudEmbedder):
         super().__init__(settings, {"dimensions": settings.dimensions, "base_url": settings.base_url})
 
     def _request(self, texts: list[str]) -> Sequence[Sequence[float]]:
-        extra = {"dimensions": self.settings.dimensions} if self.settings.dimensions is not None else {}
+        extra: dict[str, Any] = {}
+        if self.settings.dimensions is not None:
+            extra["dimensions"] = self.settings.dimensions
         response = self.client.embeddings.create(model=self.model, input=texts, encoding_format="float", **extra)
         return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 

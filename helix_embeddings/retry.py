@@ -66,8 +66,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based) when the server named none."""
-        delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
-        return delay * (1.0 + self.jitter * random.random())
+        delay = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
+        return float(delay * (1.0 + self.jitter * random.random()))
 
 
 def verdict_for_status(status: int) -> Verdict:

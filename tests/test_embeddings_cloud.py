@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote_plus
 
 import numpy as np
 import pytest
@@ -212,14 +213,15 @@ def server() -> Iterator[FakeEmbeddingAPI]:
 FAST = "timeout=10&retry_base=0.01"
 
 
-def spec_for(api: str, server: FakeEmbeddingAPI, extra: str = "", dim: int = 8) -> str:
-    """A spec for ``api`` pointed at the fake server, with small vectors and fast retries."""
+def spec_for(api: str, server: FakeEmbeddingAPI | str, extra: str = "", dim: int = 8) -> str:
+    """A spec for ``api`` pointed at the fake server (or a root URL), with small vectors and fast retries."""
+    root = server if isinstance(server, str) else server.url
     if api == "openai":
-        head, url = "openai:text-embedding-3-small", f"{server.url}/v1"
+        head, url = "openai:text-embedding-3-small", f"{root}/v1"
     elif api == "cohere":
-        head, url = "cohere:embed-v4.0", server.url
+        head, url = "cohere:embed-v4.0", root
     else:
-        head, url = "gemini:gemini-embedding-001", server.url
+        head, url = "gemini:gemini-embedding-001", root
     return f"{head}?base_url={url}&dimensions={dim}&{FAST}" + (f"&{extra}" if extra else "")
 
 
@@ -240,7 +242,7 @@ def test_openai_request_shape(server: FakeEmbeddingAPI) -> None:
     assert req.body == {"model": "text-embedding-3-small", "input": [t or " " for t in TEXTS], "dimensions": 8,
                         "encoding_format": "float"}
     assert emb.dim == 8
-    assert emb.model_id == f"openai:text-embedding-3-small?base_url={quote(server.url + '/v1')}&dimensions=8"
+    assert emb.model_id == f"openai:text-embedding-3-small?base_url={quote_plus(server.url + '/v1')}&dimensions=8"
 
 
 def test_cohere_request_shape(server: FakeEmbeddingAPI) -> None:
@@ -269,12 +271,6 @@ def test_gemini_request_shape(server: FakeEmbeddingAPI) -> None:
     assert first["outputDimensionality"] == 8
     assert first["taskType"] == "CLASSIFICATION"
     assert emb.model_id.startswith("gemini:gemini-embedding-001?") and "task_type=CLASSIFICATION" in emb.model_id
-
-
-def quote(url: str) -> str:
-    from urllib.parse import quote_plus
-
-    return quote_plus(url)
 
 
 # --- batching -----------------------------------------------------------------------------
@@ -371,10 +367,8 @@ def test_connection_errors_are_retried_then_reported(api: str) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    dead = FakeEmbeddingAPI()
-    dead.server = type("S", (), {"server_address": ("127.0.0.1", port)})()  # type: ignore[assignment]
     with pytest.raises(EmbedderRequestError, match="after 2 attempts"):
-        load_embedder(spec_for(api, dead, extra="max_attempts=2")).embed(TEXTS[:1])
+        load_embedder(spec_for(api, f"http://127.0.0.1:{port}", extra="max_attempts=2")).embed(TEXTS[:1])
 
 
 @pytest.mark.parametrize(("api", "envs"), [
