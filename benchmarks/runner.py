@@ -115,9 +115,12 @@ def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: pri
 
     # 3. key material ---------------------------------------------------------------------------
     pk = party.setup["public_key_bytes"]
+    # Alignment keys add the packing tree's Galois keys (one per tree level; the largest case's set).
+    gk = max((c["ours"]["galois_key_bytes"] for c in cases), default=0)
     keys = {
         "ours_public_key_bytes": pk,
-        "ours_galois_key_bytes": 0,
+        "ours_galois_key_bytes": gk,
+        "ours_alignment_key_bytes": pk + gk,
         "ours_relin_key_bytes": 0,
         "tenseal_public_context_with_galois_bytes": ts_info["public_context_with_galois_bytes"],
         "tenseal_public_context_without_galois_bytes": ts_info["public_context_without_galois_bytes"],

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
+from shared_protocol.packing import trace_galois_elements
 
 from .he_client import ClientKeys
 from .provider_client import ProviderClient
@@ -39,10 +40,14 @@ class KeyStore:
     def _secret(self, key_id: str) -> Path:
         return self.root / f"{key_id}.sk"
 
-    def register(self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str) -> tuple[StoredKey, ClientKeys]:
+    def register(self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str,
+                 stride_bits: int = 0) -> tuple[StoredKey, ClientKeys]:
+        """A fresh key pair; alignment keys also send Galois keys for a packing stride of 2^stride_bits."""
         keys = ClientKeys.generate(parameter_set)
-        info = provider.register_key(KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set),
-                                     keys.public_key_bytes())
+        elements = trace_galois_elements(keys.he.n, stride_bits)
+        info = provider.register_key(KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set,
+                                                           galois_elements=elements),
+                                     keys.public_key_bytes(), keys.galois_key_bytes(stride_bits) if elements else None)
         stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
         keys.save(self._secret(info.key_id))
         self._meta(info.key_id).write_text(json.dumps(asdict(stored)))

@@ -90,8 +90,10 @@ class ProviderClient:
                 return texts, sha
 
     # --- keys, alignment, inference ------------------------------------------------------------
-    def register_key(self, header: KeyRegistrationHeader, public_key: bytes) -> KeyInfo:
-        return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, [public_key]).json())
+    def register_key(self, header: KeyRegistrationHeader, public_key: bytes, galois_keys: bytes | None = None) -> KeyInfo:
+        """Register public material: the public key, plus Galois keys for alignment keys."""
+        blobs = [public_key] + ([galois_keys] if galois_keys else [])
+        return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, blobs).json())
 
     def revoke_key(self, key_id: str) -> None:
         self._check(self._http.delete(f"/v1/keys/{key_id}"))

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS corpora (
 CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY, client_name TEXT NOT NULL, purpose TEXT NOT NULL,
     parameter_set TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL, public_key_blob TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+    expires_at TEXT NOT NULL, public_key_blob TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+    galois_keys_blob TEXT, galois_elements TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, head_id TEXT NOT NULL, corpus_id TEXT NOT NULL, key_id TEXT NOT NULL,
@@ -64,6 +65,16 @@ class Repository:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after the first release, for databases created before them."""
+        with self._lock:
+            have = {r["name"] for r in self._conn.execute("PRAGMA table_info(keys)").fetchall()}
+            if "galois_keys_blob" not in have:
+                self._conn.execute("ALTER TABLE keys ADD COLUMN galois_keys_blob TEXT")
+            if "galois_elements" not in have:
+                self._conn.execute("ALTER TABLE keys ADD COLUMN galois_elements TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         with self._lock:
@@ -134,13 +145,19 @@ class Repository:
 
     # keys
     def add_key(self, row: dict[str, Any]) -> None:
-        self._insert("keys", row)
+        self._insert("keys", dict(row, galois_elements=json.dumps(row.get("galois_elements", []))))
+
+    @staticmethod
+    def _key(row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is not None:
+            row["galois_elements"] = json.loads(row.get("galois_elements") or "[]")
+        return row
 
     def get_key(self, key_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM keys WHERE key_id = ?", (key_id,))
+        return self._key(self._one("SELECT * FROM keys WHERE key_id = ?", (key_id,)))
 
     def list_keys(self) -> list[dict[str, Any]]:
-        return self._all("SELECT * FROM keys WHERE revoked = 0 ORDER BY client_name, created_at")
+        return [self._key(r) for r in self._all("SELECT * FROM keys WHERE revoked = 0 ORDER BY client_name, created_at")]  # type: ignore[misc]
 
     def revoke_key(self, key_id: str) -> bool:
         with self.transaction() as c:

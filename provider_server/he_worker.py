@@ -17,7 +17,8 @@ from shared_protocol.ckks import CiphertextError, load_from_bytes, he_context
 from shared_protocol.packing import CrossCovarianceLayout
 
 from .blobs import load_array
-from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance, encrypted_linear_head
+from .he_alignment import encrypted_cross_covariance
+from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head
 
 
 def init_worker() -> None:
@@ -73,11 +74,12 @@ def classify(parameter_set: str, weights_path: str, bias_path: str, noise_bits: 
 
 
 def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_bytes: int, scale_bits: int) -> str | None:
-    """Full SEAL validation of uploaded alignment ciphertexts; returns an error text or None."""
+    """Full SEAL validation of uploaded alignment ciphertexts (last level, the stride layout's depth
+    needs no rescale); returns an error text or None."""
     he = he_context(parameter_set)
     for i, blob in enumerate(blobs):
         try:
-            ct = he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=max_ciphertext_bytes)
+            ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=max_ciphertext_bytes)
         except CiphertextError as exc:
             return f"ciphertext {i}: {exc}"
         if abs(ct.scale - 2.0**scale_bits) > 1e-6 * ct.scale:
@@ -85,15 +87,26 @@ def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_
     return None
 
 
-def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, ct_paths: list[str],
-                     y_path: str, col_start: int, col_stop: int, y_prescale: float,
-                     max_ciphertext_bytes: int, public_key_path: str) -> tuple[list[bytes | None], float]:
+@functools.lru_cache(maxsize=8)
+def _galois_keys(parameter_set: str, galois_keys_path: str) -> seal.GaloisKeys:
+    """The client's registered Galois keys (validated at registration), loaded once per worker."""
     he = he_context(parameter_set)
-    layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples)
+    keys = seal.GaloisKeys()
+    load_from_bytes(keys, he.context, Path(galois_keys_path).read_bytes())
+    return keys
+
+
+def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, stride_bits: int, ct_paths: list[str],
+                     y_path: str, group_start: int, group_stop: int, y_scale_bits: int, max_ciphertext_bytes: int,
+                     public_key_path: str, galois_keys_path: str) -> tuple[list[bytes], float]:
+    """Result ciphertexts [group_start, group_stop) of a session (each m columns of X^T Y)."""
+    he = he_context(parameter_set)
+    layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples, stride_bits=stride_bits)
     y = load_array(Path(y_path))
 
-    def load(c: int):  # type: ignore[no-untyped-def]
-        return he.ciphertext_from_bytes(Path(ct_paths[c]).read_bytes(), level=he.input_level, max_bytes=max_ciphertext_bytes)
+    def load(c: int) -> seal.Ciphertext:
+        return he.ciphertext_from_bytes(Path(ct_paths[c]).read_bytes(), level=he.output_level, max_bytes=max_ciphertext_bytes)
 
-    return encrypted_cross_covariance(he, layout, load, y, range(col_start, col_stop),
-                                      _rerandomizer(parameter_set, public_key_path), y_prescale=y_prescale)
+    return encrypted_cross_covariance(he, layout, load, y, range(group_start, group_stop),
+                                      _rerandomizer(parameter_set, public_key_path),
+                                      _galois_keys(parameter_set, galois_keys_path), y_scale_bits=y_scale_bits)

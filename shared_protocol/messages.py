@@ -97,16 +97,21 @@ class KeyPurpose(str, Enum):
 
 
 class KeyRegistrationHeader(_Strict):
-    """Frame header for POST /v1/keys; the one blob is the client's CKKS public key.
+    """Frame header for POST /v1/keys. Blob 0 is the client's CKKS public key; an alignment key adds
+    blob 1, Galois keys for exactly `galois_elements`.
 
-    The provider's circuits need no evaluation keys (no rotations, no relinearisation). The public
-    key binds the key id to a parameter set, and the provider uses it to re-randomise every reply
-    (adding a fresh encryption of zero). The secret key never leaves the client."""
+    The public key binds the key id to a parameter set, and the provider uses it to re-randomise
+    every reply (adding a fresh encryption of zero). Alignment packs its result with the trace
+    automorphisms X -> X^(1 + N/2^i), i < k (`shared_protocol.packing.trace_galois_elements`), so
+    the client sends those k Galois keys (seeded, ~0.7 MB each at N=8192) and no others; inference
+    needs no evaluation keys. The secret key never leaves the client."""
 
     client_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     purpose: KeyPurpose
     parameter_set: str
     ttl_seconds: int | None = Field(None, ge=60, le=30 * 24 * 3600)
+    galois_elements: list[int] = Field(default_factory=list, max_length=16,
+                                       description="alignment only: 1 + N/2^i for i < k, in this order")
 
 
 class KeyInfo(_Strict):
@@ -115,6 +120,7 @@ class KeyInfo(_Strict):
     purpose: KeyPurpose
     parameter_set: str
     fingerprint: Sha256Hex
+    galois_elements: list[int] = Field(default_factory=list, description="automorphisms the registered Galois keys allow")
     created_at: datetime
     expires_at: datetime
 
@@ -146,7 +152,9 @@ class AlignmentSession(_Strict):
     state: AlignmentState
     num_samples: int = Field(description="public corpus size plus published head texts if included")
     feature_dim: int
-    samples_per_ciphertext: int
+    samples_per_ciphertext: int = Field(description="m = 2^stride_bits samples per data ciphertext")
+    stride_bits: int = Field(0, description="log2 m: the stride layout of shared_protocol.packing")
+    max_data_scale_bits: int = Field(30, description="the largest X scale (log2) the provider accepts")
     num_ciphertexts: int
     received_ciphertexts: int
     missing_ciphertexts: list[int] = Field(default_factory=list, description="first (up to 256) indices not yet "
@@ -159,7 +167,8 @@ class AlignmentSession(_Strict):
 
 
 class AlignmentChunkHeader(_Strict):
-    """Frame header for PUT /v1/alignments/{id}/chunks: ciphertexts [start, start + count)."""
+    """Frame header for PUT /v1/alignments/{id}/chunks: ciphertexts [start, start + count), each at
+    the last modulus level (one prime) in the session's stride layout."""
 
     start: int = Field(ge=0)
     count: int = Field(ge=1)
@@ -167,19 +176,18 @@ class AlignmentChunkHeader(_Strict):
 
 
 class AlignmentResultHeader(_Strict):
-    """Frame header of GET /v1/alignments/{id}/result; blob b encrypts column b of X^T Y in
-    coefficients [0, feature_dim), every other coefficient uniformly random modulo the prime.
-    `y_sum` (the column sums of Y over the same samples) is what the affine map's bias needs; the
-    paper's protocol reveals it too (as the product with a constant-1 column)."""
+    """Frame header of GET /v1/alignments/{id}/result. With m = 2^stride_bits, blob g encrypts
+    columns [g*m, (g+1)*m) of X^T Y: (X^T Y)[a, g*m + j] at coefficient a*m + j (a < feature_dim),
+    every other coefficient uniformly random modulo the prime. `y_sum` (the column sums of Y over
+    the same samples) is what the affine map's bias needs; the paper's protocol reveals it too (as
+    the product with a constant-1 column)."""
 
     session_id: Identifier
     feature_dim: int
     output_columns: int
+    stride_bits: int = Field(ge=0, le=13, description="log2 of the columns per result ciphertext")
     value_scale: float = Field(description="divide decrypted coefficients by this scale")
-    y_prescale: float = Field(description="the provider divided Y by this before encoding; multiply back")
     y_sum: list[float] = Field(description="1^T Y over the session's samples, one value per output column")
-    zero_columns: list[int] = Field(default_factory=list, description="columns of Y that are exactly zero after "
-                                    "encoding (e.g. a dead embedding dimension); no ciphertext is sent for them")
 
 
 # --- private inference -------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Coefficient packings: where each value sits in a CKKS plaintext polynomial.
 
-Both circuits here are one plaintext-ciphertext polynomial product, depth 1, no rotations and so no
-Galois keys. In Z[X]/(X^N + 1), if the query holds x_i at X^i and the weight polynomial holds
+Both circuits are built on one plaintext-ciphertext polynomial product. In Z[X]/(X^N + 1), if the query holds x_i at X^i and the weight polynomial holds
 W[i, j] at X^(j*d + d-1-i), the product's coefficient at X^(j*d + d-1) is exactly x . W[:, j]; every
 other coefficient is a partial sum that must never reach the client (the provider randomises them).
 The layouts are shared so client and provider agree on positions without negotiating.
+The alignment result is additionally packed with a few automorphisms (Galois keys), see
+`CrossCovarianceLayout`.
 """
 from __future__ import annotations
 
@@ -67,70 +68,122 @@ class LinearHeadLayout:
         return out
 
 
+MAX_STRIDE_BITS = 7  # at most 128 samples per alignment ciphertext: 7 Galois keys, ~4.9 MB seeded at N=8192
+
+
+def ceil_log2(v: int) -> int:
+    return max(0, (max(1, v) - 1).bit_length())
+
+
+def next_pow2(v: int) -> int:
+    return 1 << (max(1, v) - 1).bit_length()
+
+
+def stride_bits_for(n: int, feature_dim: int) -> int:
+    """log2 of the densest stride for D features in a ring of dimension N (capped): what the client
+    asks Galois keys for."""
+    return max(0, min(MAX_STRIDE_BITS, (n // next_pow2(feature_dim)).bit_length() - 1))
+
+
+def trace_galois_elements(n: int, stride_bits: int) -> list[int]:
+    """Galois elements 1 + N / 2^i (i < stride_bits): the automorphisms X -> X^(1 + N / 2^i) that the
+    packing tree applies, one per tree level. Their subset products are exactly the automorphisms
+    fixing Z[X^m] (m = 2^stride_bits), so the tree computes the trace onto Z[X^m]."""
+    return [1 + n // (1 << i) for i in range(stride_bits)]
+
+
 @dataclass(frozen=True)
 class CrossCovarianceLayout:
     """Enc(X^T Y) for X (n x D, client, encrypted) and Y (n x d_A, provider, plaintext).
 
-    Samples sit in blocks of B = next_pow2(D) coefficients; a ciphertext holds m = N / B samples,
-    sample t's features at X^(t*B + a). The plaintext for output column b holds Y[s_t, b] at
-    X^(-t*B) (negacyclic: -X^(N - t*B) for t > 0). Their product has sum_t X[s_t, a] * Y[s_t, b] at
-    X^a for a < D; cross-sample terms land at (t' - t)*B + a, which is >= B or wraps to
-    >= N - (m-1)*B = B, never on an output. Summing the products over all ciphertexts gives column
-    b of X^T Y in coefficients [0, D).
+    Stride layout: a ciphertext holds m = 2^k samples (k = stride bits), sample t's feature a at
+    X^(a*m + t) (features outer, samples inner; D*m <= N). The provider's plaintext for column b is
+    sum_t Y[s_t, b] X^(-t). In the product, the terms t = t' sum to (X^T Y)[a, b] at X^(a*m); every
+    cross-sample term (t != t') lands at a*m + (t - t'), which is not a multiple of m (also after the
+    negacyclic wrap, since m divides N). Summed over all data ciphertexts, column b's polynomial Z_b
+    holds column b of X^T Y on the multiples of m and partial products everywhere else.
 
-    Why a power-of-two block: the column plaintext is then a polynomial in X^B, whose NTT takes only
-    m distinct values, so the provider builds it with an m x m product instead of a full NTT.
+    The trace onto Z[X^m] (sum of the m automorphisms X -> X^(1 + j*2N/m)) keeps exactly the
+    multiples of m (times m) and annihilates the rest. The provider evaluates it as a packing tree
+    over m columns (`provider_server.he_alignment`): column g*m + j of X^T Y ends at X^(a*m + j) of
+    result ciphertext g, so one reply carries m columns (D*m useful coefficients) instead of one.
     """
 
     n: int
     feature_dim: int  # D: the client's embedding dimension
     num_samples: int
+    stride_bits: int  # log2 m; at most the Galois keys the client registered allow
 
     def __post_init__(self) -> None:
         if not 1 <= self.feature_dim <= self.n:
             raise ValueError(f"feature dimension {self.feature_dim} does not fit ring dimension {self.n}")
         if self.num_samples < 1:
             raise ValueError("alignment needs at least one sample")
+        if not 0 <= self.stride_bits <= MAX_STRIDE_BITS or self.feature_dim << self.stride_bits > self.n:
+            raise ValueError(f"stride 2^{self.stride_bits} does not fit {self.feature_dim} features in {self.n} coefficients")
+
+    @classmethod
+    def for_key(cls, n: int, feature_dim: int, num_samples: int, key_stride_bits: int) -> "CrossCovarianceLayout":
+        """The layout both parties derive: the densest stride the features allow, capped by the keys."""
+        return cls(n, feature_dim, num_samples, min(key_stride_bits, stride_bits_for(n, feature_dim)))
 
     @property
-    def block(self) -> int:
-        return 1 << (self.feature_dim - 1).bit_length()
+    def stride(self) -> int:
+        return 1 << self.stride_bits
+
+    @property
+    def data_scale_bits(self) -> int:
+        """log2 of the client's scale for X. Outputs must stay below 2^57 (< q/2 for the 60-bit last
+        prime) and sum n terms |x| * |Y|, so X and Y share 57 - log2(n) bits of precision; X gets
+        half (+1: its encryption noise is the larger error)."""
+        return max(10, min(30, (57 - ceil_log2(self.num_samples)) // 2 + 1))
+
+    @property
+    def max_data_scale_bits(self) -> int:
+        """The largest X scale the provider accepts: it leaves Y at least 16 bits."""
+        return max(10, 57 - ceil_log2(self.num_samples) - 16)
 
     @property
     def samples_per_ciphertext(self) -> int:
-        return self.n // self.block
+        return self.stride
 
     @property
     def num_ciphertexts(self) -> int:
-        return -(-self.num_samples // self.samples_per_ciphertext)
+        return -(-self.num_samples // self.stride)
 
     def sample_range(self, ct_index: int) -> range:
-        m = self.samples_per_ciphertext
+        m = self.stride
         return range(ct_index * m, min(self.num_samples, (ct_index + 1) * m))
 
     def data_coefficients(self, x_chunk: np.ndarray, scale: float) -> np.ndarray:
-        """Samples (<= m, D) -> one integer polynomial (N,)."""
+        """Samples (<= m, D) -> one integer polynomial (N,) with x[t, a] at a*m + t."""
         x_chunk = np.asarray(x_chunk, dtype=np.float64)
-        m, dim = x_chunk.shape
-        if dim != self.feature_dim or m > self.samples_per_ciphertext:
+        rows, dim = x_chunk.shape
+        if dim != self.feature_dim or rows > self.stride:
             raise ValueError(f"chunk shape {x_chunk.shape} does not fit the layout")
-        out = np.zeros((self.samples_per_ciphertext, self.block), dtype=np.int64)
-        out[:m, :dim] = np.round(x_chunk * scale).astype(np.int64)
+        out = np.zeros((self.n // self.stride, self.stride), dtype=np.int64)
+        out[:dim, :rows] = np.round(x_chunk * scale).astype(np.int64).T
         return out.reshape(-1)
 
-    def column_values(self, y_chunk: np.ndarray, scale: float) -> np.ndarray:
-        """Provider rows for one ciphertext's samples (<= m, d_A) -> (d_A, m) integers v[b, t], the
-        coefficient of X^(-t*B) in column b's plaintext (zero for absent samples)."""
-        y_chunk = np.asarray(y_chunk, dtype=np.float64)
-        out = np.zeros((y_chunk.shape[1], self.samples_per_ciphertext), dtype=np.int64)
-        out[:, : y_chunk.shape[0]] = np.round(y_chunk * scale).astype(np.int64).T
+    def column_coefficients(self, y_chunk: np.ndarray, scale: float) -> np.ndarray:
+        """Provider rows for one ciphertext's samples (<= m, d_A) -> plaintexts (d_A, N) holding
+        Y[s_t, b] at X^(-t) (reference and tests; the provider computes the products directly)."""
+        y_int = np.round(np.asarray(y_chunk, dtype=np.float64) * scale).astype(np.int64)
+        out = np.zeros((y_int.shape[1], self.n), dtype=np.int64)
+        out[:, 0] = y_int[0] if len(y_int) else 0
+        for t in range(1, y_int.shape[0]):
+            out[:, self.n - t] = -y_int[t]
         return out
 
-    def column_coefficients(self, y_chunk: np.ndarray, scale: float) -> np.ndarray:
-        """The same plaintexts as full coefficient vectors (d_A, N) (reference and tests)."""
-        vals = self.column_values(y_chunk, scale)
-        out = np.zeros((vals.shape[0], self.n), dtype=np.int64)
-        out[:, 0] = vals[:, 0]
-        for t in range(1, vals.shape[1]):
-            out[:, self.n - t * self.block] = -vals[:, t]
-        return out
+    # --- the packed result ------------------------------------------------------------------------
+    def result_groups(self, output_columns: int) -> list[range]:
+        """Columns carried by each result ciphertext: m consecutive columns per ciphertext."""
+        m = self.stride
+        return [range(s, min(output_columns, s + m)) for s in range(0, output_columns, m)]
+
+    def result_positions(self, columns: int) -> np.ndarray:
+        """(D, columns) coefficient indices a*m + j of (X^T Y)[a, g*m + j] in a result ciphertext."""
+        return np.arange(self.feature_dim, dtype=np.int64)[:, None] * self.stride + np.arange(columns, dtype=np.int64)[None, :]
+
+    def galois_elements(self) -> list[int]:
+        return trace_galois_elements(self.n, self.stride_bits)

@@ -42,41 +42,95 @@ def test_linear_head_layout_rejects_bad_shapes() -> None:
         lay.weight_coefficients(np.zeros((8, 3)), 1.0)
 
 
-@pytest.mark.parametrize("n,dim,samples", [(64, 5, 40), (64, 8, 8), (128, 9, 100), (64, 64, 3)])
-def test_cross_covariance_layout_yields_exact_columns(n: int, dim: int, samples: int) -> None:
+def automorphism(a: np.ndarray, k: int) -> np.ndarray:
+    """sigma_k(a)(X) = a(X^k) in Z[X]/(X^N + 1), exactly."""
+    n = len(a)
+    out = np.zeros(n, dtype=object)
+    for j, v in enumerate(a):
+        e = (j * k) % (2 * n)
+        if e < n:
+            out[e] += v
+        else:
+            out[e - n] -= v
+    return out
+
+
+def pack_tree(polys: list[np.ndarray], m: int) -> np.ndarray:
+    """The provider's packing tree on plain polynomials: combine(E, O) = E + X^s O + sigma(E - X^s O)."""
+    n = len(polys[0])
+    if len(polys) == 1:
+        return polys[0]
+    k = len(polys)
+    even, odd = pack_tree(polys[0::2], m), pack_tree(polys[1::2], m)
+    mono = np.zeros(n, dtype=object)
+    mono[m // k] = 1
+    shifted = negacyclic(odd, mono)
+    return even + shifted + automorphism(even - shifted, 1 + k * n // m)
+
+
+@pytest.mark.parametrize("n,dim,samples,bits", [(64, 5, 40, 3), (64, 8, 8, 3), (128, 9, 100, 2), (64, 64, 3, 0), (64, 3, 50, 4)])
+def test_cross_covariance_layout_yields_exact_packed_columns(n: int, dim: int, samples: int, bits: int) -> None:
+    """Products summed over ciphertexts, then the packing tree: column g*m + j of X^T Y (times m) at
+    a*m + j, and every coefficient beyond the outputs exactly zero (the trace removed all partial
+    products)."""
     rng = np.random.default_rng(n + dim + samples)
+    cols = 6
     x = rng.integers(-20, 20, size=(samples, dim))
-    y = rng.integers(-20, 20, size=(samples, 6))
-    lay = CrossCovarianceLayout(n=n, feature_dim=dim, num_samples=samples)
-    acc = np.zeros((6, n), dtype=object)
+    y = rng.integers(-20, 20, size=(samples, cols))
+    lay = CrossCovarianceLayout(n=n, feature_dim=dim, num_samples=samples, stride_bits=bits)
+    m = lay.stride
+    z = [np.zeros(n, dtype=object) for _ in range(cols)]
     for c in range(lay.num_ciphertexts):
         rows = lay.sample_range(c)
         data = lay.data_coefficients(x[rows.start : rows.stop], 1.0)
-        cols = lay.column_coefficients(y[rows.start : rows.stop], 1.0)
-        for j in range(6):
-            acc[j] += negacyclic(data, cols[j])
-    got = acc[:, :dim].T.astype(np.int64)
+        plain = lay.column_coefficients(y[rows.start : rows.stop], 1.0)
+        for j in range(cols):
+            z[j] = z[j] + negacyclic(data, plain[j])
+    if bits:  # without the trace the polynomials do carry partial products off the outputs
+        assert any(np.any(zj[np.arange(n) % m != 0] != 0) for zj in z)
+    got = np.zeros((dim, cols), dtype=np.int64)
+    for g, group in enumerate(lay.result_groups(cols)):
+        members = [z[b] for b in group] + [np.zeros(n, dtype=object)] * (m - len(group))
+        packed = pack_tree(members, m)
+        pos = lay.result_positions(len(group))
+        got[:, group.start : group.stop] = packed[pos].astype(np.int64) // m
+        assert np.all(packed[pos] % m == 0)
+        assert not np.any(np.delete(packed, pos.reshape(-1)))
     assert np.array_equal(got, x.T @ y)
 
 
 def test_cross_covariance_layout_counts() -> None:
-    lay = CrossCovarianceLayout(n=8192, feature_dim=256, num_samples=4064)
-    assert (lay.block, lay.samples_per_ciphertext, lay.num_ciphertexts) == (256, 32, 127)
-    assert lay.sample_range(126) == range(4032, 4064)
-    wide = CrossCovarianceLayout(n=8192, feature_dim=384, num_samples=4096)
-    assert (wide.block, wide.samples_per_ciphertext, wide.num_ciphertexts) == (512, 16, 256)
+    from shared_protocol.packing import stride_bits_for, trace_galois_elements
+
+    assert stride_bits_for(8192, 384) == 4 and stride_bits_for(8192, 768) == 3 and stride_bits_for(8192, 256) == 5
+    assert stride_bits_for(8192, 8) == 7  # capped: seven Galois keys at most
+    lay = CrossCovarianceLayout.for_key(8192, 384, 4096, 4)
+    assert (lay.stride, lay.samples_per_ciphertext, lay.num_ciphertexts) == (16, 16, 256)
+    assert [len(g) for g in lay.result_groups(384)] == [16] * 24
+    assert lay.galois_elements() == trace_galois_elements(8192, 4) == [8193, 4097, 2049, 1025]
+    assert lay.sample_range(255) == range(4080, 4096)
+    capped = CrossCovarianceLayout.for_key(8192, 100, 1000, 2)  # the key allows less than the features would
+    assert capped.stride == 4 and capped.num_ciphertexts == 250
+    assert lay.data_scale_bits == 23 and lay.max_data_scale_bits == 29
+    with pytest.raises(ValueError, match="does not fit"):
+        CrossCovarianceLayout(n=8192, feature_dim=768, num_samples=10, stride_bits=4)
 
 
-def test_fast_column_ntt_equals_full_ntt() -> None:
-    """The m-class Vandermonde evaluation gives exactly the NTT of the column plaintext."""
-    from shared_protocol.ckks import he_context
-    from shared_protocol.modmath import to_residues, vandermonde
+def test_trace_elements_generate_exactly_the_subring_automorphisms() -> None:
+    """Subset products of the tree's elements are the m automorphisms fixing Z[X^m], each once."""
+    from itertools import combinations
 
-    he = he_context("ckks-n8192-q200")
-    lay = CrossCovarianceLayout(n=he.n, feature_dim=200, num_samples=100)
-    y = np.random.default_rng(4).normal(size=(lay.samples_per_ciphertext - 3, 5))
-    for q in he.input_level.primes:
-        idx, zpow = he.ntt(q).block_classes(lay.block)
-        fast = vandermonde(to_residues(lay.column_values(y, 2.0**40), q), zpow, q)[:, idx]
-        full = he.ntt(q).forward(to_residues(lay.column_coefficients(y, 2.0**40), q))
-        assert np.array_equal(fast, full)
+    from shared_protocol.packing import trace_galois_elements
+
+    n = 8192
+    for bits in range(1, 8):
+        elts = trace_galois_elements(n, bits)
+        prods = set()
+        for r in range(len(elts) + 1):
+            for sub in combinations(elts, r):
+                p = 1
+                for e in sub:
+                    p = p * e % (2 * n)
+                prods.add(p)
+        m = 1 << bits
+        assert prods == {k for k in range(1, 2 * n, 2) if (k - 1) % (2 * n // m) == 0}

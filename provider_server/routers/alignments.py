@@ -3,7 +3,8 @@ Enc(X_aug^T Y_A) against its plaintext embeddings of the same public texts, the 
 
 The provider learns nothing about X (it only ever holds ciphertexts under the client's key); the
 client learns X_aug^T Y_A, which is what the paper's protocol reveals, and nothing else: every
-other coefficient of each reply is uniformly random."""
+other coefficient of each reply is uniformly random. Results are packed m columns per ciphertext
+with the Galois keys registered with the alignment key (`provider_server.he_alignment`)."""
 from __future__ import annotations
 
 import asyncio
@@ -30,21 +31,29 @@ from shared_protocol.packing import CrossCovarianceLayout
 from .. import he_worker
 from ..db import iso, parse_dt, utcnow
 from ..deps import State, expired, usable_key
-from ..he_circuits import y_prescale_for
+from ..he_alignment import y_scale_bits_for
 from ..state import ProviderState
 
 router = APIRouter(prefix="/v1/alignments", tags=["alignment"])
 log = logging.getLogger("helix.provider.alignment")
 
 
+def _layout(row: dict[str, Any]) -> CrossCovarianceLayout:
+    n = he_context(row["parameter_set"]).n
+    return CrossCovarianceLayout(n=n, feature_dim=row["feature_dim"], num_samples=row["num_samples"],
+                                 stride_bits=row["samples_per_ciphertext"].bit_length() - 1)
+
+
 def session_view(row: dict[str, Any]) -> AlignmentSession:
     got = set(row["received"])
+    layout = _layout(row)
     missing = [i for i in range(row["num_ciphertexts"]) if i not in got][:256]
     return AlignmentSession(
         missing_ciphertexts=missing,
         session_id=row["session_id"], head_id=row["head_id"], corpus_id=row["corpus_id"], key_id=row["key_id"],
         parameter_set=row["parameter_set"], state=AlignmentState(row["state"]), num_samples=row["num_samples"],
         feature_dim=row["feature_dim"], samples_per_ciphertext=row["samples_per_ciphertext"],
+        stride_bits=layout.stride_bits, max_data_scale_bits=layout.max_data_scale_bits,
         num_ciphertexts=row["num_ciphertexts"], received_ciphertexts=len(row["received"]),
         computed_columns=row["computed_columns"], output_columns=row["output_columns"], error=row["error"],
         created_at=parse_dt(row["created_at"]), expires_at=parse_dt(row["expires_at"]),
@@ -82,7 +91,10 @@ def create_session(body: AlignmentCreate, state: State) -> AlignmentSession:
     he = he_context(key["parameter_set"])
     if body.feature_dim > he.n:
         raise ApiError(422, "feature_dim_too_large", f"feature_dim {body.feature_dim} exceeds the ring dimension {he.n}")
-    layout = CrossCovarianceLayout(n=he.n, feature_dim=body.feature_dim, num_samples=num_samples)
+    if not key.get("galois_keys_blob"):
+        raise ApiError(422, "galois_keys_required", f"key {body.key_id!r} carries no Galois keys; alignment keys "
+                       "must (see POST /v1/keys, galois_elements)")
+    layout = CrossCovarianceLayout.for_key(he.n, body.feature_dim, num_samples, len(key["galois_elements"]))
     created = utcnow()
     expires = min(created + timedelta(seconds=state.settings.session_ttl_seconds), parse_dt(key["expires_at"]))
     row = {
@@ -122,6 +134,10 @@ async def upload_chunk(session_id: str, request: Request, state: State) -> Align
                        f"the session's {row['num_ciphertexts']}")
     if row["data_scale_bits"] is not None and row["data_scale_bits"] != header.data_scale_bits:
         raise ApiError(422, "scale_mismatch", f"earlier chunks used scale 2^{row['data_scale_bits']}, this one 2^{header.data_scale_bits}")
+    max_bits = _layout(row).max_data_scale_bits
+    if header.data_scale_bits > max_bits:
+        raise ApiError(422, "scale_too_large", f"data scale 2^{header.data_scale_bits} leaves Y too few bits below the "
+                       f"prime for {row['num_samples']} samples; use at most 2^{max_bits}")
     error = await state.run_he(he_worker.validate_ciphertexts, row["parameter_set"], blobs, s.max_ciphertext_bytes,
                                header.data_scale_bits)
     if error is not None:
@@ -163,30 +179,36 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         key = state.repo.get_key(row["key_id"])
         if key is None:
             raise ApiError(409, "session_orphaned", "the session's key is gone")
+        if not key.get("galois_keys_blob"):
+            raise ApiError(409, "session_orphaned", "the session's key carries no Galois keys")
         pk_path = str(state.blobs.path(key["public_key_blob"]))
+        gk_path = str(state.blobs.path(key["galois_keys_blob"]))
         y_path = str(state.blobs.path(state.blobs.put_array(y.astype(np.float64))))
-        pre = y_prescale_for(y, row["num_samples"], row["data_scale_bits"])
+        y_bits = y_scale_bits_for(y, row["data_scale_bits"])
         folder = _session_dir(state, session_id)
         paths = [str(folder / f"{i:06d}.ct") for i in range(row["num_ciphertexts"])]
         d_a = row["output_columns"]
-        pieces = min(d_a, max(1, s.workers * 4))  # several pieces per worker: finer progress reports
-        bounds = np.linspace(0, d_a, pieces + 1).astype(int)
-        async def run(lo: int, hi: int) -> tuple[list[bytes | None], float]:
-            res = await state.run_he(he_worker.cross_covariance, row["parameter_set"],
-                                             row["feature_dim"], row["num_samples"], paths, y_path, lo, hi, pre,
-                                             s.max_ciphertext_bytes, pk_path)
+        layout = _layout(row)
+        groups = layout.result_groups(d_a)
+        # One piece per worker: each piece repeats the per-ciphertext preparation, so more pieces
+        # cost time; the BLAS products inside a piece are what scales.
+        pieces = min(len(groups), max(1, s.workers))
+        bounds = np.linspace(0, len(groups), pieces + 1).astype(int)
+
+        async def run(lo: int, hi: int) -> tuple[list[bytes], float]:
+            res = await state.run_he(he_worker.cross_covariance, row["parameter_set"], row["feature_dim"],
+                                     row["num_samples"], layout.stride_bits, paths, y_path, lo, hi, y_bits,
+                                     s.max_ciphertext_bytes, pk_path, gk_path)
             cur = state.repo.get_session(session_id)
-            state.repo.update_session(session_id, computed_columns=(cur["computed_columns"] if cur else 0) + (hi - lo))
+            done = sum(len(g) for g in groups[lo:hi])
+            state.repo.update_session(session_id, computed_columns=(cur["computed_columns"] if cur else 0) + done)
             return res
 
         results = await asyncio.gather(*(run(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo))
-        columns = [b for part, _ in results for b in part]
-        zero_columns = [j for j, b in enumerate(columns) if b is None]
-        blobs = [b for b in columns if b is not None]
-        scale = max(s_ for _, s_ in results)
+        blobs = [b for part, _ in results for b in part]
+        scale = results[0][1]
         header = AlignmentResultHeader(session_id=session_id, feature_dim=row["feature_dim"], output_columns=d_a,
-                                       value_scale=scale, y_prescale=pre, y_sum=y.sum(axis=0).tolist(),
-                                       zero_columns=zero_columns)
+                                       stride_bits=layout.stride_bits, value_scale=scale, y_sum=y.sum(axis=0).tolist())
         result_id = await run_in_threadpool(state.blobs.put, encode_frame(header, blobs), ".frame")
         state.repo.update_session(session_id, state=AlignmentState.done.value, result_blob=result_id, computed_columns=d_a)
         shutil.rmtree(folder, ignore_errors=True)  # the client's ciphertexts are no longer needed
@@ -214,7 +236,7 @@ async def start_compute(session_id: str, state: State) -> AlignmentSession:
 
 
 @router.get("/{session_id}/result", response_class=FileResponse,
-            responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "Enc(X_aug^T Y_A), one ciphertext per column"}})
+            responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "Enc(X_aug^T Y_A), 2^stride_bits columns per ciphertext"}})
 def get_result(session_id: str, state: State) -> FileResponse:
     row = _live_session(state, session_id)
     if row["state"] != AlignmentState.done.value or not row["result_blob"]:

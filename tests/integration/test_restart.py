@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_api_error, https_client, poll_until
 
-from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
+from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from client_agent.provider_client import ProviderClient
 from helix_embeddings import load_embedder
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, stride_bits_for, trace_galois_elements
 
 PSET = "ckks-n8192-q200"
 FEATURE_DIM = 8
@@ -63,17 +63,19 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
                                                         parameter_set=PSET), inference.public_key_bytes())
         inference.save(secrets_dir / "inference.sk")
         alignment = ClientKeys.generate(PSET)
+        bits = stride_bits_for(alignment.he.n, FEATURE_DIM)
         al_key = pc.register_key(KeyRegistrationHeader(client_name="pytest-restart", purpose=KeyPurpose.alignment,
-                                                       parameter_set=PSET), alignment.public_key_bytes())
+                                                       parameter_set=PSET, galois_elements=trace_galois_elements(alignment.he.n, bits)),
+                                 alignment.public_key_bytes(), alignment.galois_key_bytes(bits))
         corpus = pc.corpus("tiny-wiki")
         session = pc.create_alignment(AlignmentCreate(head_id="tiny", corpus_id="tiny-wiki", corpus_sha256=corpus.sha256,
                                                       key_id=al_key.key_id, feature_dim=FEATURE_DIM))
         assert session.num_samples == 50
-        layout = CrossCovarianceLayout(n=alignment.he.n, feature_dim=FEATURE_DIM, num_samples=50)
+        layout = CrossCovarianceLayout.for_key(alignment.he.n, FEATURE_DIM, 50, bits)
         x = np.hstack([np.random.default_rng(11).uniform(-1, 1, size=(50, FEATURE_DIM - 1)), np.ones((50, 1))])
         blobs = alignment.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
         session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
-                                                                           data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
+                                                                           data_scale_bits=layout.data_scale_bits), blobs)
         assert session.received_ciphertexts == session.num_ciphertexts
 
     key_ids = [inf_key.key_id, al_key.key_id]
