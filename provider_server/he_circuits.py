@@ -4,9 +4,10 @@ decrypts nothing.
 Both circuits are a single plaintext x ciphertext polynomial product (depth 1, one rescale), in the
 coefficient packings of `shared_protocol.packing`. Before a reply leaves:
 
-* every coefficient that is not a requested output is overwritten with a value uniform modulo the
-  ciphertext's prime (adding a uniform mask to anything gives a uniform result), so the decrypted
-  reply carries no partial products of W or of Y_A;
+* no coefficient other than a requested output can be decrypted: inference replies carry c0 only at
+  the output coefficients (`shared_protocol.rlwe.ReplyCiphertext`); in alignment results every other
+  coefficient is overwritten with a value uniform modulo the prime (adding a uniform mask to
+  anything gives a uniform result). Either way the client learns no partial products of W or Y_A;
 * the ciphertext is re-randomised with a fresh encryption of zero under the client's public key.
   Without this the reply's second component would be the (rescaled) product of the client's own
   seeded polynomial with the provider's plaintext, which the client knows half of.
@@ -19,11 +20,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tenseal.sealapi as seal
 
-from shared_protocol.ckks import HEContext, save_to_bytes
-from shared_protocol.modmath import U64, ColumnAccumulator, to_residues, uniform_mod, vandermonde
+from shared_protocol.ckks import CiphertextError, HEContext, save_to_bytes
+from shared_protocol.modmath import U64, ColumnAccumulator, FixedMultiplier, addmod, dot_rows, to_residues, uniform_mod, vandermonde
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, ternary
 
-WEIGHT_SCALE_BITS = 40
+WEIGHT_SCALE_BITS = 40  # Y_A's scale in the alignment product
+# Inference runs entirely at the last level (one 60-bit prime, no rescale): query scale 2^26 times
+# weight scale 2^22 leaves 2^11 of headroom for |logit| below q/2; the encryption noise (sigma 3.2 at
+# the query scale) and the rounding of W cost ~1e-6 per logit (see docs/protocol.md for the budget).
+HEAD_WEIGHT_SCALE_BITS = 22
 
 
 def _flooding_noise(size: int, bits: int) -> np.ndarray:
@@ -53,11 +59,19 @@ class MaskedReply:
 
 
 class Rerandomizer:
-    """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness)."""
+    """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness).
+
+    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `zero_parts` for the compact
+    inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the last
+    prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
+    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u)."""
 
     def __init__(self, he: HEContext, public_key: seal.PublicKey) -> None:
         self.he = he
         self._encryptor = seal.Encryptor(he.context, public_key)
+        key = he.ciphertext_data(public_key.data())  # (2, key-level primes, N); q0 is row 0
+        self.q = he.output_level.primes[0]
+        self._p0, self._p1 = FixedMultiplier(key[0, 0], self.q), FixedMultiplier(key[1, 0], self.q)
 
     def apply(self, ct: seal.Ciphertext) -> None:
         zero = seal.Ciphertext()
@@ -65,9 +79,21 @@ class Rerandomizer:
         zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
         self.he.evaluator.add_inplace(ct, zero)
 
+    def zero_parts(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
+        q, n = self.q, self.he.n
+        small = np.stack([ternary(n), centered_binomial(n)])
+        u, e1 = self.he.ntt(q).forward(to_residues(small, q))
+        return self._p0(u), centered_binomial(count), addmod(self._p1(u), e1, q)
+
 
 class EncryptedLinearHead:
-    """A head's W, b prepared once (weight plaintexts in NTT form) for many queries."""
+    """A head's W, b prepared once (weight polynomials in NTT form) for many queries.
+
+    Per query: c = (c0, expand(seed)), encrypted at the last level, times the weight polynomial of each
+    class group (no rescale: the scales' product fits the one prime), re-randomised, and reduced to
+    what the client needs: c0 at the logit coefficients (plus bias and optional flooding noise) and c1
+    whole. Everything runs on residues with the native kernel; no SEAL object is built per query."""
 
     def __init__(self, he: HEContext, weight: np.ndarray, bias: np.ndarray, *, noise_flooding_bits: int = 0) -> None:
         weight = np.asarray(weight, dtype=np.float64)
@@ -78,26 +104,29 @@ class EncryptedLinearHead:
             raise ValueError(f"bias has shape {bias.shape}, expected ({self.layout.k},)")
         self.bias = bias
         self.noise_flooding_bits = noise_flooding_bits
-        self.weight_scale = float(2**WEIGHT_SCALE_BITS)
-        coeffs = self.layout.weight_coefficients(weight, self.weight_scale)
-        ntt = he.coeffs_to_ntt(coeffs, he.input_level)
-        self._weights = [he.plaintext_from_ntt(ntt[g], he.input_level, self.weight_scale) for g in range(len(coeffs))]
+        self.weight_scale = float(2**HEAD_WEIGHT_SCALE_BITS)
+        q = he.output_level.primes[0]
+        ntt = he.coeffs_to_ntt(self.layout.weight_coefficients(weight, self.weight_scale), he.output_level)
+        self._weights = [FixedMultiplier(row[0], q) for row in ntt]
         self._groups = self.layout.class_groups()
         self._positions = [self.layout.output_positions(g) for g in range(len(self._groups))]
-        self._mask = MaskedReply(he)
+        self._rows = [he.ntt(q).coefficient_rows(pos) for pos in self._positions]  # c0's outputs, no full INTT
 
-    def evaluate(self, query: seal.Ciphertext, rerandomizer: Rerandomizer) -> list[seal.Ciphertext]:
-        """Enc(x) -> one ciphertext per class group holding its logits x.W + b and nothing else."""
-        ev = self.he.evaluator
+    def evaluate(self, query: SeededCiphertext, rerandomizer: Rerandomizer) -> list[ReplyCiphertext]:
+        """Enc(x) -> one reply per class group that decrypts to its logits x.W + b and nothing else."""
+        he = self.he
+        q = he.output_level.primes[0]
+        polys = np.stack([query.c0[0], expand_uniform(query.seed, (q,), he.n)[0]])  # (c0, c1) in NTT form
+        out_scale = query.scale * self.weight_scale
         out = []
-        for g, pt in enumerate(self._weights):
-            ct = seal.Ciphertext()
-            ev.multiply_plain(query, pt, ct)
-            ev.rescale_to_next_inplace(ct)
-            mask = self._mask.plaintext(self._positions[g], self.bias[list(self._groups[g])], ct.scale, self.noise_flooding_bits)
-            ev.add_plain_inplace(ct, mask)
-            rerandomizer.apply(ct)
-            out.append(ct)
+        for g, w in enumerate(self._weights):
+            c0, c1 = w(polys)
+            pos = self._positions[g]
+            r0, e0, r1 = rerandomizer.zero_parts(len(pos))
+            c0 = dot_rows(addmod(c0, r0, q), self._rows[g], q)
+            vals = np.round(self.bias[list(self._groups[g])] * out_scale).astype(np.int64)
+            vals += e0 + _flooding_noise(len(pos), self.noise_flooding_bits)
+            out.append(ReplyCiphertext(out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1, q)))
         return out
 
 
@@ -105,12 +134,94 @@ def encrypted_linear_head(head: EncryptedLinearHead, queries: Sequence[bytes], r
                           max_ciphertext_bytes: int, query_scale_bits: int) -> list[list[bytes]]:
     """Validate and evaluate serialized query ciphertexts; return serialized replies per query."""
     he = head.he
+    lvl = out_lvl = he.output_level
     replies = []
     for blob in queries:
-        ct = he.ciphertext_from_bytes(blob, level=he.input_level, max_bytes=max_ciphertext_bytes)
+        if len(blob) > max_ciphertext_bytes:
+            raise CiphertextError(f"query ciphertext of {len(blob)} bytes exceeds the limit of {max_ciphertext_bytes}")
+        ct = SeededCiphertext.from_bytes(blob, level=lvl.index, primes=lvl.primes, n=he.n)
         if abs(ct.scale - 2.0**query_scale_bits) > 1e-6 * ct.scale:
-            from shared_protocol.ckks import CiphertextError
-
             raise CiphertextError(f"query ciphertext scale is 2^{np.log2(ct.scale):.2f}, header says 2^{query_scale_bits}")
-        replies.append([save_to_bytes(r) for r in head.evaluate(ct, rerandomizer)])
+        replies.append([r.to_bytes(out_lvl.primes[0], out_lvl.index) for r in head.evaluate(ct, rerandomizer)])
     return replies
+
+
+def y_prescale_for(y: np.ndarray, num_samples: int, data_scale_bits: int) -> float:
+    """Power of two to divide Y by so that |sum_s x_s y_s| * output scale stays below ~2^58
+    (the client sends |x| <= 1). A power of two keeps the division exact."""
+    max_y = float(np.max(np.abs(y))) if y.size else 0.0
+    bound = num_samples * max(max_y, 1e-12)
+    room = 2.0 ** (57 - data_scale_bits)
+    return float(2.0 ** max(0, int(np.ceil(np.log2(bound / room))))) if bound > room else 1.0
+
+
+def encrypted_cross_covariance(
+    he: HEContext,
+    layout: CrossCovarianceLayout,
+    load_ciphertext: Callable[[int], seal.Ciphertext],
+    y: np.ndarray,
+    columns: range,
+    rerandomizer: Rerandomizer,
+    *,
+    y_prescale: float,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[bytes | None], float]:
+    """Enc(X^T Y)[:, columns] = sum over data ciphertexts of Enc(x-block) * plaintext(Y rows).
+
+    The products are accumulated directly on the ciphertexts' NTT residues: each column plaintext is
+    a polynomial in X^B, given by its m distinct NTT values (an m x m Vandermonde product), so no
+    full NTT and no SEAL plaintext object is built per (ciphertext, column). The sums are then
+    wrapped back into SEAL ciphertexts, rescaled, masked and re-randomised like any reply.
+    Returns (blobs, value scale); a column whose plaintexts are all zero yields None (SEAL refuses
+    the transparent result, and the client learns that the column is zero from the result anyway)."""
+    level = he.input_level
+    y_scale = float(2**WEIGHT_SCALE_BITS)
+    y_cols = np.asarray(y, dtype=np.float64)[:, columns.start : columns.stop] / y_prescale
+    rows = len(columns)
+    classes = {q: he.ntt(q).block_classes(layout.block) for q in level.primes}
+    accs = {q: ColumnAccumulator(2, rows, he.n, q, classes[q][0]) for q in level.primes}
+    nonzero = np.zeros(rows, dtype=bool)
+    template: seal.Ciphertext | None = None
+    for c in range(layout.num_ciphertexts):
+        ct = load_ciphertext(c)
+        data = he.ciphertext_data(ct)  # (2, primes, N)
+        sample_rows = layout.sample_range(c)
+        vals = layout.column_values(y_cols[sample_rows.start : sample_rows.stop], y_scale)  # (rows, m)
+        nonzero |= np.any(vals != 0, axis=1)
+        for r, q in enumerate(level.primes):
+            e = vandermonde(to_residues(vals, q), classes[q][1], q)
+            accs[q].add(data[:, r, :], e)
+        if template is None:
+            template = _product_template(he, ct, y_scale)
+        if progress is not None:
+            progress(c + 1)
+    assert template is not None
+    sums = {q: accs[q].result() for q in level.primes}  # (2, rows, N) per prime
+    masker = MaskedReply(he)
+    positions = np.arange(layout.feature_dim, dtype=np.int64)
+    zeros = np.zeros(layout.feature_dim)
+    ev = he.evaluator
+    blobs: list[bytes | None] = []
+    scale = 0.0
+    for j in range(rows):
+        if not nonzero[j]:
+            blobs.append(None)
+            continue
+        data = np.stack([sums[q][:, j, :] for q in level.primes], axis=1)  # (2, primes, N)
+        ct = he.ciphertext_with_data(template, data)
+        ev.rescale_to_next_inplace(ct)
+        scale = ct.scale
+        ev.add_plain_inplace(ct, masker.plaintext(positions, zeros, ct.scale))
+        rerandomizer.apply(ct)
+        blobs.append(save_to_bytes(ct))
+    return blobs, scale
+
+
+def _product_template(he: HEContext, ct: seal.Ciphertext, y_scale: float) -> seal.Ciphertext:
+    """A real SEAL product (data ciphertext x a constant plaintext at the Y scale): its metadata
+    (level, size, scale) is exactly what the accumulated sums need."""
+    coeffs = np.zeros(he.n, dtype=np.int64)
+    coeffs[0] = 1
+    out = seal.Ciphertext()
+    he.evaluator.multiply_plain(ct, he.plaintext_from_coeffs(coeffs, he.input_level, y_scale), out)
+    return out

@@ -23,8 +23,27 @@ if np.finfo(np.longdouble).nmant < 63:  # pragma: no cover - x86-64 Linux always
 U64 = np.uint64
 
 
+_U64P = ctypes.POINTER(ctypes.c_uint64)
+
+
+def _ptr(a: np.ndarray) -> "ctypes._Pointer[ctypes.c_uint64]":
+    return a.ctypes.data_as(_U64P)
+
+
 def mulmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
-    """(a * b) mod q elementwise for uint64 arrays with entries < q < 2^61."""
+    """(a * b) mod q elementwise for uint64 arrays with entries < q < 2^61 (broadcasting)."""
+    a = np.asarray(a, dtype=U64)
+    b = np.asarray(b, dtype=U64)
+    if _KERNEL is not None:
+        a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
+        out = np.empty(a.shape, dtype=U64)
+        _KERNEL.helix_mulmod(_ptr(a), _ptr(b), a.size, q, _ptr(out))
+        return out
+    return mulmod_numpy(a, b, q)
+
+
+def mulmod_numpy(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
+    """The pure-numpy product (fallback, and the reference the kernel is tested against)."""
     a = np.asarray(a, dtype=U64)
     b = np.asarray(b, dtype=U64)
     qhat = np.floor(a.astype(np.longdouble) * b.astype(np.longdouble) / np.longdouble(q)).astype(U64)
@@ -33,6 +52,39 @@ def mulmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     r = np.where(r < 0, r + np.int64(q), r)
     r = np.where(r >= np.int64(q), r - np.int64(q), r)
     return r.view(U64)
+
+
+class FixedMultiplier:
+    """Products with one operand fixed for many calls (head weights, keys): Shoup's precomputed
+    quotients make each product one high multiply in the kernel."""
+
+    def __init__(self, w: np.ndarray, q: int) -> None:
+        self.q = int(q)
+        self.w = np.ascontiguousarray(w, dtype=U64).reshape(-1)
+        self.shoup = np.empty_like(self.w)
+        if _KERNEL is not None:
+            _KERNEL.helix_shoup_table(_ptr(self.w), self.w.size, self.q, _ptr(self.shoup))
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """a (..., len(w)) times w, mod q."""
+        a = np.ascontiguousarray(a, dtype=U64)
+        if _KERNEL is None:
+            return mulmod_numpy(a, np.broadcast_to(self.w, a.shape), self.q)
+        out = np.empty(a.shape, dtype=U64)
+        _KERNEL.helix_mulmod_fixed(_ptr(a), a.size // self.w.size, self.w.size, _ptr(self.w), _ptr(self.shoup),
+                                   self.q, _ptr(out))
+        return out
+
+
+def dot_rows(v: np.ndarray, rows: np.ndarray, q: int) -> np.ndarray:
+    """(rows @ v) mod q for residues: v (N,), rows (r, N) -> (r,)."""
+    v = np.ascontiguousarray(v, dtype=U64)
+    rows = np.ascontiguousarray(rows, dtype=U64)
+    if _KERNEL is None:
+        return np.array([sum(int(a) * int(b) for a, b in zip(v, row)) % q for row in rows], dtype=U64)
+    out = np.empty(rows.shape[0], dtype=U64)
+    _KERNEL.helix_dot_rows(_ptr(v), _ptr(rows), rows.shape[0], rows.shape[1], q, _ptr(out))
+    return out
 
 
 def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
@@ -127,6 +179,15 @@ class NegacyclicNTT:
             self._tw_inv = (tw_inv, self._shoup(tw_inv))
             self._pre = (self.psi_pows, self._shoup(self.psi_pows))
             self._post = (self.inv_scale, self._shoup(self.inv_scale))
+            # SEAL's order is the merged (Longa-Naehrig) transform's: use that kernel, no permutations.
+            self._merged = bool(np.array_equal(self.perm, self.bitrev))
+            if self._merged:
+                pows = self._powers(psi, n)
+                inv_pows = self._powers(psi_inv, n)
+                psi_rev = np.ascontiguousarray(pows[self.bitrev])
+                psi_inv_rev = np.ascontiguousarray(inv_pows[self.bitrev])
+                self._ln = (psi_rev, self._shoup(psi_rev), psi_inv_rev, self._shoup(psi_inv_rev),
+                            self.n_inv, (self.n_inv << 64) // self.q)
 
     def _powers(self, base: int, count: int) -> np.ndarray:
         out = np.empty(count, dtype=U64)
@@ -182,6 +243,19 @@ class NegacyclicNTT:
                 cur = cur * z[u] % q
         return idx.astype(np.int64), zpow
 
+    def coefficient_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Rows R (len(positions), N) with inverse(v)[j] = sum_i v[i] * R[j, i] mod q: a handful of
+        coefficients of an inverse transform for N products each, instead of a whole transform."""
+        n, q = self.n, self.q
+        psi = int(self.psi_pows[1])
+        table = np.empty(2 * n, dtype=U64)
+        table[:n] = self._powers(psi, n)
+        table[n:] = (U64(q) - table[:n]) % U64(q)  # psi^(N + e) = -psi^e
+        exps = 2 * self.perm + 1  # SEAL index i evaluates at psi^(2 perm[i] + 1)
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1, 1)
+        rows = table[(-(exps[None, :] * pos)) % (2 * n)]
+        return mulmod(rows, np.full(rows.shape, self.n_inv, dtype=U64), q)
+
     def _shoup(self, w: np.ndarray) -> np.ndarray:
         """floor(w * 2^64 / q) per entry: the precomputed quotients of Shoup multiplication."""
         return np.array([(int(v) << 64) // self.q for v in w], dtype=U64)
@@ -204,6 +278,10 @@ class NegacyclicNTT:
         if _KERNEL is None:
             return self.forward_numpy(coeffs)
         a = np.asarray(coeffs, dtype=U64).reshape(-1, self.n)
+        if self._merged:
+            a = np.array(a, dtype=U64, order="C", copy=True)
+            _KERNEL.helix_ntt_ln_forward(_ptr(a), a.shape[0], self.n, self.q, _ptr(self._ln[0]), _ptr(self._ln[1]))
+            return a.reshape(np.shape(coeffs))
         return self._native_call(_KERNEL.helix_ntt_forward, a, self._pre, self.perm, self._tw).reshape(np.shape(coeffs))
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
@@ -211,6 +289,11 @@ class NegacyclicNTT:
         if _KERNEL is None:
             return self.inverse_numpy(values)
         a = np.asarray(values, dtype=U64).reshape(-1, self.n)
+        if self._merged:
+            a = np.array(a, dtype=U64, order="C", copy=True)
+            _KERNEL.helix_ntt_ln_inverse(_ptr(a), a.shape[0], self.n, self.q, _ptr(self._ln[2]), _ptr(self._ln[3]),
+                                         self._ln[4], self._ln[5])
+            return a.reshape(np.shape(values))
         return self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv).reshape(np.shape(values))
 
     def forward_numpy(self, coeffs: np.ndarray) -> np.ndarray:

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from client_agent.he_client import ClientKeys
-from provider_server.he_circuits import (EncryptedLinearHead, Rerandomizer, encrypted_linear_head)
+from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer,
+                                         encrypted_cross_covariance, encrypted_linear_head, y_prescale_for)
 from shared_protocol.ckks import CiphertextError
 from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
-from shared_protocol.modmath import centered
+from shared_protocol.modmath import centered, mulmod
+from shared_protocol.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
 from shared_protocol.packing import CrossCovarianceLayout
 
 PSET = "ckks-n8192-q200"
@@ -26,11 +28,6 @@ def rr(keys: ClientKeys) -> Rerandomizer:
     pk = seal.PublicKey()
     seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)
     return Rerandomizer(keys.he, pk)
-
-
-def second_component(keys: ClientKeys, blob: bytes) -> np.ndarray:
-    ct = keys.he.ciphertext_from_bytes(blob, level=keys.he.output_level, max_bytes=1 << 22)
-    return keys.he.ciphertext_data(ct)[1, 0]
 
 
 def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
@@ -54,72 +51,116 @@ def raw_coefficients(keys: ClientKeys, blob: bytes) -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("d,k", [(384, 2), (384, 4), (768, 14), (3072, 4)])
 def test_encrypted_logits_match_plaintext(keys: ClientKeys, rr: Rerandomizer, d: int, k: int) -> None:
     rng = np.random.default_rng(d + k)
-    w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
-    x = rng.normal(size=(3, d))
+    x = rng.normal(size=(3, d)) / np.sqrt(d)
+    w, b = rng.normal(size=(d, k)), rng.normal(size=k)
     head = EncryptedLinearHead(keys.he, w, b)
     queries = keys.encrypt_queries(x, head.layout)
-    replies = encrypted_linear_head(head, queries, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    replies = encrypted_linear_head(head, queries, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
     logits = keys.decrypt_logits(reply_header(head, 3), [r for q in replies for r in q])
-    assert np.max(np.abs(logits - (x @ w + b))) < 1e-6
+    assert np.max(np.abs(logits - (x @ w + b))) < 1e-4  # the precision target
     assert head.layout.ciphertexts_per_query == -(-k // (keys.he.n // d))
 
 
-def test_reply_carries_the_logits_and_uniform_noise_only(keys: ClientKeys, rr: Rerandomizer) -> None:
-    """Decrypt the whole reply: outputs are exact; every other coefficient is uniform modulo q,
-    in particular none of them is a (small) partial product of x and W."""
+def test_reply_carries_the_logits_and_nothing_else(keys: ClientKeys, rr: Rerandomizer) -> None:
+    """Decrypt the whole reply: it holds exactly the k output coefficients (c0 is sent only there,
+    so no other coefficient of the product x*W can be decrypted at all), the outputs are exact, and
+    the one full polynomial, c1, is uniform mod q rather than the client-computable product a*W."""
     rng = np.random.default_rng(0)
     d, k = 384, 4
     w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
     x = rng.normal(size=(1, d))
     head = EncryptedLinearHead(keys.he, w, b)
-    blob = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
-    raw, q = raw_coefficients(keys, blob)
-    scale = keys.he.ciphertext_from_bytes(blob, level=keys.he.output_level, max_bytes=1 << 22).scale
+    query = keys.encrypt_queries(x, head.layout)
+    blob = encrypted_linear_head(head, query, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
+    he, q = keys.he, keys.he.output_level.primes[0]
     pos = head.layout.output_positions(0)
-    assert np.max(np.abs(raw[pos] / scale - (x @ w + b)[0])) < 1e-6
-    others = np.delete(raw, pos).astype(np.float64)
-    # Unmasked, these would be partial sums of x_i*w_ij at scale 2^40, |.| < 2^46 here (|x.w| < 64).
-    # Uniform values mod q (~2^60) fall below 2^46 with probability 2^-13: about one in 8190.
-    assert np.max(np.abs(x[0, :, None] * w).sum(0)) < 64
-    assert int(np.sum(np.abs(others) < 2.0**46)) <= 6
-    counts = np.bincount(((others / q + 0.5) * 16).astype(int).clip(0, 15), minlength=16)
-    expected = len(others) / 16
-    assert float(((counts - expected) ** 2 / expected).sum()) < 60
+    assert len(blob) == ReplyCiphertext.wire_size(q, he.n, len(pos))  # k coefficients of c0 plus c1
+    with pytest.raises(CompactCiphertextError):  # nor does it parse as carrying more outputs
+        keys.decrypt_reply(blob, np.arange(len(pos) + 1))
+    assert np.max(np.abs(keys.decrypt_reply(blob, pos) - (x @ w + b)[0])) < 1e-5
+    reply = ReplyCiphertext.from_bytes(blob, level=he.output_level.index, q=q, n=he.n, count=len(pos))
+    # Without re-randomisation c1 would be a*W (a: the client's own seeded polynomial).
+    seeded = SeededCiphertext.from_bytes(query[0], level=he.output_level.index, primes=(q,), n=he.n)
+    a = expand_uniform(seeded.seed, (q,), he.n)[0]
+    w_ntt = he.coeffs_to_ntt(head.layout.weight_coefficients(w, head.weight_scale), he.output_level)[0, 0]
+    assert np.mean(reply.c1 == mulmod(a, w_ntt, q)) < 0.01
+    assert_uniform(reply.c1, q)
 
 
-def test_same_query_twice_gives_different_masks(keys: ClientKeys, rr: Rerandomizer) -> None:
+def assert_uniform(residues: np.ndarray, q: int, bins: int = 16) -> None:
+    counts = np.bincount((residues.astype(np.float64) / q * bins).astype(int).clip(0, bins - 1), minlength=bins)
+    expected = len(residues) / bins
+    assert float(((counts - expected) ** 2 / expected).sum()) < 60  # chi-square, 15 dof: p ~ 1e-7
+
+
+def test_same_query_twice_gives_fresh_replies(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(16)[:, :2], np.zeros(2))
     blob = keys.encrypt_queries(np.ones((1, 16)), head.layout)[0]
-    r1 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
-    r2 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)[0][0]
-    a, _ = raw_coefficients(keys, r1)
-    b, _ = raw_coefficients(keys, r2)
+    r1 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
+    r2 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
     pos = head.layout.output_positions(0)
-    assert np.allclose(a[pos], b[pos], atol=2**10)  # same logits (fresh encryption noise aside)
-    assert np.mean(np.delete(a, pos) == np.delete(b, pos)) < 0.01
-    # Re-randomised: without the fresh encryption of zero, c1 would be identical in both replies
-    # (a deterministic function of the client's seed and W) and reveal a product with W.
-    c1a, c1b = second_component(keys, r1), second_component(keys, r2)
-    assert np.mean(c1a == c1b) < 0.01
+    assert np.allclose(keys.decrypt_reply(r1, pos), keys.decrypt_reply(r2, pos), atol=1e-6)  # same logits
+    he, q = keys.he, keys.he.output_level.primes[0]
+    c1a, c1b = (ReplyCiphertext.from_bytes(r, level=he.output_level.index, q=q, n=he.n, count=2).c1 for r in (r1, r2))
+    assert np.mean(c1a == c1b) < 0.01  # a fresh encryption of zero in each
 
 
 def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys, rr: Rerandomizer) -> None:
     rng = np.random.default_rng(3)
     w, b = rng.normal(size=(64, 3)), rng.normal(size=3)
     x = rng.normal(size=(20, 64))
-    head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=30)
-    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)
+    bits = 36
+    head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=bits)
+    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20,
+                                    query_scale_bits=QUERY_SCALE_BITS)
     logits = keys.decrypt_logits(reply_header(head, 20), [r for q in replies for r in q])
     err = np.abs(logits - (x @ w + b))
-    assert err.max() <= 2.0 ** (30 - 40) * 1.01  # at most 2^(bits-40)
-    assert err.max() > 2.0 ** (30 - 40) / 8  # and it really is there
+    out_bits = QUERY_SCALE_BITS + HEAD_WEIGHT_SCALE_BITS
+    assert err.max() <= 2.0 ** (bits - out_bits) * 1.01  # at most 2^(bits - 48): the output scale is 2^48
+    assert err.max() > 2.0 ** (bits - out_bits) / 8  # and it really is there
 
 
-def test_wrong_scale_is_rejected(keys: ClientKeys, rr: Rerandomizer) -> None:
+def test_wrong_scale_and_malformed_queries_are_rejected(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(8)[:, :2], np.zeros(2))
     blob = keys.encrypt_queries(np.ones((1, 8)), head.layout)[0]
     with pytest.raises(CiphertextError, match="scale"):
         encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=30)
+    with pytest.raises(CiphertextError, match="bytes"):
+        encrypted_linear_head(head, [blob[:-1]], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+    with pytest.raises(CiphertextError, match="exceeds the limit"):
+        encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1000, query_scale_bits=QUERY_SCALE_BITS)
+    bad = bytearray(blob)
+    bad[-8:] = b"\xff" * 8  # a residue >= q
+    with pytest.raises(CiphertextError, match="not below its prime"):
+        encrypted_linear_head(head, [bytes(bad)], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+
+
+def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys, rr: Rerandomizer) -> None:
+    rng = np.random.default_rng(11)
+    n, db, da = 300, 20, 6
+    x = rng.uniform(-1, 1, size=(n, db))
+    y = rng.normal(size=(n, da))
+    y[:, 2] = 0.0  # a dead dimension, as MiniLM has one
+    he = keys.he
+    lay = CrossCovarianceLayout(n=he.n, feature_dim=db, num_samples=n)
+    blobs = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    pre = y_prescale_for(y, n, 30)
+    cols, scale = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level,
+                                             max_bytes=1 << 20), y, range(da), rr, y_prescale=pre)
+    assert cols[2] is None
+    header = AlignmentResultHeader(session_id="s", feature_dim=db, output_columns=da, value_scale=scale, y_prescale=pre,
+                                   y_sum=y.sum(0).tolist(), zero_columns=[2])
+    got = keys.decrypt_cross_covariance(header, [c for c in cols if c is not None])
+    assert np.max(np.abs(got - x.T @ y)) < 1e-5
+    raw, q = raw_coefficients(keys, cols[0])  # type: ignore[arg-type]
+    # cross-sample partial sums would be < 300 * 3 at scale ~2^30, i.e. < 2^40; uniform: ~0.25 expected
+    assert int(np.sum(np.abs(raw[db:]) < 2.0**44)) <= 3
+
+
+def test_prescale_keeps_sums_in_range() -> None:
+    y = np.full((10, 3), 4.0)
+    assert y_prescale_for(y, 10, 30) == 1.0
+    assert y_prescale_for(np.full((16384, 3), 2.0**20), 16384, 30) >= 2.0**7
 
 
 def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -133,21 +174,19 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
         "from shared_protocol import modmath\n"
         "assert modmath._KERNEL is None\n"
         "from client_agent.he_client import ClientKeys\n"
-        "from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head\n"
+        "from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance, encrypted_linear_head\n"
         "from shared_protocol.packing import CrossCovarianceLayout\n"
         "from shared_protocol.messages import AlignmentResultHeader\n"
         "k = ClientKeys.generate('ckks-n8192-q200'); he = k.he\n"
         "pk = seal.PublicKey(); seal.KeyGenerator(he.context, k.secret_key).create_public_key(pk); rr = Rerandomizer(he, pk)\n"
         "rng = np.random.default_rng(0); x = rng.uniform(-1, 1, (40, 8)); y = rng.normal(size=(40, 3))\n"
-        "from provider_server.he_alignment import encrypted_cross_covariance\n"
-        "from shared_protocol.ckks import load_from_bytes\n"
-        "lay = CrossCovarianceLayout(he.n, 8, 40, 2); blobs = k.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)\n"
-        "gk = seal.GaloisKeys(); load_from_bytes(gk, he.context, k.galois_key_bytes(2))\n"
-        "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 21), y, range(1), rr, gk, y_scale_bits=20)\n"
-        "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, stride_bits=2, value_scale=s, y_sum=[0.0] * 3)\n"
+        "lay = CrossCovarianceLayout(he.n, 8, 40); blobs = k.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)\n"
+        "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level, max_bytes=1 << 21), y, range(3), rr, y_prescale=1.0)\n"
+        "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, value_scale=s, y_prescale=1.0, y_sum=[0.0] * 3)\n"
         "assert np.abs(k.decrypt_cross_covariance(h, cols) - x.T @ y).max() < 1e-5\n"
-        "head = EncryptedLinearHead(he, rng.normal(size=(8, 2)), np.zeros(2))\n"
-        "r = encrypted_linear_head(head, k.encrypt_queries(x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=40)\n"
+        "head_w = rng.normal(size=(8, 2)); head = EncryptedLinearHead(he, head_w, np.zeros(2))\n"
+        "r = encrypted_linear_head(head, k.encrypt_queries(x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"
+        "assert np.abs(k.decrypt_reply(r[0][0], head.layout.output_positions(0)) - x[:1] @ head_w).max() < 1e-5\n"
         "print('ok')\n"
     )
     env = dict(__import__("os").environ, HELIX_DISABLE_NATIVE="1")

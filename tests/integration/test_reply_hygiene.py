@@ -1,7 +1,7 @@
 """Reply hygiene against the real provider: a reply decrypts to the requested outputs and nothing
-else. Every coefficient that is not an output must be uniform modulo the reply's prime; if the
-provider forgot its mask, the client would read partial products x_i * W[i, j] of the head (or of
-Y_A in an alignment) from those coefficients.
+else. An inference reply carries c0 only at the output coefficients; in an alignment result every
+coefficient that is not an output must be uniform modulo the reply's prime. Otherwise the client
+would read partial products x_i * W[i, j] of the head (or of Y_A in an alignment).
 
 The test is an honest client built from the client agent's own pieces (ClientKeys, ProviderClient),
 decrypting the *whole* reply with its secret key down to raw residues modulo q.
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
 from client_agent.provider_client import ProviderClient
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.rlwe import ReplyCiphertext
 
 CLIENT_NAME = "pytest-hygiene"
-ALIGNMENT_STRIDE_BITS = 7  # 8 features: 128 samples per ciphertext, 128 columns per reply
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +39,22 @@ def info(pc: ProviderClient) -> Any:
 
 def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str) -> tuple[str, ClientKeys]:
     keys = ClientKeys.generate(parameter_set)
-    bits = ALIGNMENT_STRIDE_BITS if purpose == KeyPurpose.alignment else 0
-    elements = trace_galois_elements(keys.he.n, bits)
-    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set,
-                                                galois_elements=elements),
-                          keys.public_key_bytes(), keys.galois_key_bytes(bits) or None)
-    assert key.purpose == purpose and key.parameter_set == parameter_set and key.galois_elements == elements
+    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set),
+                          keys.public_key_bytes())
+    assert key.purpose == purpose and key.parameter_set == parameter_set
     return key.key_id, keys
 
 
-def test_classify_reply_holds_logits_and_uniform_noise_only(pc: ProviderClient, info: Any, provider: Any) -> None:
+def test_classify_reply_holds_logits_and_nothing_else(pc: ProviderClient, info: Any, provider: Any) -> None:
+    """A compact reply carries c0 only at the logit coefficients and c1 whole: decrypting all it holds
+    gives the logits, there is no other coefficient to decrypt, and c1 is uniform and fresh per reply
+    (so it is not the client-computable product of its own seeded polynomial with W)."""
     key_id, keys = register(pc, KeyPurpose.inference, info.default_parameter_set)
     head = pc.head("sst2")
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
     rng = np.random.default_rng(1234)
     x = rng.normal(0.0, 0.05, size=(3, head.dim))  # roughly the scale of provider-space embeddings
-    x[2] = x[0]  # the same query twice: its replies must carry the same logits under fresh masks
+    x[2] = x[0]  # the same query twice: its replies must carry the same logits under fresh randomness
     blobs = keys.encrypt_queries(x, layout)
     header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
     reply, out, _, _ = pc.classify(header, blobs, max_blob_bytes=info.limits.max_ciphertext_bytes)
@@ -68,34 +68,30 @@ def test_classify_reply_holds_logits_and_uniform_noise_only(pc: ProviderClient, 
     resp = provider.admin.post("/v1/admin/heads/sst2/reference-logits", json={"embeddings": x.tolist()})
     assert resp.status_code == 200, resp.text
     ref = np.asarray(resp.json()["logits"])
-    assert float(np.max(np.abs(keys.decrypt_logits(reply, out) - ref))) < 1e-3
+    assert float(np.max(np.abs(keys.decrypt_logits(reply, out) - ref))) < 1e-4
 
-    pooled = []
+    he = keys.he
+    q = he.output_level.primes[0]
+    c1s = []
     for qi, blob in enumerate(out):
-        whole = keys.decrypt_whole(blob)
-        assert whole.shape == (keys.he.n,)
-        assert float(np.max(np.abs(whole[positions] - ref[qi]))) < 1e-3, f"query {qi}: outputs differ from plaintext"
-        raw, q, scale = raw_reply_residues(keys, blob)
-        assert q == keys.he.output_level.primes[0] and q.bit_length() == 60
-        assert scale == pytest.approx(2.0**40, rel=1e-3)
-        assert np.array_equal(centred_values(raw, q, scale), whole)  # the same decryption, one step earlier
-        others = np.delete(raw, positions)
-        assert others.size == keys.he.n - 2
-        assert_uniform_mod_q(others, q, f"classify reply {qi}, non-output coefficients")
-        pooled.append(others)
-    assert_uniform_mod_q(np.concatenate(pooled), q, "classify replies, non-output coefficients pooled")
-    # Equal queries: equal logits, but nothing else in common (a fresh mask per reply).
-    assert np.count_nonzero(pooled[0] == pooled[2]) <= 2, "two replies share mask coefficients"
+        assert len(blob) == ReplyCiphertext.wire_size(q, he.n, len(positions)), "a reply carries more than its outputs"
+        parsed = ReplyCiphertext.from_bytes(blob, level=he.output_level.index, q=q, n=he.n, count=len(positions))
+        assert parsed.scale == pytest.approx(2.0**48, rel=1e-9)
+        res, q_got, _ = keys.reply_residues(blob, positions)
+        assert q_got == q and q.bit_length() == 60
+        assert np.array_equal(centred_values(res, q, parsed.scale), keys.decrypt_reply(blob, positions))
+        assert float(np.max(np.abs(keys.decrypt_reply(blob, positions) - ref[qi]))) < 1e-4
+        assert_uniform_mod_q(parsed.c1, q, f"classify reply {qi}, c1")
+        c1s.append(parsed.c1)
+    assert np.count_nonzero(c1s[0] == c1s[2]) <= 2, "two replies to the same query share c1 coefficients"
     pc.revoke_key(key_id)
 
 
 def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: ProviderClient, info: Any,
                                                                         public_alignment_texts: Any) -> None:
     """A tiny alignment session driven directly: random client data X (|x| <= 1, 8 columns, the
-    last one constant 1 as in X_aug) against the `wiki` corpus. Result ciphertext g carries
-    (X^T Y)[a, g*m + j] at coefficient a*m + j; every other coefficient must be uniform mod q: before
-    the trace they held partial products of Y_A, and beyond row 8 sums of Y_A with the client's
-    own (known) encryption noise."""
+    last one constant 1 as in X_aug) against the `wiki` corpus. The result's coefficients
+    [0, 8) of column b are (X^T Y)[:, b]; every coefficient from 8 on must be uniform mod q."""
     key_id, keys = register(pc, KeyPurpose.alignment, info.default_parameter_set)
     corpus = pc.corpus("wiki")
     feature_dim = 8
@@ -103,13 +99,13 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
                                                   key_id=key_id, feature_dim=feature_dim, include_head_texts=False,
                                                   client_model_id="pytest-random"))
     assert session.num_samples == corpus.size == 400 and session.state == AlignmentState.receiving
-    layout = CrossCovarianceLayout.for_key(keys.he.n, feature_dim, session.num_samples, ALIGNMENT_STRIDE_BITS)
-    assert session.num_ciphertexts == layout.num_ciphertexts and session.stride_bits == layout.stride_bits == ALIGNMENT_STRIDE_BITS
+    layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=feature_dim, num_samples=session.num_samples)
+    assert session.num_ciphertexts == layout.num_ciphertexts
     rng = np.random.default_rng(99)
     x = np.hstack([rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))])
     blobs = keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
     session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
-                                                                       data_scale_bits=layout.data_scale_bits), blobs)
+                                                                       data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
     assert session.received_ciphertexts == session.num_ciphertexts
     pc.start_compute(session.session_id)
     session = poll_until(lambda: pc.session(session.session_id), lambda s: s.state != AlignmentState.computing,
@@ -117,9 +113,8 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert session.state == AlignmentState.done, session.error
     header, result = pc.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
     assert header.feature_dim == feature_dim and header.output_columns == session.output_columns
-    assert header.stride_bits == layout.stride_bits
-    groups = layout.result_groups(header.output_columns)
-    assert len(result) == len(groups) == -(-header.output_columns // layout.stride)
+    columns = [b for b in range(header.output_columns) if b not in set(header.zero_columns)]
+    assert len(result) == len(columns)
 
     xty = keys.decrypt_cross_covariance(header, result, max_bytes=info.limits.max_ciphertext_bytes)
     assert xty.shape == (feature_dim, header.output_columns)
@@ -129,15 +124,15 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert err < 1e-4, f"decrypted X^T Y deviates from the plaintext product by {err:.3g}"
 
     pooled = []
-    for g, (cols, blob) in enumerate(zip(groups, result)):
+    for b, blob in zip(columns, result):
         raw, q, scale = raw_reply_residues(keys, blob, max_bytes=info.limits.max_ciphertext_bytes)
         assert scale == pytest.approx(header.value_scale, rel=1e-9)
-        pos = layout.result_positions(len(cols))
-        assert np.array_equal(centred_values(raw[pos], q, scale), xty[:, cols.start : cols.stop]), f"reply {g}: outputs differ"
-        others = np.delete(raw, pos.reshape(-1))
-        assert others.size == keys.he.n - feature_dim * len(cols)
-        assert_uniform_mod_q(others, q, f"alignment reply {g}, non-output coefficients")
-        pooled.append(others)
-    assert_uniform_mod_q(np.concatenate(pooled), q, "alignment result, non-output coefficients pooled", bins=64)
+        head_part = centred_values(raw[:feature_dim], q, scale) * header.y_prescale
+        assert np.array_equal(head_part, xty[:, b]), f"column {b}: coefficients [0, {feature_dim}) differ"
+        if b in (columns[0], columns[len(columns) // 2], columns[-1]):
+            assert_uniform_mod_q(raw[feature_dim:], q, f"alignment column {b}, coefficients >= {feature_dim}")
+        pooled.append(raw[feature_dim:])
+    assert_uniform_mod_q(np.concatenate(pooled), q, "alignment result, coefficients >= feature_dim pooled",
+                         bins=64)
     pc.delete_session(session.session_id)
     pc.revoke_key(key_id)

@@ -1,0 +1,211 @@
+"""Compact RLWE ciphertexts for private inference, and the randomness both parties draw.
+
+Why not SEAL's serialization on the inference path: SEAL (de)serializes only through files and
+expands seeded ciphertexts with a PRNG Python cannot reproduce, so the provider paid ~1.2 ms of file
+round trips and parsing per query, more than the homomorphic work itself. These are the same CKKS
+ciphertexts SEAL produces, over the same ring, primes and NTT (learned from SEAL by `HEContext`) and
+under the same SEAL-generated keys; only their bytes differ:
+
+* a query is ``(c0, seed)``: the uniform component ``c1`` is ``expand_uniform(seed)`` (SHAKE-256 with
+  rejection sampling), so a query costs one polynomial per prime on the wire;
+* a reply is ``(c0 at the output coefficients, c1)`` at the last level: the client decrypts a
+  coefficient ``i`` as ``c0[i] + (c1 * s)[i]``, so only the coefficients that carry outputs are sent,
+  and the rest of the message does not exist on the wire at all;
+* residues travel in ``ceil(bits / 8)`` bytes (5 for a 40-bit prime instead of SEAL's 8).
+
+Every parser validates sizes, the level, and that every residue is below its prime.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ckks import CiphertextError
+from .modmath import U64, NegacyclicNTT, mulmod, submod, to_residues
+
+SEED_BYTES = 32
+CBD_ETA = 21  # centered binomial with variance 21/2: sigma 3.24, SEAL's error width (3.2)
+_QUERY_MAGIC = b"HLXQ"
+_REPLY_MAGIC = b"HLXR"
+_VERSION = 1
+_HEADER = struct.Struct("<4sBBHdII")  # magic, version, level index, reserved, scale, N, count
+
+
+class CompactCiphertextError(CiphertextError):
+    """A compact ciphertext is malformed, truncated, oversized or for other parameters."""
+
+
+def residue_bytes(q: int) -> int:
+    """Bytes per residue on the wire for prime q."""
+    return (q.bit_length() + 7) // 8
+
+
+def pack_residues(values: np.ndarray, q: int) -> bytes:
+    width = residue_bytes(q)
+    raw = np.ascontiguousarray(values, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    return raw[:, :width].tobytes()
+
+
+def unpack_residues(data: bytes | memoryview, count: int, q: int, what: str) -> np.ndarray:
+    width = residue_bytes(q)
+    if len(data) != count * width:
+        raise CompactCiphertextError(f"{what}: expected {count * width} bytes, got {len(data)}")
+    raw = np.zeros((count, 8), dtype=np.uint8)
+    raw[:, :width] = np.frombuffer(data, dtype=np.uint8).reshape(count, width)
+    out = raw.view("<u8").reshape(count).astype(U64)
+    if count and int(out.max()) >= q:
+        raise CompactCiphertextError(f"{what}: a residue is not below its prime")
+    return out
+
+
+# --- randomness ---------------------------------------------------------------------------------
+def new_seed() -> bytes:
+    return os.urandom(SEED_BYTES)
+
+
+def expand_uniform(seed: bytes, primes: tuple[int, ...], n: int) -> np.ndarray:
+    """The uniform polynomial named by ``seed``: (len(primes), n) residues, read as NTT values.
+
+    SHAKE-256 over (domain, seed, prime index), 64-bit words masked to the prime's bit length and
+    rejection-sampled, so every residue is exactly uniform in [0, q). The XOF's output for a longer
+    length extends the shorter one, so a rare shortfall just reads further."""
+    if len(seed) != SEED_BYTES:
+        raise CompactCiphertextError(f"seed must be {SEED_BYTES} bytes, got {len(seed)}")
+    out = np.empty((len(primes), n), dtype=U64)
+    for i, q in enumerate(primes):
+        xof = hashlib.shake_256(b"helix-rlwe-a\x00" + seed + bytes([i]))
+        mask = U64((1 << q.bit_length()) - 1)
+        words = n + n // 16 + 64
+        while True:
+            draw = np.frombuffer(xof.digest(8 * words), dtype="<u8") & mask
+            kept = draw[draw < U64(q)]
+            if kept.size >= n:
+                out[i] = kept[:n]
+                break
+            words *= 2
+    return out
+
+
+def centered_binomial(n: int, eta: int = CBD_ETA) -> np.ndarray:
+    """Error polynomial coefficients: popcount(a) - popcount(b) over eta random bits each (from
+    os.urandom), the RLWE error distribution of Kyber/NewHope with SEAL's width."""
+    mask = np.uint32((1 << eta) - 1)
+    raw = np.frombuffer(os.urandom(8 * n), dtype=np.uint32).reshape(n, 2) & mask
+    return np.bitwise_count(raw[:, 0]).astype(np.int64) - np.bitwise_count(raw[:, 1]).astype(np.int64)
+
+
+def ternary(n: int) -> np.ndarray:
+    """Uniform {-1, 0, 1} coefficients (os.urandom, rejection of 255 keeps them unbiased)."""
+    out = np.empty(0, dtype=np.int64)
+    while out.size < n:
+        raw = np.frombuffer(os.urandom(n + n // 8 + 16), dtype=np.uint8)
+        raw = raw[raw < 255]
+        out = np.concatenate([out, (raw % 3).astype(np.int64) - 1])
+    return out[:n]
+
+
+# --- ring operations ----------------------------------------------------------------------------
+def rescale_drop_last(ntt: Callable[[int], NegacyclicNTT], polys: np.ndarray, primes: tuple[int, ...]) -> np.ndarray:
+    """Divide NTT-form polynomials (count, len(primes), N) by their last prime and drop it, rounding
+    to nearest (SEAL's divide_and_round_q_last): the CKKS rescale, scale /= q_last."""
+    q_last = primes[-1]
+    half = q_last >> 1
+    last = ntt(q_last).inverse(polys[:, -1, :])
+    last = np.where(last + U64(half) >= U64(q_last), last + U64(half) - U64(q_last), last + U64(half))
+    out = np.empty((polys.shape[0], len(primes) - 1, polys.shape[2]), dtype=U64)
+    for i, q in enumerate(primes[:-1]):
+        t = to_residues((last % U64(q)).astype(np.int64) - np.int64(half % q), q)
+        t = ntt(q).forward(t)
+        out[:, i, :] = mulmod(submod(polys[:, i, :], t, q), np.full_like(t, pow(q_last, -1, q)), q)
+    return out
+
+
+# --- wire forms ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeededCiphertext:
+    """A symmetric CKKS encryption (c0, c1 = expand_uniform(seed)), NTT form, at one level."""
+
+    level: int  # index into HEContext.levels
+    scale: float
+    seed: bytes
+    c0: np.ndarray  # (primes, N) NTT values
+
+    def to_bytes(self, primes: tuple[int, ...]) -> bytes:
+        n = self.c0.shape[1]
+        head = _HEADER.pack(_QUERY_MAGIC, _VERSION, self.level, 0, self.scale, n, len(primes))
+        return head + self.seed + b"".join(pack_residues(self.c0[i], q) for i, q in enumerate(primes))
+
+    @staticmethod
+    def wire_size(primes: tuple[int, ...], n: int) -> int:
+        return _HEADER.size + SEED_BYTES + n * sum(residue_bytes(q) for q in primes)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, level: int, primes: tuple[int, ...], n: int) -> "SeededCiphertext":
+        """Parse an untrusted query ciphertext expected at `level` (with those primes) in ring N."""
+        expected = cls.wire_size(primes, n)
+        if len(data) != expected:
+            raise CompactCiphertextError(f"query ciphertext has {len(data)} bytes, expected {expected} "
+                                         f"(N={n}, {len(primes)} primes)")
+        magic, version, lvl, _res, scale, got_n, count = _HEADER.unpack_from(data)
+        if magic != _QUERY_MAGIC or version != _VERSION:
+            raise CompactCiphertextError("not a HELIX query ciphertext (bad magic or version)")
+        if got_n != n or count != len(primes):
+            raise CompactCiphertextError(f"ciphertext is for N={got_n} with {count} primes, expected N={n} with {len(primes)}")
+        if lvl != level:
+            raise CompactCiphertextError(f"ciphertext is at modulus level {lvl}, expected {level}")
+        if not (math.isfinite(scale) and scale > 1.0):
+            raise CompactCiphertextError(f"ciphertext scale {scale!r} is not a positive finite number")
+        pos = _HEADER.size
+        seed = bytes(data[pos : pos + SEED_BYTES])
+        pos += SEED_BYTES
+        view = memoryview(data)
+        c0 = np.empty((len(primes), n), dtype=U64)
+        for i, q in enumerate(primes):
+            size = n * residue_bytes(q)
+            c0[i] = unpack_residues(view[pos : pos + size], n, q, f"c0 mod prime {i}")
+            pos += size
+        return cls(lvl, float(scale), seed, c0)
+
+
+@dataclass(frozen=True)
+class ReplyCiphertext:
+    """A last-level reply: c1 whole (NTT form) and c0 only at the coefficients that carry outputs
+    (coefficient form). The message at those coefficients is c0 + (c1 * s); nothing else is sent."""
+
+    scale: float
+    c0: np.ndarray  # (count,) coefficient residues at the layout's output positions
+    c1: np.ndarray  # (N,) NTT values
+
+    def to_bytes(self, q: int, level: int) -> bytes:
+        head = _HEADER.pack(_REPLY_MAGIC, _VERSION, level, 0, self.scale, self.c1.shape[0], self.c0.shape[0])
+        return head + pack_residues(self.c0, q) + pack_residues(self.c1, q)
+
+    @staticmethod
+    def wire_size(q: int, n: int, count: int) -> int:
+        return _HEADER.size + (count + n) * residue_bytes(q)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, level: int, q: int, n: int, count: int) -> "ReplyCiphertext":
+        expected = cls.wire_size(q, n, count)
+        if len(data) != expected:
+            raise CompactCiphertextError(f"reply ciphertext has {len(data)} bytes, expected {expected}")
+        magic, version, lvl, _res, scale, got_n, got_count = _HEADER.unpack_from(data)
+        if magic != _REPLY_MAGIC or version != _VERSION:
+            raise CompactCiphertextError("not a HELIX reply ciphertext (bad magic or version)")
+        if got_n != n or got_count != count or lvl != level:
+            raise CompactCiphertextError(f"reply is for N={got_n}, {got_count} outputs, level {lvl}; "
+                                         f"expected N={n}, {count} outputs, level {level}")
+        if not (math.isfinite(scale) and scale > 0.0):
+            raise CompactCiphertextError(f"reply scale {scale!r} is not a positive finite number")
+        view = memoryview(data)
+        pos = _HEADER.size
+        c0 = unpack_residues(view[pos : pos + count * residue_bytes(q)], count, q, "reply c0")
+        pos += count * residue_bytes(q)
+        c1 = unpack_residues(view[pos:], n, q, "reply c1")
+        return cls(float(scale), c0, c1)
