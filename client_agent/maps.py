@@ -24,6 +24,8 @@ class MapMetadata(BaseModel):
     provider_model_id: str
     parameter_set: str
     ridge_lambda: float
+    map_method: str = "ridge"  # maps stored before methods were selectable are plain ridge
+    map_params: dict[str, float | int | str | None] = {}
     num_samples: int
     include_head_texts: bool
     source_dim: int

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
 
 
 class ClientSettings(BaseSettings):
@@ -24,8 +26,36 @@ class ClientSettings(BaseSettings):
     client_name: str = "helix-client"
     embedder: str = "wordllama"
     parameter_set: str | None = Field(None, description="default: the provider's default")
-    ridge_lambda: float = Field(1e-4, ge=0)
+    ridge_lambda: float = Field(1e-4, ge=0, description="lambda of alignment_method=ridge (the paper's setting)")
+    alignment_method: str = Field(CLIENT_DEFAULT_METHOD, description="map solved from the alignment statistics; "
+                                  "only methods that need no provider disclosure beyond X^T Y and 1^T Y")
+    alignment_kappa: float | None = Field(None, gt=0, description="relative ridge strength (ridge_scaled, reduced_rank, "
+                                          "whitened_procrustes); default: the method's")
+    alignment_rank: int | None = Field(None, ge=1, description="rank of reduced_rank maps; default: the method's")
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
     key_renew_margin_seconds: int = 300
+
+    @field_validator("alignment_method")
+    @classmethod
+    def _private_method(cls, value: str) -> str:
+        """Refuse methods whose statistics the paper's protocol does not compute (they would need
+        the provider's Y^T Y or per-fold cross-covariances)."""
+        return check_client_method(value)
+
+    def map_params(self) -> dict[str, float | int]:
+        """Overrides for the configured method (only those that apply to it)."""
+        known = METHODS[self.alignment_method].params
+        given = {"kappa": self.alignment_kappa, "rank": self.alignment_rank}
+        return {k: v for k, v in given.items() if v is not None and k in known}
+
+
+def check_client_method(value: str) -> str:
+    """A map method the client may use: known, and solvable from X^T X, X^T Y and the sums."""
+    if value not in METHODS:
+        raise ValueError(f"unknown alignment method {value!r}; known: {sorted(METHODS)}")
+    if not METHODS[value].private:
+        raise ValueError(f"alignment method {value!r} needs {sorted(METHODS[value].needs - {'xtx', 'sums', 'xty'})}, "
+                         "which the secure protocol does not provide")
+    return value

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if args.ridge_lambda is not None:
         client_env["HELIX_CLIENT_RIDGE_LAMBDA"] = str(args.ridge_lambda)
+        client_env["HELIX_CLIENT_ALIGNMENT_METHOD"] = "ridge"  # an explicit lambda means the paper's plain ridge
     client: Service | None = None
     try:
         print("[demo] starting provider (loads MiniLM, spawns HE workers) ...")

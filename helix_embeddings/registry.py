@@ -29,6 +29,7 @@ _BACKENDS: dict[str, str | BackendFactory] = {
     "wordllama": "helix_embeddings.wordllama_backend:from_spec",
     "causal-lm": "helix_embeddings.causal_lm_backend:from_spec",
     "spacy": "helix_embeddings.spacy_backend:from_spec",
+    "e5": "helix_embeddings.e5_backend:from_spec",
     "glove": "helix_embeddings.glove_backend:from_spec",
     "openai": "helix_embeddings.openai_backend:from_spec",
     "cohere": "helix_embeddings.cohere_backend:from_spec",

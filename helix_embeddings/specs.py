@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlencode
 #: options: ``"wordllama?dim=128"`` == ``"wordllama:l2_supercat?dim=128"``.
 ALIASES: dict[str, str] = {
     "minilm": "sentence-transformers:all-MiniLM-L6-v2",
+    "mpnet": "sentence-transformers:all-mpnet-base-v2",
+    "e5": "e5:multilingual-e5-small",
     "wordllama": "wordllama:l2_supercat",
     "spacy": "spacy:en_core_web_md",
     "glove": "glove:6B-50d",

@@ -13,6 +13,7 @@ from ..api_models import AlignmentJobView, AlignmentProgressView, AlignmentReque
 from ..deps import State, require_token
 from ..maps import MapMetadata
 from ..provider_client import ProviderError
+from ..settings import check_client_method
 from ..state import AlignmentJob, ClientState
 
 router = APIRouter(prefix="/v1", tags=["alignment"], dependencies=[Depends(require_token)])
@@ -33,7 +34,8 @@ def _run(state: ClientState, job: AlignmentJob, body: AlignmentRequest) -> None:
                                client_name=state.settings.client_name, head_id=body.head_id, corpus_id=body.corpus_id,
                                ridge_lambda=state.settings.ridge_lambda if body.ridge_lambda is None else body.ridge_lambda,
                                include_head_texts=body.include_head_texts, parameter_set=state.settings.parameter_set,
-                               chunk_ciphertexts=state.settings.alignment_chunk_ciphertexts, progress=on_progress)
+                               chunk_ciphertexts=state.settings.alignment_chunk_ciphertexts, progress=on_progress,
+                               **_method(state, body))
         job.map_id = stored.meta.map_id
         job.state = "done"
     except Exception as exc:  # reported through the job, not lost in a thread
@@ -41,8 +43,22 @@ def _run(state: ClientState, job: AlignmentJob, body: AlignmentRequest) -> None:
         job.state = "failed"
 
 
+def _method(state: ClientState, body: AlignmentRequest) -> dict[str, object]:
+    """An explicit ridge_lambda asks for the paper's ridge; otherwise the request's or the agent's method."""
+    if body.ridge_lambda is not None and body.map_method in (None, "ridge"):
+        return {"map_method": "ridge", "map_params": {}}
+    if body.map_method is not None:
+        return {"map_method": body.map_method, "map_params": {}}
+    return {"map_method": state.settings.alignment_method, "map_params": state.settings.map_params()}
+
+
 @router.post("/alignments", response_model=AlignmentJobView, status_code=202)
 def start_alignment(body: AlignmentRequest, state: State) -> AlignmentJobView:
+    if body.map_method is not None:
+        try:
+            check_client_method(body.map_method)
+        except ValueError as exc:
+            raise ApiError(422, "bad_method", str(exc)) from None
     try:  # fail fast on unknown ids instead of inside the job
         state.provider.head(body.head_id)
         state.provider.corpus(body.corpus_id)

@@ -1,0 +1,6 @@
+"""``python -m helix_eval`` == ``helix-eval``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,36 @@
+"""Embedding text sets through the cached embedder (each (model, text) is embedded once, ever)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helix_embeddings import load_embedder
+
+CACHE_ENV = "HELIX_EVAL_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$HELIX_EVAL_CACHE``, else ``.helix/eval-cache`` (shared by every experiment)."""
+    return Path(os.environ.get(CACHE_ENV, ".helix/eval-cache"))
+
+
+class Embeddings:
+    """Lazily loaded cached embedders keyed by spec; ``embed(spec, texts)`` returns float64."""
+
+    def __init__(self, cache_dir: Path | None = None, progress: bool = False) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.progress = progress
+        self._models: dict[str, object] = {}
+
+    def model(self, spec: str):  # noqa: ANN201 - an Embedder
+        if spec not in self._models:
+            self._models[spec] = load_embedder(spec, cache_dir=self.cache_dir)
+        return self._models[spec]
+
+    def model_id(self, spec: str) -> str:
+        return str(self.model(spec).model_id)
+
+    def embed(self, spec: str, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model(spec).embed(texts, progress=self.progress), dtype=np.float64)
