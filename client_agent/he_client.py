@@ -16,11 +16,10 @@ import tenseal.sealapi as seal
 from shared_protocol.ckks import HEContext, load_from_bytes, he_context, save_to_bytes
 from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
 from shared_protocol.modmath import FixedMultiplier, addmod, centered, dot_rows, submod, to_residues
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
 from shared_protocol.rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, new_seed
 
 QUERY_SCALE_BITS = 26  # queries are encrypted at the last level; see provider_server.he_circuits
-ALIGNMENT_SCALE_BITS = 30
 
 
 class ClientKeys:
@@ -36,7 +35,6 @@ class ClientKeys:
         residues = he.plaintext_residues(secret_key.data())
         self._s = {q: FixedMultiplier(residues[i], q) for i, q in enumerate(key_primes)}
         self._row_cache: dict[tuple[int, bytes], np.ndarray] = {}
-
 
     @classmethod
     def generate(cls, parameter_set: str) -> "ClientKeys":
@@ -99,14 +97,27 @@ class ClientKeys:
         primes = self.he.output_level.primes
         return [ct.to_bytes(primes) for ct in self.encrypt_seeded(layout.query_coefficients(x, scale), scale)]
 
+    def galois_key_bytes(self, stride_bits: int) -> bytes:
+        """Galois keys for the alignment packing tree (`CrossCovarianceLayout`): one per tree level,
+        elements 1 + N / 2^i. Seeded serialization (half the bytes); evaluation keys only, they let the
+        provider apply those automorphisms and nothing else."""
+        elements = trace_galois_elements(self.he.n, stride_bits)
+        if not elements:
+            return b""
+        return save_to_bytes(seal.KeyGenerator(self.he.context, self.secret_key).create_galois_keys(elements))
+
     def encrypt_alignment_data(self, x: np.ndarray, layout: CrossCovarianceLayout, start: int, count: int) -> list[bytes]:
-        """Ciphertexts [start, start+count) of the sample-block packing; x must satisfy |x| <= 1."""
-        scale = float(2**ALIGNMENT_SCALE_BITS)
+        """Ciphertexts [start, start+count) of the stride packing, at the last level (the circuit
+        needs no rescale), seeded, at scale 2^layout.data_scale_bits; x must satisfy |x| <= 1."""
+        he = self.he
+        scale = float(2**layout.data_scale_bits)
         coeffs = []
         for c in range(start, start + count):
             rows = layout.sample_range(c)
             coeffs.append(layout.data_coefficients(x[rows.start : rows.stop], scale))
-        return self._encrypt_coeffs(np.stack(coeffs), scale)
+        ntt = he.coeffs_to_ntt(np.stack(coeffs), he.output_level)
+        return [save_to_bytes(self._encryptor.encrypt_symmetric(he.plaintext_from_ntt(row, he.output_level, scale)))
+                for row in ntt]
 
     # --- decryption ------------------------------------------------------------------------------
     def _decrypt_coeffs(self, blob: bytes, max_bytes: int) -> np.ndarray:
@@ -157,17 +168,21 @@ class ClientKeys:
         return logits
 
     def decrypt_cross_covariance(self, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
-        """-> (feature_dim, output_columns) = X^T Y (before the client undoes its own X scaling)."""
-        zero = set(header.zero_columns)
-        if len(zero) != len(header.zero_columns) or any(not 0 <= j < header.output_columns for j in zero):
-            raise ValueError("result header lists invalid zero columns")
-        columns = [b for b in range(header.output_columns) if b not in zero]
-        if len(blobs) != len(columns):
-            raise ValueError(f"result has {len(blobs)} ciphertexts, expected {len(columns)}")
+        """-> (feature_dim, output_columns) = X^T Y (before the client undoes its own X scaling).
+        Result ciphertext g carries columns [g*m, (g+1)*m) at coefficients a*m + j (m = 2^stride_bits)."""
+        m = 1 << header.stride_bits
+        if header.feature_dim * m > self.he.n:
+            raise ValueError(f"result header's stride 2^{header.stride_bits} does not fit {header.feature_dim} features")
+        groups = -(-header.output_columns // m)
+        if len(blobs) != groups:
+            raise ValueError(f"result has {len(blobs)} ciphertexts, expected {groups}")
         out = np.zeros((header.feature_dim, header.output_columns))
-        for b, blob in zip(columns, blobs):
-            out[:, b] = self._decrypt_coeffs(blob, max_bytes)[: header.feature_dim]
-        return out * header.y_prescale
+        rows = np.arange(header.feature_dim)[:, None] * m
+        for g, blob in enumerate(blobs):
+            width = min(m, header.output_columns - g * m)
+            coeffs = self._decrypt_coeffs(blob, max_bytes)
+            out[:, g * m : g * m + width] = coeffs[rows + np.arange(width)[None, :]]
+        return out
 
     def decrypt_whole(self, blob: bytes, max_bytes: int = 1 << 22) -> np.ndarray:
         """Every coefficient of a SEAL-serialized reply, an alignment result (for audits and tests of

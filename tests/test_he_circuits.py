@@ -7,7 +7,7 @@ import tenseal.sealapi as seal
 
 from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer,
-                                         encrypted_cross_covariance, encrypted_linear_head, y_prescale_for)
+                                         encrypted_linear_head)
 from shared_protocol.ckks import CiphertextError
 from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
 from shared_protocol.modmath import centered, mulmod
@@ -135,34 +135,6 @@ def test_wrong_scale_and_malformed_queries_are_rejected(keys: ClientKeys, rr: Re
         encrypted_linear_head(head, [bytes(bad)], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
 
 
-def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys, rr: Rerandomizer) -> None:
-    rng = np.random.default_rng(11)
-    n, db, da = 300, 20, 6
-    x = rng.uniform(-1, 1, size=(n, db))
-    y = rng.normal(size=(n, da))
-    y[:, 2] = 0.0  # a dead dimension, as MiniLM has one
-    he = keys.he
-    lay = CrossCovarianceLayout(n=he.n, feature_dim=db, num_samples=n)
-    blobs = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
-    pre = y_prescale_for(y, n, 30)
-    cols, scale = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level,
-                                             max_bytes=1 << 20), y, range(da), rr, y_prescale=pre)
-    assert cols[2] is None
-    header = AlignmentResultHeader(session_id="s", feature_dim=db, output_columns=da, value_scale=scale, y_prescale=pre,
-                                   y_sum=y.sum(0).tolist(), zero_columns=[2])
-    got = keys.decrypt_cross_covariance(header, [c for c in cols if c is not None])
-    assert np.max(np.abs(got - x.T @ y)) < 1e-5
-    raw, q = raw_coefficients(keys, cols[0])  # type: ignore[arg-type]
-    # cross-sample partial sums would be < 300 * 3 at scale ~2^30, i.e. < 2^40; uniform: ~0.25 expected
-    assert int(np.sum(np.abs(raw[db:]) < 2.0**44)) <= 3
-
-
-def test_prescale_keeps_sums_in_range() -> None:
-    y = np.full((10, 3), 4.0)
-    assert y_prescale_for(y, 10, 30) == 1.0
-    assert y_prescale_for(np.full((16384, 3), 2.0**20), 16384, 30) >= 2.0**7
-
-
 def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The numpy fallback (machines without a C compiler) runs the same circuits to the same result."""
     import subprocess
@@ -174,15 +146,18 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
         "from shared_protocol import modmath\n"
         "assert modmath._KERNEL is None\n"
         "from client_agent.he_client import ClientKeys\n"
-        "from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_cross_covariance, encrypted_linear_head\n"
+        "from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head\n"
         "from shared_protocol.packing import CrossCovarianceLayout\n"
         "from shared_protocol.messages import AlignmentResultHeader\n"
         "k = ClientKeys.generate('ckks-n8192-q200'); he = k.he\n"
         "pk = seal.PublicKey(); seal.KeyGenerator(he.context, k.secret_key).create_public_key(pk); rr = Rerandomizer(he, pk)\n"
         "rng = np.random.default_rng(0); x = rng.uniform(-1, 1, (40, 8)); y = rng.normal(size=(40, 3))\n"
-        "lay = CrossCovarianceLayout(he.n, 8, 40); blobs = k.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)\n"
-        "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.input_level, max_bytes=1 << 21), y, range(3), rr, y_prescale=1.0)\n"
-        "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, value_scale=s, y_prescale=1.0, y_sum=[0.0] * 3)\n"
+        "from provider_server.he_alignment import encrypted_cross_covariance\n"
+        "from shared_protocol.ckks import load_from_bytes\n"
+        "lay = CrossCovarianceLayout(he.n, 8, 40, 2); blobs = k.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)\n"
+        "gk = seal.GaloisKeys(); load_from_bytes(gk, he.context, k.galois_key_bytes(2))\n"
+        "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 21), y, range(1), rr, gk, y_scale_bits=20)\n"
+        "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, stride_bits=2, value_scale=s, y_sum=[0.0] * 3)\n"
         "assert np.abs(k.decrypt_cross_covariance(h, cols) - x.T @ y).max() < 1e-5\n"
         "head_w = rng.normal(size=(8, 2)); head = EncryptedLinearHead(he, head_w, np.zeros(2))\n"
         "r = encrypted_linear_head(head, k.encrypt_queries(x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"

@@ -22,7 +22,7 @@ import pytest
 import tenseal.sealapi as seal
 from helix_it_helpers import assert_api_error, https_client, raw_https_exchange
 
-from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
+from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
 from helix_alignment import AffineMap
@@ -30,7 +30,10 @@ from shared_protocol.ckks import save_to_bytes
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
+
+STRIDE_BITS = 7  # alignment keys here allow 128 samples per ciphertext: the 400-text corpus at D = 64 takes 4
+ALIGNMENT_SCALE_BITS = CrossCovarianceLayout(8192, 64, 400, STRIDE_BITS).data_scale_bits
 
 CLIENT_NAME = "pytest-bad-input"
 PSET = "ckks-n8192-q200"
@@ -107,8 +110,10 @@ class RegisteredKey:
 
 def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str = PSET) -> RegisteredKey:
     keys = ClientKeys.generate(parameter_set)
-    info = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set),
-                           keys.public_key_bytes())
+    bits = STRIDE_BITS if purpose == KeyPurpose.alignment else 0
+    info = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set,
+                                                 galois_elements=trace_galois_elements(keys.he.n, bits)),
+                           keys.public_key_bytes(), keys.galois_key_bytes(bits) or None)
     return RegisteredKey(info.key_id, keys)
 
 
@@ -448,20 +453,21 @@ def test_bad_json_bodies_are_422(provider: Any, alignment_key: RegisteredKey) ->
 
 @pytest.fixture(scope="module")
 def session4(provider: Any, pc: ProviderClient, alignment_key: RegisteredKey) -> dict[str, Any]:
-    """A receiving session of 4 ciphertexts (400 samples, feature_dim 64 -> 128 samples each),
+    """A receiving session of 4 ciphertexts (400 samples, feature_dim 64, stride 128 -> 128 samples each),
     with ciphertext 0 uploaded."""
     sha = pc.corpus("wiki").sha256
     session = pc.create_alignment(AlignmentCreate(head_id="sst2", corpus_id="wiki", corpus_sha256=sha,
                                                   key_id=alignment_key.key_id, feature_dim=64))
     keys = alignment_key.keys
-    layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=64, num_samples=session.num_samples)
+    layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=64, num_samples=session.num_samples, stride_bits=STRIDE_BITS)
+    assert layout.data_scale_bits == ALIGNMENT_SCALE_BITS and session.stride_bits == STRIDE_BITS
     assert session.num_ciphertexts == layout.num_ciphertexts == 4
     x = np.hstack([np.random.default_rng(3).uniform(-1, 1, size=(session.num_samples, 63)), np.ones((session.num_samples, 1))])
     blobs = keys.encrypt_alignment_data(x, layout, 0, 4)
     session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=1, data_scale_bits=ALIGNMENT_SCALE_BITS),
                               blobs[:1])
     assert session.received_ciphertexts == 1
-    return {"id": session.session_id, "blobs": blobs}
+    return {"id": session.session_id, "blobs": blobs, "keys": keys}
 
 
 def put_chunk(provider: Any, session_id: str, start: int, count: int, blobs: list[bytes],
@@ -484,14 +490,18 @@ def test_bad_chunks_are_refused(provider: Any, session4: dict[str, Any], valid_q
                                   "2 ciphertexts", "1 were sent", session_ids=(sid,))
     assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 5, blobs + blobs[:1]), 400, "malformed_frame",
                                   "5 blobs", "limit is 4", session_ids=(sid,))
-    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, blobs[1:2], scale_bits=31), 422, "scale_mismatch",
-                                  "2^30", "2^31", session_ids=(sid,))
+    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, blobs[1:2], scale_bits=ALIGNMENT_SCALE_BITS + 1), 422,
+                                  "scale_mismatch", f"2^{ALIGNMENT_SCALE_BITS}", f"2^{ALIGNMENT_SCALE_BITS + 1}", session_ids=(sid,))
     truncated = blobs[1][: len(blobs[1]) - 10]
     assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 2, [blobs[1], truncated]), 422, "invalid_ciphertext",
                                   "ciphertext 1", "truncated", session_ids=(sid,))
-    # A query ciphertext (HELIX's compact form) is not alignment data.
-    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, [valid_query]), 422, "invalid_ciphertext",
-                                  "SEAL header", session_ids=(sid,))
+    # A data ciphertext at the right level, but encoded at another scale than the header says.
+    keys = session4["keys"]
+    other = CrossCovarianceLayout(keys.he.n, 64, 16384, STRIDE_BITS)
+    assert other.data_scale_bits != ALIGNMENT_SCALE_BITS
+    x = np.random.default_rng(4).uniform(-1, 1, size=(128, 64))
+    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, keys.encrypt_alignment_data(x, other, 0, 1)), 422,
+                                  "invalid_ciphertext", "scale", session_ids=(sid,))
     assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, blobs[1:2], headers={"content-type": "application/octet-stream"}),
                                   415, "unsupported_media_type", FRAME_MEDIA_TYPE, session_ids=(sid,))
 

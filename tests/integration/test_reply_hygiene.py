@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
 
-from client_agent.he_client import ALIGNMENT_SCALE_BITS, QUERY_SCALE_BITS, ClientKeys
+from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from client_agent.provider_client import ProviderClient
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
 from shared_protocol.rlwe import ReplyCiphertext
 
 CLIENT_NAME = "pytest-hygiene"
+ALIGNMENT_STRIDE_BITS = 7  # 8 features: 128 samples per ciphertext, 128 columns per reply
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,12 @@ def info(pc: ProviderClient) -> Any:
 
 def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str) -> tuple[str, ClientKeys]:
     keys = ClientKeys.generate(parameter_set)
-    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set),
-                          keys.public_key_bytes())
-    assert key.purpose == purpose and key.parameter_set == parameter_set
+    bits = ALIGNMENT_STRIDE_BITS if purpose == KeyPurpose.alignment else 0
+    elements = trace_galois_elements(keys.he.n, bits)
+    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set,
+                                                galois_elements=elements),
+                          keys.public_key_bytes(), keys.galois_key_bytes(bits) or None)
+    assert key.purpose == purpose and key.parameter_set == parameter_set and key.galois_elements == elements
     return key.key_id, keys
 
 
@@ -90,8 +94,10 @@ def test_classify_reply_holds_logits_and_nothing_else(pc: ProviderClient, info: 
 def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: ProviderClient, info: Any,
                                                                         public_alignment_texts: Any) -> None:
     """A tiny alignment session driven directly: random client data X (|x| <= 1, 8 columns, the
-    last one constant 1 as in X_aug) against the `wiki` corpus. The result's coefficients
-    [0, 8) of column b are (X^T Y)[:, b]; every coefficient from 8 on must be uniform mod q."""
+    last one constant 1 as in X_aug) against the `wiki` corpus. Result ciphertext g carries
+    (X^T Y)[a, g*m + j] at coefficient a*m + j; every other coefficient must be uniform mod q: before
+    the trace they held partial products of Y_A, and beyond row 8 sums of Y_A with the client's
+    own (known) encryption noise."""
     key_id, keys = register(pc, KeyPurpose.alignment, info.default_parameter_set)
     corpus = pc.corpus("wiki")
     feature_dim = 8
@@ -99,13 +105,13 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
                                                   key_id=key_id, feature_dim=feature_dim, include_head_texts=False,
                                                   client_model_id="pytest-random"))
     assert session.num_samples == corpus.size == 400 and session.state == AlignmentState.receiving
-    layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=feature_dim, num_samples=session.num_samples)
-    assert session.num_ciphertexts == layout.num_ciphertexts
+    layout = CrossCovarianceLayout.for_key(keys.he.n, feature_dim, session.num_samples, ALIGNMENT_STRIDE_BITS)
+    assert session.num_ciphertexts == layout.num_ciphertexts and session.stride_bits == layout.stride_bits == ALIGNMENT_STRIDE_BITS
     rng = np.random.default_rng(99)
     x = np.hstack([rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))])
     blobs = keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
     session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
-                                                                       data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
+                                                                       data_scale_bits=layout.data_scale_bits), blobs)
     assert session.received_ciphertexts == session.num_ciphertexts
     pc.start_compute(session.session_id)
     session = poll_until(lambda: pc.session(session.session_id), lambda s: s.state != AlignmentState.computing,
@@ -113,8 +119,9 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert session.state == AlignmentState.done, session.error
     header, result = pc.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
     assert header.feature_dim == feature_dim and header.output_columns == session.output_columns
-    columns = [b for b in range(header.output_columns) if b not in set(header.zero_columns)]
-    assert len(result) == len(columns)
+    assert header.stride_bits == layout.stride_bits
+    groups = layout.result_groups(header.output_columns)
+    assert len(result) == len(groups) == -(-header.output_columns // layout.stride)
 
     xty = keys.decrypt_cross_covariance(header, result, max_bytes=info.limits.max_ciphertext_bytes)
     assert xty.shape == (feature_dim, header.output_columns)
@@ -124,15 +131,15 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert err < 1e-4, f"decrypted X^T Y deviates from the plaintext product by {err:.3g}"
 
     pooled = []
-    for b, blob in zip(columns, result):
+    for g, (cols, blob) in enumerate(zip(groups, result)):
         raw, q, scale = raw_reply_residues(keys, blob, max_bytes=info.limits.max_ciphertext_bytes)
         assert scale == pytest.approx(header.value_scale, rel=1e-9)
-        head_part = centred_values(raw[:feature_dim], q, scale) * header.y_prescale
-        assert np.array_equal(head_part, xty[:, b]), f"column {b}: coefficients [0, {feature_dim}) differ"
-        if b in (columns[0], columns[len(columns) // 2], columns[-1]):
-            assert_uniform_mod_q(raw[feature_dim:], q, f"alignment column {b}, coefficients >= {feature_dim}")
-        pooled.append(raw[feature_dim:])
-    assert_uniform_mod_q(np.concatenate(pooled), q, "alignment result, coefficients >= feature_dim pooled",
-                         bins=64)
+        pos = layout.result_positions(len(cols))
+        assert np.array_equal(centred_values(raw[pos], q, scale), xty[:, cols.start : cols.stop]), f"reply {g}: outputs differ"
+        others = np.delete(raw, pos.reshape(-1))
+        assert others.size == keys.he.n - feature_dim * len(cols)
+        assert_uniform_mod_q(others, q, f"alignment reply {g}, non-output coefficients")
+        pooled.append(others)
+    assert_uniform_mod_q(np.concatenate(pooled), q, "alignment result, non-output coefficients pooled", bins=64)
     pc.delete_session(session.session_id)
     pc.revoke_key(key_id)
