@@ -13,11 +13,11 @@ import numpy as np
 from helix_alignment import SufficientStats
 from helix_alignment.methods import solve_method
 from helix_embeddings import Embedder
+from shared_protocol.ckks import he_context
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentState, KeyPurpose
-from shared_protocol.packing import CrossCovarianceLayout
+from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
 
-from .he_client import ALIGNMENT_SCALE_BITS
 from .keystore import KeyStore
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient
@@ -68,14 +68,20 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
     # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
     x_scale = float(np.max(np.abs(x))) or 1.0
     x_unit = x / x_scale
-    stored_key, keys = keystore.register(provider, client_name, KeyPurpose.alignment, pset)
+    stride_bits = stride_bits_for(he_context(pset).n, x_unit.shape[1])
+    stored_key, keys = keystore.register(provider, client_name, KeyPurpose.alignment, pset, stride_bits=max(1, stride_bits))
     try:
         session = provider.create_alignment(AlignmentCreate(
             head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_unit.shape[1],
             include_head_texts=include_head_texts, client_model_id=embedder.model_id))
         if session.num_samples != x_unit.shape[0]:
             raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_unit.shape[0]}")
-        layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=x_unit.shape[1], num_samples=x_unit.shape[0])
+        layout = CrossCovarianceLayout.for_key(keys.he.n, x_unit.shape[1], x_unit.shape[0], max(1, stride_bits))
+        if (session.samples_per_ciphertext, session.num_ciphertexts) != (layout.samples_per_ciphertext, layout.num_ciphertexts):
+            raise AlignmentError(f"provider expects {session.num_ciphertexts} ciphertexts of {session.samples_per_ciphertext} "
+                                 f"samples, the client packed {layout.num_ciphertexts} of {layout.samples_per_ciphertext}")
+        if layout.data_scale_bits > session.max_data_scale_bits:
+            raise AlignmentError(f"provider accepts data scales up to 2^{session.max_data_scale_bits}")
         status.phase = "uploading"
         status.total_ciphertexts = layout.num_ciphertexts
         status.total_columns = session.output_columns
@@ -84,7 +90,7 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
             count = min(chunk_ciphertexts, layout.num_ciphertexts - start)
             blobs = keys.encrypt_alignment_data(x_unit, layout, start, count)
             session = provider.upload_chunk(session.session_id, AlignmentChunkHeader(start=start, count=count,
-                                            data_scale_bits=ALIGNMENT_SCALE_BITS), blobs)
+                                            data_scale_bits=layout.data_scale_bits), blobs)
             status.uploaded_ciphertexts = session.received_ciphertexts
             report(status)
         status.phase = "computing"
