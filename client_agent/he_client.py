@@ -14,7 +14,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from shared_protocol.ckks import HEContext, load_from_bytes, he_context, save_to_bytes
-from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
+from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
 from shared_protocol.modmath import FixedMultiplier, addmod, centered, dot_rows, submod, to_residues
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
 from shared_protocol.rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, new_seed
@@ -81,7 +81,7 @@ class ClientKeys:
         he = self.he
         lvl = he.output_level
         coeffs = np.atleast_2d(np.asarray(coeffs, dtype=np.int64))
-        noisy = coeffs + np.stack([centered_binomial(he.n) for _ in range(coeffs.shape[0])])
+        noisy = coeffs + centered_binomial(coeffs.size).reshape(coeffs.shape)
         seeds = [new_seed() for _ in range(coeffs.shape[0])]
         c0 = np.empty((coeffs.shape[0], len(lvl.primes), he.n), dtype=np.uint64)
         for i, q in enumerate(lvl.primes):
@@ -96,6 +96,12 @@ class ClientKeys:
         scale = float(2**QUERY_SCALE_BITS)
         primes = self.he.output_level.primes
         return [ct.to_bytes(primes) for ct in self.encrypt_seeded(layout.query_coefficients(x, scale), scale)]
+
+    def encrypt_batch(self, x: np.ndarray, layout: LinearHeadLayout) -> list[bytes]:
+        """Feature-major batch: up to N queries as `layout.d` ciphertexts (one per dimension)."""
+        scale = float(2**QUERY_SCALE_BITS)
+        primes = self.he.output_level.primes
+        return [ct.to_bytes(primes) for ct in self.encrypt_seeded(layout.batch_coefficients(x, scale), scale)]
 
     def galois_key_bytes(self, stride_bits: int) -> bytes:
         """Galois keys for the alignment packing tree (`CrossCovarianceLayout`): one per tree level,
@@ -150,6 +156,23 @@ class ClientKeys:
         """The values a compact reply carries at `positions`."""
         res, q, scale = self.reply_residues(blob, positions)
         return centered(res, q).astype(np.float64) / scale
+
+    def decrypt_batch_logits(self, header: ClassifyBatchReplyHeader, blobs: list[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
+        """(num_queries, num_classes) logits from one reply per class (coefficients [0, num_queries))."""
+        if len(blobs) != header.num_classes:
+            raise ValueError(f"batch reply has {len(blobs)} ciphertexts, expected {header.num_classes}")
+        he = self.he
+        lvl = he.output_level
+        q = lvl.primes[0]
+        m = header.num_queries
+        out = np.empty((m, header.num_classes))
+        for j, blob in enumerate(blobs):
+            if len(blob) > max_bytes:
+                raise ValueError(f"reply ciphertext of {len(blob)} bytes exceeds the limit of {max_bytes}")
+            reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=m)
+            c1s = he.ntt(q).inverse(self._s[q](reply.c1))[:m]
+            out[:, j] = centered(addmod(reply.c0, c1s, q), q).astype(np.float64) / reply.scale
+        return out
 
     def decrypt_logits(self, header: ClassifyReplyHeader, blobs: list[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
         per = header.ciphertexts_per_query

@@ -11,7 +11,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared_protocol.framing import FRAME_MEDIA_TYPE, decode_frame, encode_frame
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentSession,
-                                      ClassifyHeader, ClassifyReplyHeader, CorpusInfo, CorpusTexts, HeadInfo, HeadTexts,
+                                      ClassifyBatchHeader, ClassifyBatchReplyHeader, ClassifyHeader, ClassifyReplyHeader, CorpusInfo, CorpusTexts, HeadInfo, HeadTexts,
                                       KeyInfo, KeyRegistrationHeader, ServiceInfo)
 
 M = TypeVar("M", bound=BaseModel)
@@ -117,6 +117,15 @@ class ProviderClient:
 
     def delete_session(self, session_id: str) -> None:
         self._check(self._http.delete(f"/v1/alignments/{session_id}"))
+
+    def classify_batch(self, header: ClassifyBatchHeader, blobs: list[bytes],
+                       max_blob_bytes: int) -> tuple[ClassifyBatchReplyHeader, list[bytes], int, int]:
+        """Feature-major batch: -> (reply header, one ciphertext per class, bytes sent, bytes received)."""
+        body = encode_frame(header, blobs)
+        self.bytes_sent += len(body)
+        resp = self._check(self._http.post("/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
+        reply, out = decode_frame(resp.content, ClassifyBatchReplyHeader, max_blobs=4096, max_blob_bytes=max_blob_bytes)
+        return reply, out, len(body), len(resp.content)
 
     def classify(self, header: ClassifyHeader, blobs: list[bytes], max_blob_bytes: int) -> tuple[ClassifyReplyHeader, list[bytes], int, int]:
         """-> (reply header, reply ciphertexts, bytes sent, bytes received) for this call. Sizes are

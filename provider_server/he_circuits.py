@@ -21,7 +21,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from shared_protocol.ckks import CiphertextError, HEContext, save_to_bytes
-from shared_protocol.modmath import U64, ColumnAccumulator, FixedMultiplier, addmod, dot_rows, to_residues, uniform_mod, vandermonde
+from shared_protocol.modmath import U64, ColumnAccumulator, FixedMultiplier, addmod, dot_rows, small_lincomb, to_residues, uniform_mod, vandermonde
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
 from shared_protocol.rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, ternary
 
@@ -111,6 +111,7 @@ class EncryptedLinearHead:
         self._groups = self.layout.class_groups()
         self._positions = [self.layout.output_positions(g) for g in range(len(self._groups))]
         self._rows = [he.ntt(q).coefficient_rows(pos) for pos in self._positions]  # c0's outputs, no full INTT
+        self._batch_weights = np.round(weight.T * self.weight_scale).astype(np.int64)  # (k, d) for batches
 
     def evaluate(self, query: SeededCiphertext, rerandomizer: Rerandomizer) -> list[ReplyCiphertext]:
         """Enc(x) -> one reply per class group that decrypts to its logits x.W + b and nothing else."""
@@ -128,6 +129,47 @@ class EncryptedLinearHead:
             vals += e0 + _flooding_noise(len(pos), self.noise_flooding_bits)
             out.append(ReplyCiphertext(out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1, q)))
         return out
+
+
+def encrypted_linear_head_batch(head: EncryptedLinearHead, features: Sequence[bytes], num_queries: int,
+                                rerandomizer: Rerandomizer, *, max_ciphertext_bytes: int,
+                                query_scale_bits: int) -> list[bytes]:
+    """Feature-major batch (`LinearHeadLayout.batch_coefficients`): d query ciphertexts in, one reply
+    per class out, coefficient t of reply j decrypting to logit j of query t for t < num_queries.
+
+    Each reply is sum_i round(W[i, j] * 2^22) * ct_i, computed on c0 and on the expanded c1 by an
+    integer-combination kernel, then re-randomised like a single-query reply, with the bias added
+    at coefficients [0, num_queries) and c0 sent only there. Coefficient t depends only on
+    coefficient t of the inputs, so a reply holds exactly the batch's logits."""
+    he = head.he
+    lvl = he.output_level
+    q, n = lvl.primes[0], he.n
+    if len(features) != head.layout.d:
+        raise CiphertextError(f"a batch for this head has {head.layout.d} feature ciphertexts, got {len(features)}")
+    if not 1 <= num_queries <= n:
+        raise CiphertextError(f"a batch holds 1 to {n} queries, got {num_queries}")
+    c0 = np.empty((len(features), n), dtype=U64)
+    c1 = np.empty((len(features), n), dtype=U64)
+    for i, blob in enumerate(features):
+        if len(blob) > max_ciphertext_bytes:
+            raise CiphertextError(f"feature ciphertext {i} of {len(blob)} bytes exceeds the limit of {max_ciphertext_bytes}")
+        ct = SeededCiphertext.from_bytes(blob, level=lvl.index, primes=lvl.primes, n=n)
+        if abs(ct.scale - 2.0**query_scale_bits) > 1e-6 * ct.scale:
+            raise CiphertextError(f"feature ciphertext {i} scale is 2^{np.log2(ct.scale):.2f}, header says 2^{query_scale_bits}")
+        c0[i] = ct.c0[0]
+        c1[i] = expand_uniform(ct.seed, (q,), n)[0]
+    out0 = small_lincomb(head._batch_weights, c0, q)
+    out1 = small_lincomb(head._batch_weights, c1, q)
+    out_scale = 2.0**query_scale_bits * head.weight_scale
+    replies = []
+    for j in range(head.layout.k):
+        r0, e0, r1 = rerandomizer.zero_parts(num_queries)
+        body = he.ntt(q).inverse(addmod(out0[j], r0, q))[:num_queries]
+        vals = np.full(num_queries, int(np.round(head.bias[j] * out_scale)), dtype=np.int64)
+        vals += e0 + _flooding_noise(num_queries, head.noise_flooding_bits)
+        reply = ReplyCiphertext(out_scale, addmod(body, to_residues(vals, q), q), addmod(out1[j], r1, q))
+        replies.append(reply.to_bytes(q, lvl.index))
+    return replies
 
 
 def encrypted_linear_head(head: EncryptedLinearHead, queries: Sequence[bytes], rerandomizer: Rerandomizer, *,

@@ -18,7 +18,7 @@ from shared_protocol.packing import CrossCovarianceLayout
 
 from .blobs import load_array
 from .he_alignment import encrypted_cross_covariance
-from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head
+from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head, encrypted_linear_head_batch
 
 
 def init_worker() -> None:
@@ -69,6 +69,17 @@ def classify(parameter_set: str, weights_path: str, bias_path: str, noise_bits: 
     try:
         return encrypted_linear_head(head, queries, _rerandomizer(parameter_set, public_key_path),
                                      max_ciphertext_bytes=max_ciphertext_bytes, query_scale_bits=query_scale_bits)
+    except CiphertextError as exc:
+        return str(exc)
+
+
+def classify_batch(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int, public_key_path: str,
+                   features: list[bytes], num_queries: int, max_ciphertext_bytes: int, query_scale_bits: int) -> list[bytes] | str:
+    """Evaluate a head on a feature-major batch; a bad ciphertext returns its error text."""
+    head = _head(parameter_set, weights_path, bias_path, noise_bits)
+    try:
+        return encrypted_linear_head_batch(head, features, num_queries, _rerandomizer(parameter_set, public_key_path),
+                                           max_ciphertext_bytes=max_ciphertext_bytes, query_scale_bits=query_scale_bits)
     except CiphertextError as exc:
         return str(exc)
 

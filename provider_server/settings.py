@@ -35,7 +35,8 @@ class ProviderSettings(BaseSettings):
     max_key_ttl_seconds: int = 30 * 24 * 3600
     session_ttl_seconds: int = 6 * 3600
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    noise_flooding_bits: int = Field(0, ge=0, le=30, description="uniform noise of 2^bits on each logit at scale 2^40")
+    noise_flooding_bits: int = Field(0, ge=0, le=44, description="uniform noise in [-2^bits, 2^bits] added to each logit "
+                                     "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)")
 
     @field_validator("parameter_sets")
     @classmethod

@@ -185,3 +185,31 @@ void helix_ntt_ln_inverse(uint64_t *a, size_t batch, size_t n, uint64_t q, const
         for (size_t i = 0; i < n; i++) x[i] = mulmod_shoup(x[i], n_inv, n_inv_shoup, q);
     }
 }
+
+/* out[j*n + t] = sum_i w[j*d + i] * c[i*n + t] mod q for small signed weights |w| < 2^40: the
+ * feature-major batch head, k output polynomials as integer combinations of d input polynomials.
+ * Positive and negative parts accumulate separately in 128 bits (< 2^101 per product, so up to
+ * 2^27 terms) and are reduced once at the end. */
+void helix_lincomb(const int64_t *w, size_t k, size_t d, const uint64_t *c, size_t n, uint64_t q, uint64_t *out,
+                   uint64_t *scratch) {
+    u128 *pos = (u128 *)scratch, *neg = pos + n;
+    for (size_t j = 0; j < k; j++) {
+        for (size_t t = 0; t < n; t++) { pos[t] = 0; neg[t] = 0; }
+        for (size_t i = 0; i < d; i++) {
+            int64_t wi = w[j * d + i];
+            if (wi == 0) continue;
+            const uint64_t *ci = c + i * n;
+            if (wi > 0) {
+                uint64_t a = (uint64_t)wi;
+                for (size_t t = 0; t < n; t++) pos[t] += (u128)a * ci[t];
+            } else {
+                uint64_t a = (uint64_t)(-wi);
+                for (size_t t = 0; t < n; t++) neg[t] += (u128)a * ci[t];
+            }
+        }
+        for (size_t t = 0; t < n; t++) {
+            uint64_t p = (uint64_t)(pos[t] % q), m = (uint64_t)(neg[t] % q);
+            out[j * n + t] = p >= m ? p - m : p + q - m;
+        }
+    }
+}

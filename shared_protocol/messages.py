@@ -200,6 +200,28 @@ class ClassifyHeader(_Strict):
     query_scale_bits: int = Field(ge=10, le=50)
 
 
+class ClassifyBatchHeader(_Strict):
+    """Frame header for POST /v1/classify/batch: feature-major packing, one ciphertext per embedding
+    dimension (`dim` of them), coefficient t of ciphertext i holding x[t, i] for `num_queries` <= N
+    queries. The provider answers with one ciphertext per class whose coefficient t is query t's
+    logit; only scalar multiply-adds, so thousands of queries cost about as much as `dim` queries."""
+
+    head_id: Identifier
+    key_id: Identifier
+    num_queries: int = Field(ge=1)
+    dim: int = Field(ge=1)
+    query_scale_bits: int = Field(ge=10, le=50)
+
+
+class ClassifyBatchReplyHeader(_Strict):
+    """One ciphertext per class; each carries c0 only at coefficients [0, num_queries)."""
+
+    head_id: Identifier
+    num_queries: int
+    num_classes: int
+    noise_flooding_bits: int = 0
+
+
 class ClassifyReplyHeader(_Strict):
     """Frame header of the classify reply: for each query, `ciphertexts_per_query` blobs; group g
     carries logits for classes `class_groups[g]` at `output_positions[g]`, all else random."""

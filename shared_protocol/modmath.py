@@ -87,6 +87,25 @@ def dot_rows(v: np.ndarray, rows: np.ndarray, q: int) -> np.ndarray:
     return out
 
 
+def small_lincomb(w: np.ndarray, c: np.ndarray, q: int) -> np.ndarray:
+    """(w @ c) mod q for small signed integer weights w (k, d), |w| < 2^40, and residues c (d, n)."""
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    c = np.ascontiguousarray(c, dtype=U64)
+    if int(np.abs(w).max(initial=0)) >= 1 << 40:
+        raise ValueError("weights must be below 2^40 in magnitude")
+    k, d = w.shape
+    n = c.shape[1]
+    if _KERNEL is None:
+        out = np.zeros((k, n), dtype=object)
+        for i in range(d):
+            out = out + w[:, i : i + 1].astype(object) * c[i : i + 1].astype(object)
+        return (out % q).astype(U64)
+    out = np.empty((k, n), dtype=U64)
+    scratch = np.empty(4 * n, dtype=U64)
+    _KERNEL.helix_lincomb(w.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), k, d, _ptr(c), n, q, _ptr(out), _ptr(scratch))
+    return out
+
+
 def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     s = a + b
     return np.where(s >= U64(q), s - U64(q), s)

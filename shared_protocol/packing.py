@@ -55,6 +55,20 @@ class LinearHeadLayout:
         out[:, : self.d] = np.round(x * scale).astype(np.int64)
         return out
 
+    def batch_coefficients(self, x: np.ndarray, scale: float) -> np.ndarray:
+        """Feature-major batch packing: queries (m <= N, d) -> d integer polynomials (d, N), feature i of
+        query t at X^t. A head is then k integer combinations of these d polynomials, whose
+        coefficient t is query t's logit: scalar multiply-adds only, no rotations, no products of
+        polynomials, and every coefficient [0, m) is an output."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if x.shape[1] != self.d:
+            raise ValueError(f"queries have dimension {x.shape[1]}, the head expects {self.d}")
+        if not 1 <= x.shape[0] <= self.n:
+            raise ValueError(f"a batch holds 1 to {self.n} queries, got {x.shape[0]}")
+        out = np.zeros((self.d, self.n), dtype=np.int64)
+        out[:, : x.shape[0]] = np.round(x.T * scale).astype(np.int64)
+        return out
+
     def weight_coefficients(self, w: np.ndarray, scale: float) -> np.ndarray:
         """W (d, k) -> one integer polynomial per class group, shape (groups, N)."""
         w = np.asarray(w, dtype=np.float64)

@@ -7,9 +7,9 @@ import tenseal.sealapi as seal
 
 from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer,
-                                         encrypted_linear_head)
+                                         encrypted_linear_head, encrypted_linear_head_batch)
 from shared_protocol.ckks import CiphertextError
-from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
+from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
 from shared_protocol.modmath import centered, mulmod
 from shared_protocol.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
 from shared_protocol.packing import CrossCovarianceLayout
@@ -167,3 +167,34 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
     env = dict(__import__("os").environ, HELIX_DISABLE_NATIVE="1")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_feature_major_batch_matches_plaintext_and_carries_only_the_batch(keys: ClientKeys, rr: Rerandomizer) -> None:
+    """d ciphertexts in, k out; coefficient t of reply j is logit j of query t, and a reply holds c0
+    only at the batch's coefficients [0, m)."""
+    rng = np.random.default_rng(21)
+    d, k, m = 64, 3, 300
+    w, b = rng.normal(size=(d, k)) / 4, rng.normal(size=k)
+    x = rng.normal(size=(m, d)) / 8
+    head = EncryptedLinearHead(keys.he, w, b)
+    features = keys.encrypt_batch(x, head.layout)
+    assert len(features) == d
+    replies = encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=1 << 20,
+                                          query_scale_bits=QUERY_SCALE_BITS)
+    he, q = keys.he, keys.he.output_level.primes[0]
+    assert [len(r) for r in replies] == [ReplyCiphertext.wire_size(q, he.n, m)] * k
+    logits = keys.decrypt_batch_logits(ClassifyBatchReplyHeader(head_id="h", num_queries=m, num_classes=k), replies)
+    assert np.max(np.abs(logits - (x @ w + b))) < 1e-4
+    for r in replies:
+        assert_uniform(ReplyCiphertext.from_bytes(r, level=he.output_level.index, q=q, n=he.n, count=m).c1, q)
+
+
+def test_feature_major_batch_rejects_wrong_shapes(keys: ClientKeys, rr: Rerandomizer) -> None:
+    head = EncryptedLinearHead(keys.he, np.ones((8, 2)), np.zeros(2))
+    features = keys.encrypt_batch(np.ones((5, 8)), head.layout)
+    with pytest.raises(CiphertextError, match="8 feature ciphertexts, got 7"):
+        encrypted_linear_head_batch(head, features[:7], 5, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+    with pytest.raises(CiphertextError, match="1 to 8192 queries"):
+        encrypted_linear_head_batch(head, features, 9000, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+    with pytest.raises(ValueError, match="1 to 8192 queries"):
+        keys.encrypt_batch(np.ones((8193, 8)), head.layout)
