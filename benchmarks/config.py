@@ -31,6 +31,9 @@ class Mode:
     baseline_runs: int  # timed runs of TenSEAL matmul per (d, k) (seconds each, no warm-up)
     alignment: tuple[AlignmentCase, ...]
     alignment_runs: int  # timed runs of our alignment path per case
+    batch_queries: int = 4096  # feature-major batch at d=384, k=4
+    batch_runs: int = 2
+    concurrency_queries: int = 64
     naive_slice: tuple[int, int] = (4, 8)  # (ciphertexts, columns) measured for the naive baseline
     naive_reps: int = 3
     full: bool = False
@@ -49,7 +52,8 @@ def make_mode(quick: bool, full: bool) -> Mode:
     if quick:
         grid = tuple(itertools.product((384, 768), (2, 4)))
         mode = Mode(name="quick", head_grid=grid, head_runs=5, baseline_grid=((384, 2), (768, 2)), baseline_runs=1,
-                    alignment=(AlignmentCase(1024, 256, 384),), alignment_runs=1, naive_reps=1)
+                    alignment=(AlignmentCase(1024, 256, 384),), alignment_runs=1, naive_reps=1,
+                    batch_queries=512, batch_runs=1, concurrency_queries=16)
     else:
         grid = tuple(itertools.product((384, 768, 1536, 3072), (2, 4, 14)))
         mode = Mode(name="default", head_grid=grid, head_runs=20, baseline_grid=grid, baseline_runs=3,

@@ -1,6 +1,6 @@
 """Our paths, wired in one process exactly as client and provider use them: the client encrypts
-to bytes, the provider evaluates from bytes (validation, product, rescale, mask, re-randomisation,
-serialization) and the client decrypts the reply bytes."""
+to bytes, the provider evaluates from bytes (validation, product, re-randomisation, serialization)
+and the client decrypts the reply bytes."""
 from __future__ import annotations
 
 import time
@@ -11,9 +11,10 @@ import tenseal.sealapi as seal
 
 from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
 from provider_server.he_alignment import encrypted_cross_covariance, y_scale_bits_for
-from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head
+from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer, encrypted_linear_head,
+                                         encrypted_linear_head_batch)
 from shared_protocol.ckks import load_from_bytes
-from shared_protocol.messages import AlignmentResultHeader, ClassifyReplyHeader
+from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
 from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
 
 from .config import AlignmentCase
@@ -55,7 +56,7 @@ def reply_header(head: EncryptedLinearHead, num_queries: int) -> ClassifyReplyHe
 
 def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int) -> dict[str, Any]:
     """One query, `runs` timed repetitions after one warm-up. Provider time is encrypted_linear_head
-    on one serialized query (deserialize + validate, product, rescale, mask, re-randomise, serialize)."""
+    on one serialized query (parse + validate, seed expansion, product, re-randomise, serialize)."""
     keys, rr = party.keys, party.rerandomizer
     head, t_build = timed(lambda: EncryptedLinearHead(party.he, w, b))
     header = reply_header(head, 1)
@@ -150,3 +151,101 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
         "max_abs_error": max(errs),
         "relative_error_frobenius": max(rels),
     }
+
+
+def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int) -> dict[str, Any]:
+    """Feature-major batch of len(x) queries: client encrypt (d ciphertexts), provider
+    encrypted_linear_head_batch (from bytes), client decrypt; throughput over the whole round."""
+    keys, rr = party.keys, party.rerandomizer
+    head = EncryptedLinearHead(party.he, w, b)
+    m = x.shape[0]
+    expected = x @ w + b
+    enc_t, prov_t, dec_t, errs = [], [], [], []
+    up = down = 0
+    for _ in range(runs):
+        features, t_enc = timed(lambda: keys.encrypt_batch(x, head.layout))
+        replies, t_prov = timed(lambda: encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+                                                                    query_scale_bits=QUERY_SCALE_BITS))
+        header = ClassifyBatchReplyHeader(head_id="bench", num_queries=m, num_classes=w.shape[1])
+        logits, t_dec = timed(lambda: keys.decrypt_batch_logits(header, replies))
+        enc_t.append(t_enc)
+        prov_t.append(t_prov)
+        dec_t.append(t_dec)
+        errs.append(float(np.max(np.abs(logits - expected))))
+        up, down = sum(map(len, features)), sum(map(len, replies))
+    total = float(np.median(np.add(np.add(enc_t, prov_t), dec_t)))
+    return {
+        "queries": m, "d": w.shape[0], "k": w.shape[1], "runs": runs,
+        "client_encrypt_s": float(np.median(enc_t)), "provider_s": float(np.median(prov_t)),
+        "client_decrypt_s": float(np.median(dec_t)), "total_s": total, "queries_per_s": m / total,
+        "bytes_up": up, "bytes_down": down, "bytes_up_per_query": up / m, "bytes_down_per_query": down / m,
+        "max_abs_error": max(errs),
+    }
+
+
+def per_query_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """The per-query path on the same kind of inputs, sequentially: the batch's baseline."""
+    keys, rr = party.keys, party.rerandomizer
+    head = EncryptedLinearHead(party.he, w, b)
+    header = reply_header(head, 1)
+    t0 = time.perf_counter()
+    up = 0
+    for row in x:
+        q = keys.encrypt_queries(row[None, :], head.layout)
+        r = encrypted_linear_head(head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS)
+        keys.decrypt_logits(header, r[0])
+        up += sum(map(len, q))
+    total = time.perf_counter() - t0
+    return {"queries": x.shape[0], "total_s": total, "queries_per_s": x.shape[0] / total, "bytes_up_per_query": up / x.shape[0]}
+
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _worker_init(parameter_set: str, w: np.ndarray, b: np.ndarray, pk_bytes: bytes) -> None:
+    from shared_protocol.ckks import he_context
+
+    he = he_context(parameter_set)
+    pk = seal.PublicKey()
+    load_from_bytes(pk, he.context, pk_bytes)
+    _WORKER_STATE["head"] = EncryptedLinearHead(he, w, b)
+    _WORKER_STATE["rr"] = Rerandomizer(he, pk)
+
+
+def _worker_eval(query: list[bytes]) -> list[list[bytes]]:
+    return encrypted_linear_head(_WORKER_STATE["head"], query, _WORKER_STATE["rr"], max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+                                 query_scale_bits=QUERY_SCALE_BITS)
+
+
+def concurrent_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, workers: int,
+                          clients: int = 16) -> dict[str, Any]:
+    """Provider throughput with `workers` HE processes (as the server's pool) while `clients` callers
+    each submit their queries at once: does throughput grow with cores?"""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    head = EncryptedLinearHead(party.he, w, b)
+    queries = [party.keys.encrypt_queries(row[None, :], head.layout) for row in x]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(party.setup["parameter_set"], w, b, party.keys.public_key_bytes())) as pool:
+        list(pool.map(_worker_eval, queries[:workers * 2]))  # warm every worker
+        t0 = time.perf_counter()
+        futures = [pool.submit(_worker_eval, q) for q in queries]  # `clients` callers' queries, all in flight
+        for f in futures:
+            f.result()
+        total = time.perf_counter() - t0
+    return {"workers": workers, "clients": clients, "queries": len(queries), "total_s": total,
+            "queries_per_s": len(queries) / total}
+
+
+def noise_flooding_cost(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, bits: int) -> dict[str, Any]:
+    """Max logit error with flooding noise of 2^bits at the output scale, over the rows of x."""
+    keys, rr = party.keys, party.rerandomizer
+    head = EncryptedLinearHead(party.he, w, b, noise_flooding_bits=bits)
+    header = reply_header(head, x.shape[0])
+    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+                                    query_scale_bits=QUERY_SCALE_BITS)
+    logits = keys.decrypt_logits(header, [r for q in replies for r in q])
+    return {"bits": bits, "max_abs_error": float(np.max(np.abs(logits - (x @ w + b)))),
+            "bound": 2.0 ** (bits - QUERY_SCALE_BITS - HEAD_WEIGHT_SCALE_BITS)}

@@ -112,10 +112,10 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
     w("## How to read\n")
     w("Every row measures our path and the baseline on the *same* inputs in the *same* process, one "
       "after the other. **Ours** is the code the services run: the client encrypts to bytes "
-      "(`ClientKeys.encrypt_queries`), the provider runs `encrypted_linear_head` on the serialized query "
-      "(validate + deserialize, one plaintext×ciphertext product, rescale, mask every non-output "
-      "coefficient, re-randomise with a fresh public-key encryption of zero, serialize) and the client "
-      "decrypts (`decrypt_logits`). **TenSEAL** is the obvious high-level alternative with the same "
+      "(`ClientKeys.encrypt_queries`: a compact seeded ciphertext at the last level), the provider runs "
+      "`encrypted_linear_head` on the serialized query (parse + validate every residue, expand the seed, one "
+      "plaintext×ciphertext product on NTT residues, re-randomise with a fresh public-key encryption of zero, "
+      "keep c0 only at the logit coefficients, serialize) and the client decrypts (`decrypt_logits`). **TenSEAL** is the obvious high-level alternative with the same "
       "CKKS parameters (N=8192, primes 60/40/40/60, scale 2^40): `ts.ckks_vector(ctx, x).matmul(W) + b`, "
       "which uses the diagonal method (one rotation and one plaintext product per input dimension, so it needs Galois keys); its timing also includes "
       "(de)serialization, but it does no masking or re-randomisation. "
@@ -151,9 +151,9 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
           f"end to end (client encrypt + provider + client decrypt, p50 sums): {fmt_x(min(e2e))} to {fmt_x(max(e2e))}. "
           "TenSEAL's time grows with d (one rotation per input dimension) and hardly with k; ours grows with the "
           "number of reply ciphertexts, ceil(k / floor(8192/d)).\n")
-    w("Our reply has one ciphertext per group of floor(8192/d) classes (one prime; its masked, uniformly random "
-      "coefficients do not compress), "
-      "plus a small JSON header (positions of the logits). Preparing a head (weight plaintexts in NTT form) "
+    w("Our reply has one ciphertext per group of floor(8192/d) classes: the whole c1 (one 60-bit prime) and c0 "
+      "only at the group's logit coefficients, so nothing but the logits can be decrypted from it; "
+      "plus a small JSON header (positions of the logits). Preparing a head (weight polynomials in NTT form) "
       "is a one-off per head: "
       + ", ".join(f"d={r['d']},k={r['k']}: {r['ours']['head_prepare_ms']:.0f} ms" for r in rows[:3])
       + (" …" if len(rows) > 3 else "") + ".\n")
@@ -161,6 +161,46 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
         w(f"![Provider latency per query vs d]({plot_rel})\n")
     elif plot_note:
         w(f"*Plot: {plot_note}.*\n")
+
+    # --- 1b --------------------------------------------------------------------------------------
+    bt = results.get("batch")
+    if bt:
+        o, s1 = bt["ours"], bt["per_query_path"]
+        w("## 1b. Many queries at once: feature-major batch\n")
+        w(f"d={o['d']}, k={o['k']}: the client encrypts one ciphertext per embedding dimension, coefficient t holding "
+          "query t's feature (`ClientKeys.encrypt_batch`); the provider forms k integer combinations of them "
+          "(`encrypted_linear_head_batch`), so coefficient t of reply j is query t's logit j. Baseline: the per-query "
+          "path above, one query after another, on the same kind of inputs (first 64 queries).\n")
+        w("| path | queries | client encrypt | provider | client decrypt | **queries/s** | bytes up per query | bytes down per query | max abs err |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w(f"| batch (median of {o['runs']}) | {o['queries']} | {fmt_s(o['client_encrypt_s'])} | {fmt_s(o['provider_s'])} | "
+          f"{fmt_s(o['client_decrypt_s'])} | **{o['queries_per_s']:,.0f}** | {fmt_bytes(o['bytes_up_per_query'])} | "
+          f"{fmt_bytes(o['bytes_down_per_query'])} | {o['max_abs_error']:.1e} |")
+        w(f"| per-query path | {s1['queries']} | | | | {s1['queries_per_s']:,.0f} | {fmt_bytes(s1['bytes_up_per_query'])} | | |")
+        w("")
+        w(f"Throughput ratio batch / per-query: **{fmt_x(bt['speedup_throughput'])}**.\n")
+    conc = results.get("concurrency")
+    if conc:
+        w("## 1c. 16 concurrent clients\n")
+        w("All queries of 16 callers in flight at once against a pool of HE worker processes (as the provider "
+          "server runs them, off the event loop), per-query path, d=384, k=4.\n")
+        w("| HE worker processes | queries | wall | **queries/s** |")
+        w("|---:|---:|---:|---:|")
+        for c in conc:
+            w(f"| {c['workers']} | {c['queries']} | {fmt_s(c['total_s'])} | **{c['queries_per_s']:,.0f}** |")
+        if len(conc) > 1:
+            w(f"\nScaling from {conc[0]['workers']} to {conc[-1]['workers']} workers: "
+              f"{fmt_x(conc[-1]['queries_per_s'] / conc[0]['queries_per_s'])} (the machine's other load limits this).\n")
+    fl = results.get("noise_flooding")
+    if fl:
+        w("## 1d. Output noise flooding: what it costs\n")
+        w("`HELIX_PROVIDER_NOISE_FLOODING_BITS=b` adds noise uniform in [-2^b, 2^b] to each logit at the output "
+          "scale 2^48 (after re-randomisation), hiding the low-order bits that carry encryption noise.\n")
+        w("| bits | bound 2^(b-48) | measured max abs logit error (50 queries) |")
+        w("|---:|---:|---:|")
+        for f in fl:
+            w(f"| {f['bits']} | {f['bound']:.1e} | {f['max_abs_error']:.1e} |")
+        w("")
 
     # --- 2 ---------------------------------------------------------------------------------------
     w("## 2. Secure alignment, HE part: Enc(X^T Y)\n")
@@ -231,8 +271,10 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
       "because one call takes seconds.")
     w("- Both contexts are kept in memory; key generation is excluded from the per-query numbers and "
       "reported in section 3.")
-    w("- Our bytes are SEAL serializations as sent by the services (queries: seeded, compressed symmetric "
-      "encryptions; replies: one prime, masked coefficients are uniformly random and do not compress). TenSEAL bytes are `CKKSVector.serialize()`.")
+    w("- Our bytes are what the services send: inference queries and replies in HELIX's compact RLWE form "
+      "(`shared_protocol.rlwe`: a 32-byte seed plus c0 for queries, c1 plus c0 at the outputs for replies, one "
+      "60-bit prime in 8 bytes per residue); alignment data and results as SEAL serializations. TenSEAL bytes are "
+      "`CKKSVector.serialize()`.")
     w("")
     return "\n".join(out)
 

