@@ -51,7 +51,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     for model in args.models:
         for name, texts in sets:
             t0 = time.perf_counter()
-            emb.embed(model, texts)
+            for start in range(0, len(texts), 250):  # the cache stores per call: an interrupted fill keeps its progress
+                emb.embed(model, texts[start:start + 250])
             print(f"{model} {name}: {len(texts)} texts in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 

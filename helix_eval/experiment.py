@@ -20,7 +20,8 @@ from .embedding import Embeddings
 from .ood import ood_report
 from .similarity import similarity_report
 
-DEFAULT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "whitened_procrustes", "reduced_rank", "cca")
+DEFAULT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "anchored_ridge", "anchored_ridge_cv",
+                   "whitened_procrustes", "reduced_rank", "cca")
 PAPER_METHOD = "ridge"
 
 
@@ -130,7 +131,7 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
     if cfg.corpus_sizes:
         sizes: dict[str, Any] = {}
         for n in cfg.corpus_sizes:
-            sizes[str(n)] = {m: evaluate(x_pub_all[:n], y_pub_all[:n], m)[0] for m in cfg.methods if m in ("ridge", "ridge_scaled", "ridge_cv")}
+            sizes[str(n)] = {m: evaluate(x_pub_all[:n], y_pub_all[:n], m)[0] for m in cfg.methods if m in ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")}
         settings["public_corpus_size"] = sizes
     result["settings"] = settings
 
