@@ -81,10 +81,16 @@ class Rerandomizer:
 
     def zero_parts(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
+        r0, e0, r1 = self.zero_parts_many(1, count)
+        return r0[0], e0[0], r1[0]
+
+    def zero_parts_many(self, copies: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`copies` independent encryptions of zero at once (one NTT call for all of them)."""
         q, n = self.q, self.he.n
-        small = np.stack([ternary(n), centered_binomial(n)])
-        u, e1 = self.he.ntt(q).forward(to_residues(small, q))
-        return self._p0(u), centered_binomial(count), addmod(self._p1(u), e1, q)
+        small = np.concatenate([ternary(n * copies).reshape(copies, n), centered_binomial(n * copies).reshape(copies, n)])
+        ntt = self.he.ntt(q).forward(to_residues(small, q))
+        u, e1 = ntt[:copies], ntt[copies:]
+        return self._p0(u), centered_binomial(count * copies).reshape(copies, count), addmod(self._p1(u), e1, q)
 
 
 class EncryptedLinearHead:
@@ -120,10 +126,11 @@ class EncryptedLinearHead:
         polys = np.stack([query.c0[0], expand_uniform(query.seed, (q,), he.n)[0]])  # (c0, c1) in NTT form
         out_scale = query.scale * self.weight_scale
         out = []
+        r0s, e0s, r1s = rerandomizer.zero_parts_many(len(self._weights), max(len(p) for p in self._positions))
         for g, w in enumerate(self._weights):
             c0, c1 = w(polys)
             pos = self._positions[g]
-            r0, e0, r1 = rerandomizer.zero_parts(len(pos))
+            r0, e0, r1 = r0s[g], e0s[g, : len(pos)], r1s[g]
             c0 = dot_rows(addmod(c0, r0, q), self._rows[g], q)
             vals = np.round(self.bias[list(self._groups[g])] * out_scale).astype(np.int64)
             vals += e0 + _flooding_noise(len(pos), self.noise_flooding_bits)
@@ -162,8 +169,9 @@ def encrypted_linear_head_batch(head: EncryptedLinearHead, features: Sequence[by
     out1 = small_lincomb(head._batch_weights, c1, q)
     out_scale = 2.0**query_scale_bits * head.weight_scale
     replies = []
+    r0s, e0s, r1s = rerandomizer.zero_parts_many(head.layout.k, num_queries)
     for j in range(head.layout.k):
-        r0, e0, r1 = rerandomizer.zero_parts(num_queries)
+        r0, e0, r1 = r0s[j], e0s[j], r1s[j]
         body = he.ntt(q).inverse(addmod(out0[j], r0, q))[:num_queries]
         vals = np.full(num_queries, int(np.round(head.bias[j] * out_scale)), dtype=np.int64)
         vals += e0 + _flooding_noise(num_queries, head.noise_flooding_bits)
