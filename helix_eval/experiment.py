@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_alignment.methods import METHODS, fold_stats, solve_method, stats_of
+from helix_alignment.methods import KAPPA_GRID, METHODS, fold_stats, solve_method, stats_of
 
 from . import retention
 from .data import SampleSpec, load_labelled, load_mix_texts, load_public
@@ -23,6 +23,8 @@ from .similarity import similarity_report
 DEFAULT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "anchored_ridge", "anchored_ridge_cv",
                    "whitened_procrustes", "reduced_rank", "cca")
 PAPER_METHOD = "ridge"
+#: Methods also run in the public + k setting (9 fits per method: kept to the ones compared there).
+FEW_SHOT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ExperimentConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     few_shot_sizes: tuple[int, ...] = (32, 64, 128)
     few_shot_seeds: tuple[int, ...] = (0, 1, 2)
+    few_shot_methods: tuple[str, ...] = FEW_SHOT_METHODS
     corpus_sizes: tuple[int, ...] = ()
     public_mix: tuple[str, ...] = ()
     cv_folds: int = 5
@@ -46,8 +49,9 @@ class ExperimentConfig:
                 "ood": str(self.ood) if self.ood else None, "sample": self.sample.as_dict(), "methods": list(self.methods),
                 "method_params": {m: _jsonable(METHODS[m].params) for m in self.methods},
                 "few_shot_sizes": list(self.few_shot_sizes), "few_shot_seeds": list(self.few_shot_seeds),
+                "few_shot_methods": list(self.few_shot_methods),
                 "corpus_sizes": list(self.corpus_sizes), "public_mix": list(self.public_mix), "cv_folds": self.cv_folds,
-                "svcca_dims": list(self.svcca_dims),
+                "svcca_dims": list(self.svcca_dims), "kappa_grid": list(KAPPA_GRID),
                 "head": {"type": "LogisticRegression", "C": retention.HEAD_C, "max_iter": retention.HEAD_MAX_ITER}}
 
 
@@ -109,19 +113,21 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
         return {"accuracy": acc, "retention": acc / base_acc if base_acc else 0.0, "test_cosine": _mean_cos(mapped, y_te),
                 "chosen": info}, m
 
-    settings: dict[str, dict[str, Any]] = {"in_distribution": {}, "public": {}}
+    settings: dict[str, dict[str, Any]] = {"in_distribution": {}, "public": {}, "train_plus_public": {}}
     maps: dict[tuple[str, str], Any] = {}
     for method in cfg.methods:
         settings["in_distribution"][method], maps[("in_distribution", method)] = evaluate(x_tr, y_tr, method)
         settings["public"][method], maps[("public", method)] = evaluate(x_pub, y_pub, method)
+        settings["train_plus_public"][method] = evaluate(np.vstack([x_tr, x_pub]), np.vstack([y_tr, y_pub]), method)[0]
     few: dict[str, Any] = {}
     for k in cfg.few_shot_sizes:
-        per_method: dict[str, list[float]] = {m: [] for m in cfg.methods}
+        fs_methods = [m for m in cfg.methods if m in cfg.few_shot_methods]
+        per_method: dict[str, list[float]] = {m: [] for m in fs_methods}
         own: list[float] = []
         for seed in cfg.few_shot_seeds:
             idx = retention.stratified_sample(lab_tr, k, seed)
             xf, yf = np.vstack([x_pub, x_tr[idx]]), np.vstack([y_pub, y_tr[idx]])
-            for method in cfg.methods:
+            for method in fs_methods:
                 per_method[method].append(evaluate(xf, yf, method, seed)[0]["accuracy"])
             own.append(retention.train_head(x_tr[idx], lab_tr[idx], seed=seed).accuracy(x_te, lab_te))
         few[str(k)] = {"few_shot_own_head": float(np.mean(own)), "few_shot_own_head_runs": own,

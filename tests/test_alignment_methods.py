@@ -131,3 +131,18 @@ def test_methods_declare_what_they_reveal() -> None:
         solve_method("ridge_cv", stats_of(x, y))
     with pytest.raises(ValueError):
         solve_method("nope", stats_of(x, y))
+
+
+def test_anchored_ridge_interpolates_least_squares_and_procrustes() -> None:
+    x, y = _data(noise=1.0)
+    s = stats_of(x, y)
+    ols = solve_ridge_from_stats(s, 0.0)
+    pro, _ = solve_method("procrustes", s)
+    np.testing.assert_allclose(solve_method("anchored_ridge", s, kappa=1e-12)[0].weight, ols.weight, atol=1e-6)
+    np.testing.assert_allclose(solve_method("anchored_ridge", s, kappa=1e9)[0].weight, pro.weight, atol=1e-5)
+    folds = fold_stats(x, y, 4)
+    fast = ridge_path_losses(s, folds, KAPPA_GRID, anchored=True)
+    _, generic = cv_select(s, folds, lambda st, k: solve_method("anchored_ridge", st, kappa=k)[0], KAPPA_GRID)
+    np.testing.assert_allclose(fast, generic, rtol=1e-7)
+    m, info = solve_method("anchored_ridge_cv", s, folds=folds)
+    assert info["kappa"] == KAPPA_GRID[int(np.argmin(fast))]
