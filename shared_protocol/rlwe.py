@@ -6,7 +6,7 @@ round trips and parsing per query, more than the homomorphic work itself. These 
 ciphertexts SEAL produces, over the same ring, primes and NTT (learned from SEAL by `HEContext`) and
 under the same SEAL-generated keys; only their bytes differ:
 
-* a query is ``(c0, seed)``: the uniform component ``c1`` is ``expand_uniform(seed)`` (SHAKE-256 with
+* a query is ``(c0, seed)``: the uniform component ``c1`` is ``expand_uniform(seed)`` (SHAKE-128 with
   rejection sampling), so a query costs one polynomial per prime on the wire;
 * a reply is ``(c0 at the output coefficients, c1)`` at the last level: the client decrypts a
   coefficient ``i`` as ``c0[i] + (c1 * s)[i]``, so only the coefficients that carry outputs are sent,
@@ -72,14 +72,14 @@ def new_seed() -> bytes:
 def expand_uniform(seed: bytes, primes: tuple[int, ...], n: int) -> np.ndarray:
     """The uniform polynomial named by ``seed``: (len(primes), n) residues, read as NTT values.
 
-    SHAKE-256 over (domain, seed, prime index), 64-bit words masked to the prime's bit length and
-    rejection-sampled, so every residue is exactly uniform in [0, q). The XOF's output for a longer
+    SHAKE-128 over (domain, seed, prime index) (as Kyber expands its public matrix), 64-bit words
+    masked to the prime's bit length and rejection-sampled, so every residue is exactly uniform in [0, q). The XOF's output for a longer
     length extends the shorter one, so a rare shortfall just reads further."""
     if len(seed) != SEED_BYTES:
         raise CompactCiphertextError(f"seed must be {SEED_BYTES} bytes, got {len(seed)}")
     out = np.empty((len(primes), n), dtype=U64)
     for i, q in enumerate(primes):
-        xof = hashlib.shake_256(b"helix-rlwe-a\x00" + seed + bytes([i]))
+        xof = hashlib.shake_128(b"helix-rlwe-a\x00" + seed + bytes([i]))
         mask = U64((1 << q.bit_length()) - 1)
         words = n + n // 16 + 64
         while True:
@@ -92,19 +92,26 @@ def expand_uniform(seed: bytes, primes: tuple[int, ...], n: int) -> np.ndarray:
     return out
 
 
+def secret_bytes(count: int) -> bytes:
+    """Secret randomness: SHAKE-128 keyed with 256 bits from os.urandom (a standard XOF-based
+    generator, as Kyber derives its noise), about twice as fast as os.urandom for the ~64 KB that
+    each error polynomial needs."""
+    return hashlib.shake_128(os.urandom(SEED_BYTES)).digest(count)
+
+
 def centered_binomial(n: int, eta: int = CBD_ETA) -> np.ndarray:
-    """Error polynomial coefficients: popcount(a) - popcount(b) over eta random bits each (from
-    os.urandom), the RLWE error distribution of Kyber/NewHope with SEAL's width."""
-    mask = np.uint32((1 << eta) - 1)
-    raw = np.frombuffer(os.urandom(8 * n), dtype=np.uint32).reshape(n, 2) & mask
-    return np.bitwise_count(raw[:, 0]).astype(np.int64) - np.bitwise_count(raw[:, 1]).astype(np.int64)
+    """Error polynomial coefficients: popcount(a) - popcount(b) over eta random bits each, the RLWE
+    error distribution of Kyber/NewHope with SEAL's width."""
+    mask = np.uint64((1 << eta) - 1)
+    raw = np.frombuffer(secret_bytes(8 * n), dtype="<u8")
+    return np.bitwise_count(raw & mask).astype(np.int64) - np.bitwise_count((raw >> np.uint64(eta)) & mask).astype(np.int64)
 
 
 def ternary(n: int) -> np.ndarray:
-    """Uniform {-1, 0, 1} coefficients (os.urandom, rejection of 255 keeps them unbiased)."""
+    """Uniform {-1, 0, 1} coefficients (rejection of 255 keeps them unbiased)."""
     out = np.empty(0, dtype=np.int64)
     while out.size < n:
-        raw = np.frombuffer(os.urandom(n + n // 8 + 16), dtype=np.uint8)
+        raw = np.frombuffer(secret_bytes(n + n // 8 + 16), dtype=np.uint8)
         raw = raw[raw < 255]
         out = np.concatenate([out, (raw % 3).astype(np.int64) - 1])
     return out[:n]
