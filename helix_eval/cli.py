@@ -66,6 +66,8 @@ SETTINGS = {
     "full": {"methods": DEFAULT_METHODS, "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "paper": {"methods": ("ridge",), "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "quick": {"methods": ("ridge", "ridge_scaled"), "few_shot_sizes": (32,), "few_shot_seeds": (0,)},
+    "mix": {"methods": ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "anchored_ridge", "anchored_ridge_cv",
+                        "whitened_procrustes"), "few_shot_sizes": (), "few_shot_seeds": ()},
 }
 
 

@@ -138,6 +138,23 @@ def markdown(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def mix_table(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: str) -> str:
+    """Public-only retention with the plain corpus vs with extra public texts mixed in."""
+    base = {(pair_name(r), r["dataset"]): r for r in runs}
+    body = []
+    for r in mixed:
+        b = base.get((pair_name(r), r["dataset"]))
+        pub = r["settings"]["public"]
+        best = max(pub, key=lambda m: pub[m]["accuracy"])
+        bpub = b["settings"]["public"] if b else {}
+        body.append([pair_name(r), r["dataset"], ", ".join(r["config"]["public_mix"]), str(r["sizes"]["public"]),
+                     _fmt(bpub.get(PAPER, {}).get("retention")), _fmt(bpub.get(default, {}).get("retention")),
+                     _fmt(pub.get(PAPER, {}).get("retention")), _fmt(pub.get(default, {}).get("retention")),
+                     f"{best} {_fmt(pub[best]['retention'])}"])
+    return _table(["pair", "dataset", "mixed in", "corpus size", "plain: ridge 1e-4", f"plain: {default}",
+                   "mix: ridge 1e-4", f"mix: {default}", "mix: best"], body)
+
+
 def plot_all(runs: list[dict[str, Any]], summary: dict[str, Any], results: Path, out: Path) -> list[str]:
     """Heatmap, retention bars and ROC curves; returns the files written."""
     import matplotlib
@@ -222,7 +239,14 @@ def write_report(results: Path, out: Path, default_method: str | None = None) ->
         raise FileNotFoundError(f"no result files under {results / 'runs'}")
     summary = summarise(runs, default_method or CLIENT_DEFAULT_METHOD)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(markdown(runs, summary) + "\n")
+    text = markdown(runs, summary)
+    mixed = load_runs(results / "runs-mix") if (results / "runs-mix").is_dir() else []
+    if mixed:
+        text += "\n## Public corpus mix (retention, public-only maps)\n\n" + mix_table(runs, mixed, summary["default_method"]) + "\n"
+        summary["mix_runs"] = [{"pair": pair_name(r), "dataset": r["dataset"], "public_mix": r["config"]["public_mix"],
+                                "public": {m: v["accuracy"] for m, v in r["settings"]["public"].items()},
+                                "baseline": r["baseline_accuracy"]} for r in mixed]
+    (out / "tables.md").write_text(text + "\n")
     summary["plots"] = plot_all(runs, summary, results, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
