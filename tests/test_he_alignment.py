@@ -17,19 +17,6 @@ from shared_protocol.packing import CrossCovarianceLayout
 PSET = "ckks-n8192-q200"
 
 
-@pytest.fixture(scope="module")
-def keys() -> ClientKeys:
-    return ClientKeys.generate(PSET)
-
-
-@pytest.fixture(scope="module")
-def rr(keys: ClientKeys) -> Rerandomizer:
-    """What the provider builds from the client's registered public key."""
-    pk = seal.PublicKey()
-    seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)
-    return Rerandomizer(keys.he, pk)
-
-
 def galois(keys: ClientKeys, stride_bits: int) -> seal.GaloisKeys:
     """What the provider loads from the client's registered Galois keys."""
     gk = seal.GaloisKeys()

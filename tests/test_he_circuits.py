@@ -10,24 +10,11 @@ from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinear
                                          encrypted_linear_head, encrypted_linear_head_batch)
 from shared_protocol.ckks import CiphertextError
 from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
-from shared_protocol.modmath import centered, mulmod
+from shared_protocol.modmath import mulmod
 from shared_protocol.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
 from shared_protocol.packing import CrossCovarianceLayout
 
 PSET = "ckks-n8192-q200"
-
-
-@pytest.fixture(scope="module")
-def keys() -> ClientKeys:
-    return ClientKeys.generate(PSET)
-
-
-@pytest.fixture(scope="module")
-def rr(keys: ClientKeys) -> Rerandomizer:
-    """What the provider builds from the client's registered public key."""
-    pk = seal.PublicKey()
-    seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)
-    return Rerandomizer(keys.he, pk)
 
 
 def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
@@ -36,16 +23,6 @@ def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
                                class_groups=[list(g) for g in lay.class_groups()],
                                output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
                                num_classes=lay.k)
-
-
-def raw_coefficients(keys: ClientKeys, blob: bytes) -> tuple[np.ndarray, int]:
-    """Every coefficient of a reply as centred integers modulo its prime (no scaling)."""
-    he = keys.he
-    ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=1 << 22)
-    pt = seal.Plaintext()
-    seal.Decryptor(he.context, keys.secret_key).decrypt(ct, pt)
-    q = he.output_level.primes[0]
-    return centered(he.ntt(q).inverse(he.plaintext_residues(pt)[0]), q), q
 
 
 @pytest.mark.parametrize("d,k", [(384, 2), (384, 4), (768, 14), (3072, 4)])

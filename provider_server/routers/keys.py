@@ -34,26 +34,24 @@ def key_info(row: dict[str, Any]) -> KeyInfo:
                    created_at=parse_dt(row["created_at"]), expires_at=parse_dt(row["expires_at"]))
 
 
-def _check_public_key(parameter_set: str, blob: bytes) -> None:
-    check_seal_header(blob, MAX_PUBLIC_KEY_BYTES)
-    he = he_context(parameter_set)
-    pk = seal.PublicKey()
+def _load_checked(obj: Any, what: str, parameter_set: str, blob: bytes, max_bytes: int) -> Any:
+    """Header and size first, then SEAL's own validation against our pinned context (never
+    `unsafe_load`); a failure is a CiphertextError naming the key kind and the parameter set."""
+    check_seal_header(blob, max_bytes)
     try:
-        load_from_bytes(pk, he.context, blob)
+        load_from_bytes(obj, he_context(parameter_set).context, blob)
     except (RuntimeError, ValueError) as exc:
-        raise CiphertextError(f"public key is not valid for {parameter_set}: {exc}") from None
+        raise CiphertextError(f"{what}: not valid for {parameter_set}: {exc}") from None
+    return obj
+
+
+def _check_public_key(parameter_set: str, blob: bytes) -> None:
+    _load_checked(seal.PublicKey(), "public key", parameter_set, blob, MAX_PUBLIC_KEY_BYTES)
 
 
 def _check_galois_keys(parameter_set: str, elements: list[int], blob: bytes) -> None:
-    """SEAL validates the keys against our own pinned context on load (never `unsafe_load`); then the
-    key set must be exactly the announced elements, no more (each key is ~0.7-1.4 MB of memory)."""
-    check_seal_header(blob, MAX_GALOIS_KEY_BYTES)
-    he = he_context(parameter_set)
-    keys = seal.GaloisKeys()
-    try:
-        load_from_bytes(keys, he.context, blob)
-    except (RuntimeError, ValueError) as exc:
-        raise CiphertextError(f"Galois keys are not valid for {parameter_set}: {exc}") from None
+    """The key set must be exactly the announced elements, no more (each key is ~0.7-1.4 MB of memory)."""
+    keys = _load_checked(seal.GaloisKeys(), "Galois keys", parameter_set, blob, MAX_GALOIS_KEY_BYTES)
     if keys.size() != len(elements) or not all(keys.has_key(e) for e in elements):
         raise CiphertextError(f"the Galois keys do not match the announced elements {elements}")
 
