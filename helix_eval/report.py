@@ -23,7 +23,10 @@ def short_name(model_id: str) -> str:
     if model_id in SHORT:
         return SHORT[model_id]
     if model_id.startswith("e5:"):
-        return "e5"
+        return "e5" if "prefix=query" not in model_id else "e5 (query:)"
+    for prefix, name in (("spacy:", "spaCy"), ("wordllama:", "WordLlama"), ("glove:", "GloVe")):
+        if model_id.startswith(prefix):
+            return name
     if "smollm2" in model_id:
         return "SmolLM2"
     if "gemma" in model_id:
@@ -138,6 +141,51 @@ def markdown(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+STATIC = ("WordLlama", "spaCy", "GloVe")
+
+
+def targets(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: str) -> dict[str, Any]:
+    """The headline numbers: in-distribution gap (ridge_cv map, lambda chosen on the train split's own
+    folds: no test data), public-only retention of the client default on the plain and the mixed corpus,
+    and the client default vs the paper's ridge averaged over every run and setting."""
+    mix = {(pair_name(r), r["dataset"]): r for r in mixed}
+    rows = []
+    for r in runs:
+        b = r["baseline_accuracy"]
+        m = mix.get((pair_name(r), r["dataset"]))
+        rows.append({"pair": pair_name(r), "dataset": r["dataset"], "transformer_pair": not pair_name(r).endswith(STATIC),
+                     "baseline": b, "in_dist_gap_ridge_cv": b - r["settings"]["in_distribution"]["ridge_cv"]["accuracy"]
+                     if "ridge_cv" in r["settings"]["in_distribution"] else None,
+                     "public_retention_paper": r["settings"]["public"].get(PAPER, {}).get("retention"),
+                     "public_retention_default": r["settings"]["public"].get(default, {}).get("retention"),
+                     "public_retention_default_mix": m["settings"]["public"][default]["retention"] if m and default in m["settings"]["public"] else None})
+    pairs_def, pairs_pap = [], []
+    for r in runs:
+        for setting in ("in_distribution", "train_plus_public", "public"):
+            s = r["settings"].get(setting, {})
+            if default in s and PAPER in s:
+                pairs_def.append(s[default]["accuracy"])
+                pairs_pap.append(s[PAPER]["accuracy"])
+        for v in r["settings"].get("public_plus_k", {}).values():
+            if default in v and PAPER in v:
+                pairs_def.append(v[default]["accuracy"])
+                pairs_pap.append(v[PAPER]["accuracy"])
+    return {"rows": rows, "default_mean_accuracy": float(np.mean(pairs_def)) if pairs_def else None,
+            "paper_mean_accuracy": float(np.mean(pairs_pap)) if pairs_pap else None,
+            "default_wins": int(np.sum(np.asarray(pairs_def) > np.asarray(pairs_pap))),
+            "paper_wins": int(np.sum(np.asarray(pairs_def) < np.asarray(pairs_pap))), "comparisons": len(pairs_def)}
+
+
+def targets_markdown(t: dict[str, Any], default: str) -> str:
+    body = [[r["pair"], r["dataset"], _fmt(r["baseline"]), _fmt(r["in_dist_gap_ridge_cv"]), _fmt(r["public_retention_paper"]),
+             _fmt(r["public_retention_default"]), _fmt(r["public_retention_default_mix"])] for r in t["rows"]]
+    head = (f"Client default `{default}` vs paper `ridge` (lambda=1e-4), every run and setting: mean accuracy "
+            f"{_fmt(t['default_mean_accuracy'])} vs {_fmt(t['paper_mean_accuracy'])}; default better in "
+            f"{t['default_wins']}, worse in {t['paper_wins']} of {t['comparisons']} comparisons.")
+    return head + "\n\n" + _table(["pair", "dataset", "baseline", "in-dist gap (ridge_cv)", "public ret. ridge 1e-4",
+                                    f"public ret. {default}", f"public+mix ret. {default}"], body)
+
+
 def mix_table(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: str) -> str:
     """Public-only retention with the plain corpus vs with extra public texts mixed in."""
     base = {(pair_name(r), r["dataset"]): r for r in runs}
@@ -241,6 +289,9 @@ def write_report(results: Path, out: Path, default_method: str | None = None) ->
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(runs, summary)
     mixed = load_runs(results / "runs-mix") if (results / "runs-mix").is_dir() else []
+    t = targets(runs, mixed, summary["default_method"])
+    summary["targets"] = t
+    text += "\n## Targets\n\n" + targets_markdown(t, summary["default_method"]) + "\n"
     if mixed:
         text += "\n## Public corpus mix (retention, public-only maps)\n\n" + mix_table(runs, mixed, summary["default_method"]) + "\n"
         summary["mix_runs"] = [{"pair": pair_name(r), "dataset": r["dataset"], "public_mix": r["config"]["public_mix"],
