@@ -154,7 +154,7 @@ def targets(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: st
         b = r["baseline_accuracy"]
         m = mix.get((pair_name(r), r["dataset"]))
         rows.append({"pair": pair_name(r), "dataset": r["dataset"], "transformer_pair": not pair_name(r).endswith(STATIC),
-                     "baseline": b, "in_dist_gap_ridge_cv": b - r["settings"]["in_distribution"]["ridge_cv"]["accuracy"]
+                     "baseline": b, "source_own": r["source_own_accuracy"], "in_dist_gap_ridge_cv": b - r["settings"]["in_distribution"]["ridge_cv"]["accuracy"]
                      if "ridge_cv" in r["settings"]["in_distribution"] else None,
                      "public_retention_paper": r["settings"]["public"].get(PAPER, {}).get("retention"),
                      "public_retention_default": r["settings"]["public"].get(default, {}).get("retention"),
@@ -177,12 +177,15 @@ def targets(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: st
 
 
 def targets_markdown(t: dict[str, Any], default: str) -> str:
-    body = [[r["pair"], r["dataset"], _fmt(r["baseline"]), _fmt(r["in_dist_gap_ridge_cv"]), _fmt(r["public_retention_paper"]),
+    body = [[r["pair"], r["dataset"], _fmt(r["baseline"]), _fmt(r["source_own"]), _fmt(r["source_own"] / r["baseline"]),
+             _fmt(r["in_dist_gap_ridge_cv"]), _fmt(r["public_retention_paper"]),
              _fmt(r["public_retention_default"]), _fmt(r["public_retention_default_mix"])] for r in t["rows"]]
     head = (f"Client default `{default}` vs paper `ridge` (lambda=1e-4), every run and setting: mean accuracy "
             f"{_fmt(t['default_mean_accuracy'])} vs {_fmt(t['paper_mean_accuracy'])}; default better in "
             f"{t['default_wins']}, worse in {t['paper_wins']} of {t['comparisons']} comparisons.")
-    return head + "\n\n" + _table(["pair", "dataset", "baseline", "in-dist gap (ridge_cv)", "public ret. ridge 1e-4",
+    head += (" `source own` is a head trained on the client's own embeddings of the same train split; "
+             "own/baseline is a rough ceiling for retention: a map cannot add information the client's embedding lacks.")
+    return head + "\n\n" + _table(["pair", "dataset", "baseline", "source own", "own/baseline", "in-dist gap (ridge_cv)", "public ret. ridge 1e-4",
                                     f"public ret. {default}", f"public+mix ret. {default}"], body)
 
 
@@ -203,7 +206,8 @@ def mix_table(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: 
                    "mix: ridge 1e-4", f"mix: {default}", "mix: best"], body)
 
 
-def plot_all(runs: list[dict[str, Any]], summary: dict[str, Any], results: Path, out: Path) -> list[str]:
+def plot_all(runs: list[dict[str, Any]], summary: dict[str, Any], results: Path, out: Path,
+             mixed: list[dict[str, Any]] | None = None) -> list[str]:
     """Heatmap, retention bars and ROC curves; returns the files written."""
     import matplotlib
 
@@ -236,19 +240,20 @@ def plot_all(runs: list[dict[str, Any]], summary: dict[str, Any], results: Path,
     fig, axes = plt.subplots(len(datasets), 1, figsize=(9, 2.2 * len(datasets)), squeeze=False)
     for ax, ds in zip(axes[:, 0], datasets):
         x = np.arange(len(pairs))
-        for off, (setting, method, label) in zip((-0.3, -0.1, 0.1, 0.3), (("in_distribution", PAPER, "in-dist ridge 1e-4"),
-                                                  ("in_distribution", default, f"in-dist {default}"),
-                                                  ("public", PAPER, "public ridge 1e-4"), ("public", default, f"public {default}"))):
+        bars = (("in_distribution", PAPER, "in-dist ridge 1e-4", runs), ("in_distribution", default, f"in-dist {default}", runs),
+                ("public", PAPER, "public ridge 1e-4", runs), ("public", default, f"public {default}", runs),
+                ("public", default, f"public+mix {default}", mixed or []))
+        for off, (setting, method, label, source) in zip((-0.32, -0.16, 0.0, 0.16, 0.32), bars):
             vals = []
             for p in pairs:
-                r = next((r for r in runs if r["dataset"] == ds and pair_name(r) == p), None)
+                r = next((r for r in source if r["dataset"] == ds and pair_name(r) == p), None)
                 vals.append(r["settings"][setting].get(method, {}).get("retention", np.nan) if r else np.nan)
-            ax.bar(x + off, vals, width=0.2, label=label)
+            ax.bar(x + off, vals, width=0.16, label=label)
         ax.axhline(0.95, color="k", lw=0.6, ls="--")
         ax.set_ylim(0, 1.1)
         ax.set_xticks(x, pairs, fontsize=7)
         ax.set_ylabel(ds, fontsize=8)
-    axes[0, 0].legend(fontsize=6, ncol=4, loc="lower right")
+    axes[0, 0].legend(fontsize=6, ncol=5, loc="lower right")
     axes[0, 0].set_title("retention (mapped / baseline accuracy)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "retention_bars.png", dpi=100)
@@ -298,6 +303,6 @@ def write_report(results: Path, out: Path, default_method: str | None = None) ->
                                 "public": {m: v["accuracy"] for m, v in r["settings"]["public"].items()},
                                 "baseline": r["baseline_accuracy"]} for r in mixed]
     (out / "tables.md").write_text(text + "\n")
-    summary["plots"] = plot_all(runs, summary, results, out)
+    summary["plots"] = plot_all(runs, summary, results, out, mixed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
