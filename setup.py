@@ -5,4 +5,4 @@ still succeeds, and shared_protocol falls back to compiling at first use or to n
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("shared_protocol._ntt_kernel", sources=["shared_protocol/_ntt.c"],
-                             extra_compile_args=["-O3"], optional=True)])
+                             extra_compile_args=["-O2", "-funroll-loops"], optional=True)])
