@@ -107,12 +107,18 @@ def small_lincomb(w: np.ndarray, c: np.ndarray, q: int) -> np.ndarray:
 
 
 def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
-    s = a + b
-    return np.where(s >= U64(q), s - U64(q), s)
+    """(a + b) mod q for residues (one temporary: conditional subtraction in place)."""
+    s = np.add(a, b, dtype=U64)
+    np.subtract(s, U64(q), out=s, where=s >= U64(q))
+    return s
 
 
 def submod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
-    return np.where(a >= b, a - b, a + (U64(q) - b))
+    """(a - b) mod q for residues: wrapping uint64 difference, plus q where it wrapped."""
+    a, b = np.asarray(a, dtype=U64), np.asarray(b, dtype=U64)
+    d = np.subtract(a, b, dtype=U64)
+    np.add(d, U64(q), out=d, where=a < b)
+    return d
 
 
 def uniform_mod(q: int, size: int) -> np.ndarray:
@@ -135,8 +141,10 @@ def uniform_mod(q: int, size: int) -> np.ndarray:
 def to_residues(values: np.ndarray, q: int) -> np.ndarray:
     """Signed int64 values -> residues in [0, q). Fast path for |v| < q (numpy's int64 % is slow)."""
     v = np.asarray(values, dtype=np.int64)
-    if v.size and int(np.abs(v).max()) < q:
-        return np.where(v < 0, v + np.int64(q), v).astype(U64)
+    if v.size and -q < int(v.min()) and int(v.max()) < q:
+        r = v.astype(U64)  # a negative v becomes 2^64 + v; adding q wraps it to q + v
+        np.add(r, U64(q), out=r, where=v < 0)
+        return r
     return (v % np.int64(q)).astype(U64)
 
 

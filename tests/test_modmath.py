@@ -67,3 +67,15 @@ def test_uniform_mod_is_in_range_and_spread() -> None:
     expected = len(u) / 16
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert chi2 < 60  # 15 degrees of freedom: p < 1e-6 for a correct generator
+
+
+def test_add_sub_and_residues_match_python_integers_at_the_edges() -> None:
+    from shared_protocol.modmath import addmod, submod, to_residues, uniform_mod
+
+    q = 1152921504606748673
+    a, b = uniform_mod(q, 5000), uniform_mod(q, 5000)
+    a[:3], b[:3] = [0, q - 1, q - 1], [0, q - 1, 1]
+    assert [int(v) for v in addmod(a, b, q)] == [(int(x) + int(y)) % q for x, y in zip(a, b)]
+    assert [int(v) for v in submod(a, b, q)] == [(int(x) - int(y)) % q for x, y in zip(a, b)]
+    v = np.concatenate([np.random.default_rng(1).integers(-q + 1, q, size=5000), [-q, q, -3 * q - 1, 2 * q + 5, 0, -1]])
+    assert [int(r) for r in to_residues(v, q)] == [int(x) % q for x in v]
