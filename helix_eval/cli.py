@@ -171,8 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point. BLAS runs single-threaded unless ``HELIX_EVAL_BLAS_THREADS`` says otherwise: the
+    matrices are small (d <= 1024), and on a shared machine threaded BLAS mostly spins."""
+    from threadpoolctl import threadpool_limits
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    with threadpool_limits(limits=int(os.environ.get("HELIX_EVAL_BLAS_THREADS", "1")), user_api="blas"):
+        return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_run_and_report_write_results(tree: Path, tmp_path: Path) -> None:
     m = json.loads((out / "cka_matrix.json").read_text())
     assert m["cka"]["tiny"][0][0] == pytest.approx(1.0)
     assert main(["run", "--pair", "wordllama", "glove", "--datasets", str(tree / "tiny"), "--public", str(tree / "wiki"),
-                 "--setting", "mix", "--public-mix", "questions:20", "--out", str(out / "runs-mix"), *common]) == 0
+                 "--setting", "mix", "--methods", "ridge", "ridge_scaled", "--public-mix", "questions:20", "--out", str(out / "runs-mix"), *common]) == 0
     assert main(["report", "--results", str(out), "--out", str(out)]) == 0
     table = (out / "tables.md").read_text()
     assert "WordLlama <- GloVe" in table and "tiny" in table and "questions:20" in table
