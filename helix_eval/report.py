@@ -198,7 +198,10 @@ def mix_table(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: 
         pub = r["settings"]["public"]
         best = max(pub, key=lambda m: pub[m]["accuracy"])
         bpub = b["settings"]["public"] if b else {}
-        body.append([pair_name(r), r["dataset"], ", ".join(r["config"]["public_mix"]), str(r["sizes"]["public"]),
+        items = [Path(i.partition(":")[0]).name + (":" + i.partition(":")[2] if i.partition(":")[2] else "")
+                 for i in r["config"]["public_mix"]]
+        items = [i for i in items if i.partition(":")[0] != r["dataset"]]  # the evaluated dataset is never mixed in
+        body.append([pair_name(r), r["dataset"], ", ".join(items), str(r["sizes"]["public"]),
                      _fmt(bpub.get(PAPER, {}).get("retention")), _fmt(bpub.get(default, {}).get("retention")),
                      _fmt(pub.get(PAPER, {}).get("retention")), _fmt(pub.get(default, {}).get("retention")),
                      f"{best} {_fmt(pub[best]['retention'])}"])
@@ -302,6 +305,10 @@ def write_report(results: Path, out: Path, default_method: str | None = None) ->
         summary["mix_runs"] = [{"pair": pair_name(r), "dataset": r["dataset"], "public_mix": r["config"]["public_mix"],
                                 "public": {m: v["accuracy"] for m, v in r["settings"]["public"].items()},
                                 "baseline": r["baseline_accuracy"]} for r in mixed]
+    ablation = load_runs(results / "runs-ablation") if (results / "runs-ablation").is_dir() else []
+    if ablation:
+        text += ("\n## Corpus ablation (retention, public-only maps; one mix ingredient at a time)\n\n"
+                 + mix_table(runs, ablation, summary["default_method"]) + "\n")
     (out / "tables.md").write_text(text + "\n")
     summary["plots"] = plot_all(runs, summary, results, out, mixed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
