@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = run_experiment(cfg, emb)
             result["setting"] = args.setting
             name = f"{_safe(target)}__{_safe(source)}__{result['dataset']}{args.tag}.json"
-            (args.out / name).write_text(json.dumps(result, indent=1))
+            (args.out / name).write_text(json.dumps(result, separators=(",", ":")))  # compact: results are committed
             pub = result["settings"]["public"]
             best = max(pub, key=lambda m: pub[m]["accuracy"])
             print(f"{target} <- {source} {result['dataset']}: baseline {result['baseline_accuracy']:.3f}, "
