@@ -74,7 +74,7 @@ def load_embedder(spec: str, cache_dir: Path | None = None) -> Embedder:
 
     Args:
         spec: ``backend:name[?opt=val&...]`` or an alias: ``"minilm"``
-            (= ``sentence-transformers:all-MiniLM-L6-v2``), ``"wordllama"``
+            (= ``sentence-transformers:all-MiniLM-L6-v2``), ``"mpnet"``, ``"e5"``, ``"wordllama"``
             (= ``wordllama:l2_supercat``, option ``dim``, default 256), ``"spacy"``,
             ``"glove"``, ``"smollm2"``, ``"gemma3"`` (see :data:`~helix_embeddings.specs.ALIASES`
             and docs/embedders.md for every backend's options).

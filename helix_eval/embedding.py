@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helix_embeddings import load_embedder
+from helix_embeddings import Embedder, load_embedder
 
 CACHE_ENV = "HELIX_EVAL_CACHE"
 
@@ -22,9 +22,10 @@ class Embeddings:
     def __init__(self, cache_dir: Path | None = None, progress: bool = False) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.progress = progress
-        self._models: dict[str, object] = {}
+        self._models: dict[str, Embedder] = {}
 
-    def model(self, spec: str):  # noqa: ANN201 - an Embedder
+    def model(self, spec: str) -> Embedder:
+        """The cached embedder for ``spec``, loaded once per process (models are big)."""
         if spec not in self._models:
             self._models[spec] = load_embedder(spec, cache_dir=self.cache_dir)
         return self._models[spec]
@@ -33,4 +34,5 @@ class Embeddings:
         return str(self.model(spec).model_id)
 
     def embed(self, spec: str, texts: list[str]) -> np.ndarray:
+        """Embeddings as float64 (the statistics are sums over thousands of rows)."""
         return np.asarray(self.model(spec).embed(texts, progress=self.progress), dtype=np.float64)
