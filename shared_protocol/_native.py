@@ -60,7 +60,7 @@ def _compile_into_cache() -> Path | None:
 
 _SYMBOLS = ("helix_ntt_forward", "helix_ntt_inverse", "helix_vandermonde", "helix_mac", "helix_reduce128", "helix_mulmod",
             "helix_shoup_table", "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse",
-            "helix_lincomb")
+            "helix_lincomb", "helix_addmod", "helix_signed_residues")
 
 
 def load_kernel() -> ctypes.CDLL | None:
@@ -96,9 +96,12 @@ def load_kernel() -> ctypes.CDLL | None:
     lib.helix_mulmod_fixed.argtypes = [u64p, sz, sz, u64p, u64p, ctypes.c_uint64, u64p]
     lib.helix_dot_rows.argtypes = [u64p, u64p, sz, sz, ctypes.c_uint64, u64p]
     lib.helix_lincomb.argtypes = [i64p, sz, sz, u64p, sz, ctypes.c_uint64, u64p, u64p]
+    lib.helix_addmod.argtypes = [u64p, u64p, sz, ctypes.c_uint64, u64p]
+    lib.helix_signed_residues.argtypes = [i64p, sz, ctypes.c_uint64, u64p]
     lib.helix_ntt_ln_forward.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p]
     lib.helix_ntt_ln_inverse.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, ctypes.c_uint64, ctypes.c_uint64]
     for name in ("helix_vandermonde", "helix_mac", "helix_reduce128", "helix_mulmod", "helix_shoup_table",
-                 "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse", "helix_lincomb"):
+                 "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse", "helix_lincomb", "helix_addmod",
+                 "helix_signed_residues"):
         getattr(lib, name).restype = None
     return lib

@@ -213,3 +213,16 @@ void helix_lincomb(const int64_t *w, size_t k, size_t d, const uint64_t *c, size
         }
     }
 }
+
+/* out = (a + b) mod q for residues below q. */
+void helix_addmod(const uint64_t *a, const uint64_t *b, size_t count, uint64_t q, uint64_t *out) {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t s = a[i] + b[i];
+        out[i] = s >= q ? s - q : s;
+    }
+}
+
+/* out = v mod q for signed values with |v| < q. */
+void helix_signed_residues(const int64_t *v, size_t count, uint64_t q, uint64_t *out) {
+    for (size_t i = 0; i < count; i++) out[i] = v[i] < 0 ? (uint64_t)(v[i] + (int64_t)q) : (uint64_t)v[i];
+}

@@ -108,6 +108,11 @@ def small_lincomb(w: np.ndarray, c: np.ndarray, q: int) -> np.ndarray:
 
 def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     """(a + b) mod q for residues (one temporary: conditional subtraction in place)."""
+    if _KERNEL is not None:
+        a, b = (np.ascontiguousarray(v, dtype=U64) for v in np.broadcast_arrays(a, b))
+        out = np.empty(a.shape, dtype=U64)
+        _KERNEL.helix_addmod(_ptr(a), _ptr(b), a.size, q, _ptr(out))
+        return out
     s = np.add(a, b, dtype=U64)
     np.subtract(s, U64(q), out=s, where=s >= U64(q))
     return s
@@ -142,6 +147,11 @@ def to_residues(values: np.ndarray, q: int) -> np.ndarray:
     """Signed int64 values -> residues in [0, q). Fast path for |v| < q (numpy's int64 % is slow)."""
     v = np.asarray(values, dtype=np.int64)
     if v.size and -q < int(v.min()) and int(v.max()) < q:
+        if _KERNEL is not None:
+            v = np.ascontiguousarray(v)
+            out = np.empty(v.shape, dtype=U64)
+            _KERNEL.helix_signed_residues(v.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), v.size, q, _ptr(out))
+            return out
         r = v.astype(U64)  # a negative v becomes 2^64 + v; adding q wraps it to q + v
         np.add(r, U64(q), out=r, where=v < 0)
         return r
