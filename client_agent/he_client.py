@@ -65,15 +65,6 @@ class ClientKeys:
         return cls(he, sk)
 
     # --- encryption ------------------------------------------------------------------------------
-    def _encrypt_coeffs(self, coeffs: np.ndarray, scale: float) -> list[bytes]:
-        he = self.he
-        ntt = he.coeffs_to_ntt(coeffs, he.input_level)
-        out = []
-        for row in ntt:
-            pt = he.plaintext_from_ntt(row, he.input_level, scale)
-            out.append(save_to_bytes(self._encryptor.encrypt_symmetric(pt)))
-        return out
-
     def encrypt_seeded(self, coeffs: np.ndarray, scale: float) -> list[SeededCiphertext]:
         """Symmetric encryption of integer polynomials (m, N) at the last level (depth-1 circuits
         without a rescale need no more): c1 = expand(seed), c0 = NTT(m + e) - c1 * s, so that
@@ -83,12 +74,10 @@ class ClientKeys:
         coeffs = np.atleast_2d(np.asarray(coeffs, dtype=np.int64))
         noisy = coeffs + centered_binomial(coeffs.size).reshape(coeffs.shape)
         seeds = [new_seed() for _ in range(coeffs.shape[0])]
+        a = np.stack([expand_uniform(seed, lvl.primes, he.n) for seed in seeds])  # (rows, primes, N)
         c0 = np.empty((coeffs.shape[0], len(lvl.primes), he.n), dtype=np.uint64)
         for i, q in enumerate(lvl.primes):
-            m_ntt = he.ntt(q).forward(to_residues(noisy, q))
-            for r, seed in enumerate(seeds):
-                a = expand_uniform(seed, lvl.primes, he.n)[i]
-                c0[r, i] = submod(m_ntt[r], self._s[q](a), q)
+            c0[:, i] = submod(he.ntt(q).forward(to_residues(noisy, q)), self._s[q](a[:, i]), q)
         return [SeededCiphertext(lvl.index, scale, seed, c0[r]) for r, seed in enumerate(seeds)]
 
     def encrypt_queries(self, x: np.ndarray, layout: LinearHeadLayout) -> list[bytes]:

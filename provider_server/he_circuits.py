@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tenseal.sealapi as seal
 
-from shared_protocol.ckks import CiphertextError, HEContext, save_to_bytes
-from shared_protocol.modmath import U64, ColumnAccumulator, FixedMultiplier, addmod, dot_rows, small_lincomb, to_residues, uniform_mod, vandermonde
+from shared_protocol.ckks import CiphertextError, HEContext
+from shared_protocol.modmath import U64, FixedMultiplier, addmod, dot_rows, small_lincomb, to_residues, uniform_mod
 from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
 from shared_protocol.rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, ternary
 
@@ -79,13 +79,9 @@ class Rerandomizer:
         zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
         self.he.evaluator.add_inplace(ct, zero)
 
-    def zero_parts(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
-        r0, e0, r1 = self.zero_parts_many(1, count)
-        return r0[0], e0[0], r1[0]
-
     def zero_parts_many(self, copies: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`copies` independent encryptions of zero at once (one NTT call for all of them)."""
+        """`copies` independent encryptions of zero at once (one NTT call for all of them), each as
+        (p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
         q, n = self.q, self.he.n
         small = np.concatenate([ternary(n * copies).reshape(copies, n), centered_binomial(n * copies).reshape(copies, n)])
         ntt = self.he.ntt(q).forward(to_residues(small, q))

@@ -58,7 +58,7 @@ def _compile_into_cache() -> Path | None:
     return target
 
 
-_SYMBOLS = ("helix_ntt_forward", "helix_ntt_inverse", "helix_vandermonde", "helix_mac", "helix_reduce128", "helix_mulmod",
+_SYMBOLS = ("helix_ntt_forward", "helix_ntt_inverse", "helix_mulmod",
             "helix_shoup_table", "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse",
             "helix_lincomb", "helix_addmod", "helix_signed_residues")
 
@@ -88,9 +88,6 @@ def load_kernel() -> ctypes.CDLL | None:
         fn = getattr(lib, name)
         fn.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, u64p, u64p, i64p, i64p, u64p]
         fn.restype = None
-    lib.helix_vandermonde.argtypes = [u64p, sz, sz, u64p, ctypes.c_uint64, u64p]
-    lib.helix_mac.argtypes = [u64p, sz, sz, u64p, u64p, sz, i64p]
-    lib.helix_reduce128.argtypes = [u64p, sz, ctypes.c_uint64, u64p]
     lib.helix_mulmod.argtypes = [u64p, u64p, sz, ctypes.c_uint64, u64p]
     lib.helix_shoup_table.argtypes = [u64p, sz, ctypes.c_uint64, u64p]
     lib.helix_mulmod_fixed.argtypes = [u64p, sz, sz, u64p, u64p, ctypes.c_uint64, u64p]
@@ -100,7 +97,7 @@ def load_kernel() -> ctypes.CDLL | None:
     lib.helix_signed_residues.argtypes = [i64p, sz, ctypes.c_uint64, u64p]
     lib.helix_ntt_ln_forward.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p]
     lib.helix_ntt_ln_inverse.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, ctypes.c_uint64, ctypes.c_uint64]
-    for name in ("helix_vandermonde", "helix_mac", "helix_reduce128", "helix_mulmod", "helix_shoup_table",
+    for name in ("helix_mulmod", "helix_shoup_table",
                  "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse", "helix_lincomb", "helix_addmod",
                  "helix_signed_residues"):
         getattr(lib, name).restype = None

@@ -65,42 +65,6 @@ void helix_ntt_inverse(uint64_t *a, size_t batch, size_t n, uint64_t q, const ui
     }
 }
 
-/* out[j*m + u] = sum_t v[j*m + t] * zpow[t*m + u] mod q: a column plaintext that is a polynomial in
- * X^B has only m distinct NTT values (one per power of z_u = psi^(-B(2u+1))), so building it is an
- * m x m Vandermonde product instead of a full NTT. Products < 2^120: reduce every 128 terms. */
-void helix_vandermonde(const uint64_t *v, size_t rows, size_t m, const uint64_t *zpow, uint64_t q, uint64_t *out) {
-    for (size_t j = 0; j < rows; j++) {
-        for (size_t u = 0; u < m; u++) {
-            u128 acc = 0;
-            for (size_t t = 0; t < m; t++) {
-                acc += (u128)v[j * m + t] * zpow[t * m + u];
-                if ((t & 127) == 127) acc %= q;
-            }
-            out[j * m + u] = (uint64_t)(acc % q);
-        }
-    }
-}
-
-/* acc[j][i] += ct[i] * e[j*m + idx[i]] for rows j, without reduction: acc holds 128-bit sums
- * (as pairs of uint64, little-endian), so up to 256 products of 60-bit residues fit before the
- * caller must reduce. This is the multiply-accumulate of many plaintext x ciphertext products in
- * the NTT domain, done once per (polynomial, prime) row of the ciphertext. */
-void helix_mac(uint64_t *acc, size_t rows, size_t n, const uint64_t *ct, const uint64_t *e, size_t m,
-               const int64_t *idx) {
-    u128 *a = (u128 *)acc;
-    for (size_t j = 0; j < rows; j++) {
-        const uint64_t *ej = e + j * m;
-        u128 *aj = a + j * n;
-        for (size_t i = 0; i < n; i++) aj[i] += (u128)ct[i] * ej[idx[i]];
-    }
-}
-
-/* out[i] = acc[i] mod q for 128-bit accumulators. */
-void helix_reduce128(const uint64_t *acc, size_t count, uint64_t q, uint64_t *out) {
-    const u128 *a = (const u128 *)acc;
-    for (size_t i = 0; i < count; i++) out[i] = (uint64_t)(a[i] % q);
-}
-
 /* out[i] = a[i] * b[i] mod q for arbitrary residues (one 128-bit product and remainder each). */
 void helix_mulmod(const uint64_t *a, const uint64_t *b, size_t count, uint64_t q, uint64_t *out) {
     for (size_t i = 0; i < count; i++) out[i] = (uint64_t)(((u128)a[i] * b[i]) % q);

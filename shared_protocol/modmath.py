@@ -261,25 +261,6 @@ class NegacyclicNTT:
     def native(self) -> bool:
         return _KERNEL is not None
 
-    def block_classes(self, block: int) -> tuple[np.ndarray, np.ndarray]:
-        """For polynomials in X^block (block a power of two dividing N): their NTT value at SEAL
-        index i depends only on class idx[i] in [0, m), m = N / block, and equals sum_t v_t z_u^t for
-        the polynomial sum_t v_t X^(-t*block). Returns (idx, zpow) with zpow[t, u] = z_u^t."""
-        n, q = self.n, self.q
-        if block < 1 or n % block or block & (block - 1):
-            raise ValueError(f"block {block} must be a power of two dividing {n}")
-        m = n // block
-        psi = int(self.psi_pows[1])
-        idx = (((2 * self.perm + 1) % (2 * m)) - 1) // 2
-        z = [pow(psi, (-block * (2 * u + 1)) % (2 * n), q) for u in range(m)]
-        zpow = np.empty((m, m), dtype=U64)
-        for u in range(m):
-            cur = 1
-            for t in range(m):
-                zpow[t, u] = cur
-                cur = cur * z[u] % q
-        return idx.astype(np.int64), zpow
-
     def coefficient_rows(self, positions: np.ndarray) -> np.ndarray:
         """Rows R (len(positions), N) with inverse(v)[j] = sum_i v[i] * R[j, i] mod q: a handful of
         coefficients of an inverse transform for N products each, instead of a whole transform."""
@@ -348,72 +329,3 @@ class NegacyclicNTT:
         a = self._cyclic(a, self.stage_twiddles_inv)
         a = mulmod(a, np.broadcast_to(self.inv_scale, a.shape), self.q)
         return a.reshape(shape)
-
-
-def vandermonde(v: np.ndarray, zpow: np.ndarray, q: int) -> np.ndarray:
-    """(rows, m) residues times (m, m) powers, mod q."""
-    v = np.ascontiguousarray(v, dtype=U64)
-    zpow = np.ascontiguousarray(zpow, dtype=U64)
-    rows, m = v.shape
-    if _KERNEL is None:
-        out = np.zeros((rows, m), dtype=U64)
-        for t in range(m):
-            out = addmod(out, mulmod(np.broadcast_to(v[:, t : t + 1], (rows, m)), np.broadcast_to(zpow[t], (rows, m)), q), q)
-        return out
-    out = np.empty((rows, m), dtype=U64)
-    u64p = ctypes.POINTER(ctypes.c_uint64)
-    _KERNEL.helix_vandermonde(v.ctypes.data_as(u64p), rows, m, zpow.ctypes.data_as(u64p), q, out.ctypes.data_as(u64p))
-    return out
-
-
-class ColumnAccumulator:
-    """acc[p, j, :] = sum over added ciphertexts of ct[p, :] * e[j, idx[:]] mod q (one prime).
-
-    This is many plaintext x ciphertext products summed in the NTT domain, where each plaintext is
-    given by its m distinct NTT values e[j]. The native path keeps 128-bit sums and reduces only
-    every few hundred additions."""
-
-    _REDUCE_EVERY = 200  # 200 products of two 61-bit residues stay below 2^128
-
-    def __init__(self, polys: int, rows: int, n: int, q: int, idx: np.ndarray) -> None:
-        self.polys, self.rows, self.n, self.q = polys, rows, n, q
-        self.idx = np.ascontiguousarray(idx, dtype=np.int64)
-        self._pending = 0
-        if _KERNEL is not None:
-            self._acc = np.zeros((polys, rows, n, 2), dtype=U64)
-        else:
-            self._acc = np.zeros((polys, rows, n), dtype=U64)
-
-    def add(self, ct: np.ndarray, e: np.ndarray) -> None:
-        """ct: (polys, n) residues of one ciphertext at this prime; e: (rows, m) NTT classes."""
-        ct = np.ascontiguousarray(ct, dtype=U64)
-        e = np.ascontiguousarray(e, dtype=U64)
-        if _KERNEL is None:
-            for p in range(self.polys):
-                self._acc[p] = addmod(self._acc[p], mulmod(np.broadcast_to(ct[p], (self.rows, self.n)), e[:, self.idx], self.q), self.q)
-            return
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        i64p = ctypes.POINTER(ctypes.c_int64)
-        for p in range(self.polys):
-            _KERNEL.helix_mac(self._acc[p].ctypes.data_as(u64p), self.rows, self.n, ct[p].ctypes.data_as(u64p),
-                              e.ctypes.data_as(u64p), e.shape[1], self.idx.ctypes.data_as(i64p))
-        self._pending += 1
-        if self._pending >= self._REDUCE_EVERY:
-            self._fold()
-
-    def _fold(self) -> None:
-        reduced = self._reduce()
-        self._acc[..., 0] = reduced
-        self._acc[..., 1] = 0
-        self._pending = 0
-
-    def _reduce(self) -> np.ndarray:
-        count = self.polys * self.rows * self.n
-        out = np.empty(count, dtype=U64)
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        _KERNEL.helix_reduce128(self._acc.ctypes.data_as(u64p), count, self.q, out.ctypes.data_as(u64p))  # type: ignore[union-attr]
-        return out.reshape(self.polys, self.rows, self.n)
-
-    def result(self) -> np.ndarray:
-        """(polys, rows, n) residues mod q."""
-        return self._acc.copy() if _KERNEL is None else self._reduce()

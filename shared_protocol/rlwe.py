@@ -20,14 +20,13 @@ from __future__ import annotations
 import math
 import os
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .ckks import CiphertextError
-from .modmath import U64, NegacyclicNTT, mulmod, submod, to_residues
+from .modmath import U64
 
 SEED_BYTES = 32
 CBD_ETA = 21  # centered binomial with variance 21/2: sigma 3.24, SEAL's error width (3.2)
@@ -119,22 +118,6 @@ def ternary(n: int) -> np.ndarray:
         raw = raw[raw < 255]
         out = np.concatenate([out, (raw % 3).astype(np.int64) - 1])
     return out[:n]
-
-
-# --- ring operations ----------------------------------------------------------------------------
-def rescale_drop_last(ntt: Callable[[int], NegacyclicNTT], polys: np.ndarray, primes: tuple[int, ...]) -> np.ndarray:
-    """Divide NTT-form polynomials (count, len(primes), N) by their last prime and drop it, rounding
-    to nearest (SEAL's divide_and_round_q_last): the CKKS rescale, scale /= q_last."""
-    q_last = primes[-1]
-    half = q_last >> 1
-    last = ntt(q_last).inverse(polys[:, -1, :])
-    last = np.where(last + U64(half) >= U64(q_last), last + U64(half) - U64(q_last), last + U64(half))
-    out = np.empty((polys.shape[0], len(primes) - 1, polys.shape[2]), dtype=U64)
-    for i, q in enumerate(primes[:-1]):
-        t = to_residues((last % U64(q)).astype(np.int64) - np.int64(half % q), q)
-        t = ntt(q).forward(t)
-        out[:, i, :] = mulmod(submod(polys[:, i, :], t, q), np.full_like(t, pow(q_last, -1, q)), q)
-    return out
 
 
 # --- wire forms ---------------------------------------------------------------------------------
