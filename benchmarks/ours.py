@@ -14,11 +14,14 @@ from provider_server.he_alignment import encrypted_cross_covariance, y_scale_bit
 from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer, encrypted_linear_head,
                                          encrypted_linear_head_batch)
 from shared_protocol.ckks import load_from_bytes
+from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
 from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
 
 from .config import AlignmentCase
 from .timing import summary_ms, timed
+
+VALIDATION_FOLDS = 5  # the provider's default (HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS)
 
 MAX_CIPHERTEXT_BYTES = 1 << 20
 
@@ -132,7 +135,19 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
         up = sum(map(len, blobs))
         down = sum(map(len, cols))
         header_bytes = len(header.model_dump_json())
+    # Per-fold results (map methods that validate on held-out alignment data), same data and keys.
+    rows = fold_rows(n, 0, VALIDATION_FOLDS)
+    (fold_cols, _), t_folds = timed(lambda: encrypted_cross_covariance(
+        he, layout, load, y, groups, rr, galois, y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits), folds=rows))
+    per = len(groups)
+    fold_err = max(float(np.max(np.abs(keys.decrypt_cross_covariance(header, fold_cols[k * per : (k + 1) * per])
+                                       - x[r].T @ y[r]))) for k, r in enumerate(rows))
     return {
+        "validation_folds": VALIDATION_FOLDS,
+        "provider_folds_s": t_folds,
+        "provider_folds_ratio": t_folds / float(np.median(prov_t)),
+        "bytes_down_folds": sum(map(len, fold_cols)),
+        "folds_max_abs_error": fold_err,
         "data_ciphertexts": layout.num_ciphertexts,
         "samples_per_ciphertext": layout.samples_per_ciphertext,
         "result_ciphertexts": len(groups),

@@ -227,6 +227,12 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
           f"{fmt_bytes(od['bytes_up'])} | {fmt_bytes(od['bytes_down'])} | {od['measured_slice']['max_abs_error']:.1e} (slice) |")
     w("")
     for c in results["alignment"]:
+        o = c["ours"]
+        if "provider_folds_s" in o:
+            w(f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}, per-fold results ({o['validation_folds']} validation folds, for "
+              f"`ridge_cv`): provider {fmt_s(o['provider_folds_s'])} = **{o['provider_folds_ratio']:.2f}x** the single result "
+              f"in the same run, {fmt_bytes(o['bytes_down_folds'])} down, max abs err {o['folds_max_abs_error']:.1e}.")
+    for c in results["alignment"]:
         sm, od = c["baseline"]["sample_major"], c["baseline"]["one_dot_per_output"]
         sl = sm["measured_slice"]
         w(f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}: speed-up (total) **{fmt_x(c['speedup_total_vs_sample_major_extrapolated'])}** "

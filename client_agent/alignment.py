@@ -11,13 +11,15 @@ from datetime import datetime, timezone
 import numpy as np
 
 from helix_alignment import SufficientStats
-from helix_alignment.methods import solve_method
+from helix_alignment.methods import METHODS, solve_method, sum_stats
 from helix_embeddings import Embedder
 from shared_protocol.ckks import he_context
 from shared_protocol.corpus import corpus_sha256
-from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentState, KeyPurpose
+from shared_protocol.folds import fold_rows
+from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentState, KeyPurpose
 from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
 
+from .he_client import ClientKeys
 from .keystore import KeyStore
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient
@@ -25,6 +27,29 @@ from .provider_client import ProviderClient
 
 class AlignmentError(RuntimeError):
     pass
+
+
+def _stats(x: np.ndarray, xty: np.ndarray, y_sum: np.ndarray) -> SufficientStats:
+    return SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=xty, y_sum=np.asarray(y_sum))
+
+
+def _decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int,
+                    per_fold: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(X^T Y, 1^T Y) of the whole session, or of each fold (fold-major blobs) when asked for."""
+    if per_fold != bool(header.fold_sizes):
+        raise AlignmentError("the provider's result is " + ("not " if per_fold else "") + "per fold, unlike the request")
+    k = len(header.fold_sizes) if per_fold else 1
+    sums = [np.asarray(s) for s in header.fold_y_sums] if per_fold else [np.asarray(header.y_sum)]
+    if len(sums) != k or len(blobs) % k:
+        raise AlignmentError(f"result carries {len(blobs)} ciphertexts and {len(sums)} sums for {k} folds")
+    size = len(blobs) // k
+    parts = []
+    for f in range(k):
+        xty = keys.decrypt_cross_covariance(header, blobs[f * size : (f + 1) * size], max_bytes=max_bytes)
+        if sums[f].shape != (xty.shape[1],):
+            raise AlignmentError(f"result carries {sums[f].shape} column sums for {xty.shape[1]} columns")
+        parts.append((xty, sums[f]))
+    return parts
 
 
 @dataclass
@@ -57,6 +82,11 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
     texts, sha = provider.corpus_texts(corpus_id)
     if corpus_sha256(texts) != sha:
         raise AlignmentError(f"corpus {corpus_id!r} texts do not hash to the advertised {sha}")
+    corpus_size = len(texts)
+    per_fold = "fold_xty" in METHODS[map_method].needs
+    if per_fold and info.limits.alignment_validation_folds < 2:
+        raise AlignmentError(f"map method {map_method!r} chooses its regularisation on validation folds, which this "
+                             "provider does not offer; use a method without validation folds")
     if include_head_texts:
         ht = provider.head_texts(head_id)
         if corpus_sha256(ht.texts) != ht.sha256:
@@ -73,7 +103,7 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
     try:
         session = provider.create_alignment(AlignmentCreate(
             head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_unit.shape[1],
-            include_head_texts=include_head_texts, client_model_id=embedder.model_id))
+            include_head_texts=include_head_texts, client_model_id=embedder.model_id, validation_folds=per_fold))
         if session.num_samples != x_unit.shape[0]:
             raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_unit.shape[0]}")
         layout = CrossCovarianceLayout.for_key(keys.he.n, x_unit.shape[1], x_unit.shape[0], max(1, stride_bits))
@@ -107,27 +137,34 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
         status.phase = "decrypting"
         report(status)
         header, blobs = provider.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
-        xty = keys.decrypt_cross_covariance(header, blobs, max_bytes=info.limits.max_ciphertext_bytes)
-        if len(header.y_sum) != xty.shape[1]:
-            raise AlignmentError(f"result carries {len(header.y_sum)} column sums for {xty.shape[1]} columns")
+        parts = _decrypt_result(keys, header, blobs, info.limits.max_ciphertext_bytes, per_fold)
         provider.delete_session(session.session_id)
     finally:
         try:
             provider.revoke_key(stored_key.key_id)
         finally:
             keystore.forget(stored_key.key_id)
-    stats = SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=xty * x_scale,  # undo x / x_scale
-                            y_sum=np.asarray(header.y_sum))
-    # The map method only changes this local solve; it must need no statistics beyond X^T Y and
-    # 1^T Y (ClientSettings refuses methods that would), so the protocol is the same for all.
+    folds = None
+    if per_fold:
+        rows = fold_rows(corpus_size, x.shape[0] - corpus_size, len(parts))
+        if [len(r) for r in rows] != header.fold_sizes:
+            raise AlignmentError(f"provider's folds have sizes {header.fold_sizes}, the shared partition {[len(r) for r in rows]}")
+        folds = [_stats(x[r], xty * x_scale, y_sum) for r, (xty, y_sum) in zip(rows, parts)]  # undo x / x_scale
+        stats = sum_stats(folds)
+    else:
+        stats = _stats(x, parts[0][0] * x_scale, parts[0][1])
+    # The map method only changes this local solve: X^T Y and 1^T Y (the paper's protocol), or
+    # their per-fold parts for methods that validate on held-out alignment data. Methods needing
+    # the provider's Y^T Y are refused by ClientSettings.
     params = {"lam": ridge_lambda} if map_method == "ridge" else {}
-    affine, chosen = solve_method(map_method, stats, **{**params, **(map_params or {})})
+    affine, chosen = solve_method(map_method, stats, folds=folds, **{**params, **(map_params or {})})
     status.phase = "done"
     report(status)
     return maps.save({
         "provider_url": provider.base_url, "head_id": head_id, "corpus_id": corpus_id, "corpus_sha256": sha,
         "client_model_id": embedder.model_id, "provider_model_id": info.encoder_model_id, "parameter_set": pset,
-        "ridge_lambda": float(chosen.get("lambda", ridge_lambda)), "map_method": map_method, "map_params": chosen,
+        "ridge_lambda": float(chosen.get("lambda", ridge_lambda)), "map_method": map_method,
+        "map_params": {k: v for k, v in chosen.items() if k not in ("grid", "cv_losses")},
         "num_samples": int(x.shape[0]), "include_head_texts": include_head_texts,
         "created_at": datetime.now(timezone.utc).isoformat(), "alignment_seconds": time.perf_counter() - t0,
         "bytes_sent": provider.bytes_sent - sent0, "bytes_received": provider.bytes_received - recv0,

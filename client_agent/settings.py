@@ -9,6 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
 
+#: What secure alignment can give the client: its own X^T X and 1^T X, and X^T Y_A and 1^T Y_A,
+#: whole or per validation fold (AlignmentCreate.validation_folds).
+PROTOCOL_STATISTICS = frozenset({"xtx", "sums", "xty", "fold_xty"})
+
 
 class ClientSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELIX_CLIENT_", env_file=os.environ.get("HELIX_CLIENT_ENV_FILE", ".env"),
@@ -27,8 +31,9 @@ class ClientSettings(BaseSettings):
     embedder: str = "wordllama"
     parameter_set: str | None = Field(None, description="default: the provider's default")
     ridge_lambda: float = Field(1e-4, ge=0, description="lambda of alignment_method=ridge (the paper's setting)")
-    alignment_method: str = Field(CLIENT_DEFAULT_METHOD, description="map solved from the alignment statistics; "
-                                  "only methods that need no provider disclosure beyond X^T Y and 1^T Y")
+    alignment_method: str = Field(CLIENT_DEFAULT_METHOD, description="map solved from the alignment statistics: "
+                                  "methods that need X^T Y and 1^T Y (the paper's disclosure) or, for the *_cv methods, "
+                                  "their parts on the provider's validation folds; never the provider's Y^T Y")
     alignment_kappa: float | None = Field(None, gt=0, description="relative ridge strength (ridge_scaled, reduced_rank, "
                                           "whitened_procrustes); default: the method's")
     alignment_rank: int | None = Field(None, ge=1, description="rank of reduced_rank maps; default: the method's")
@@ -40,8 +45,7 @@ class ClientSettings(BaseSettings):
     @field_validator("alignment_method")
     @classmethod
     def _private_method(cls, value: str) -> str:
-        """Refuse methods whose statistics the paper's protocol does not compute (they would need
-        the provider's Y^T Y or per-fold cross-covariances)."""
+        """Refuse methods whose statistics the secure protocol does not compute (the provider's Y^T Y)."""
         return check_client_method(value)
 
     def map_params(self) -> dict[str, float | int]:
@@ -52,10 +56,11 @@ class ClientSettings(BaseSettings):
 
 
 def check_client_method(value: str) -> str:
-    """A map method the client may use: known, and solvable from X^T X, X^T Y and the sums."""
+    """A map method the client may use: known, and solvable from X^T X, X^T Y and the sums, whole
+    or per validation fold."""
     if value not in METHODS:
         raise ValueError(f"unknown alignment method {value!r}; known: {sorted(METHODS)}")
-    if not METHODS[value].private:
-        raise ValueError(f"alignment method {value!r} needs {sorted(METHODS[value].needs - {'xtx', 'sums', 'xty'})}, "
-                         "which the secure protocol does not provide")
+    missing = METHODS[value].needs - PROTOCOL_STATISTICS
+    if missing:
+        raise ValueError(f"alignment method {value!r} needs {sorted(missing)}, which the secure protocol does not provide")
     return value

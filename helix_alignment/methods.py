@@ -69,6 +69,12 @@ def subtract(total: SufficientStats, part: SufficientStats) -> SufficientStats:
                            xty=total.xty - part.xty, y_sum=total.y_sum - part.y_sum)
 
 
+def sum_stats(parts: Sequence[SufficientStats]) -> SufficientStats:
+    """Statistics of the union of disjoint parts."""
+    return SufficientStats(n=sum(p.n for p in parts), xtx=sum(p.xtx for p in parts), x_sum=sum(p.x_sum for p in parts),
+                           xty=sum(p.xty for p in parts), y_sum=sum(p.y_sum for p in parts))
+
+
 def held_out_loss(m: AffineMap, part: SufficientStats) -> float:
     """Squared error of ``m`` on a part, minus the constant tr(Y^T Y) of that part.
 

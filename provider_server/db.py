@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     num_ciphertexts INTEGER NOT NULL, received TEXT NOT NULL, computed_columns INTEGER NOT NULL,
     output_columns INTEGER NOT NULL, error TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
     include_head_texts INTEGER NOT NULL, client_model_id TEXT NOT NULL, data_scale_bits INTEGER,
-    result_blob TEXT
+    result_blob TEXT, validation_folds INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -75,6 +75,9 @@ class Repository:
                 self._conn.execute("ALTER TABLE keys ADD COLUMN galois_keys_blob TEXT")
             if "galois_elements" not in have:
                 self._conn.execute("ALTER TABLE keys ADD COLUMN galois_elements TEXT NOT NULL DEFAULT '[]'")
+            have = {r["name"] for r in self._conn.execute("PRAGMA table_info(sessions)").fetchall()}
+            if "validation_folds" not in have:
+                self._conn.execute("ALTER TABLE sessions ADD COLUMN validation_folds INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:

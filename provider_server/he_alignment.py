@@ -21,7 +21,7 @@ Steps (layout and algebra in `shared_protocol.packing.CrossCovarianceLayout`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tenseal.sealapi as seal
@@ -164,6 +164,20 @@ class _Packer:
         return base
 
 
+def _fold_inputs(layout: CrossCovarianceLayout, count: int, y_int: np.ndarray, rows: np.ndarray | None
+                 ) -> tuple[list[int], np.ndarray]:
+    """The data ciphertexts a fold touches and the matching rows of Y (m per ciphertext), zero
+    outside the fold: X^T (D_k Y) = X_k^T Y_k with D_k the fold's 0/1 diagonal."""
+    m = layout.stride
+    padded = np.zeros((count * m, y_int.shape[1]), dtype=np.int64)
+    if rows is None:
+        padded[: y_int.shape[0]] = y_int
+        return list(range(count)), padded
+    padded[rows] = y_int[rows]
+    used = sorted({int(c) for c in np.asarray(rows) // m})
+    return used, padded.reshape(count, m, -1)[used].reshape(len(used) * m, -1)
+
+
 def encrypted_cross_covariance(
     he: HEContext,
     layout: CrossCovarianceLayout,
@@ -174,10 +188,14 @@ def encrypted_cross_covariance(
     galois_keys: seal.GaloisKeys,
     *,
     y_scale_bits: int,
+    folds: Sequence[np.ndarray] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[bytes], float]:
     """Result ciphertexts `groups` (group g = columns [g*m, (g+1)*m) of X^T Y) from the data
-    ciphertexts. Returns (serialized replies, value scale of the outputs)."""
+    ciphertexts. With `folds` (sample indices of each part, `shared_protocol.folds`), the same
+    groups of X_k^T Y_k for every fold k, fold-major; each product touches only the fold's
+    ciphertexts, so the products cost about what one full result does and the packing K times.
+    Returns (serialized replies, value scale of the outputs)."""
     lvl = he.output_level
     q = lvl.primes[0]
     m = layout.stride
@@ -198,33 +216,34 @@ def encrypted_cross_covariance(
         data.append(he.ciphertext_data(ct)[:, 0, :])
     assert template is not None
     scale = template.scale * 2.0**y_scale_bits
-    polys = _column_polynomials(he, layout, data, y_int)  # (2, C, N)
-    del data
     m_inv = np.uint64(pow(m, q - 2, q))
-    polys = mulmod(polys, np.broadcast_to(m_inv, polys.shape), q)
-    ntt = he.ntt(q).forward(polys.reshape(-1, he.n)).reshape(polys.shape)
-    nonzero = np.any(y_int != 0, axis=0)
     packer = _Packer(he, layout, galois_keys)
     masker = MaskedReply(he)
     blobs = []
-    for gi, g in enumerate(groups):
-        cols = all_groups[g]
-        cts: list[seal.Ciphertext | None] = [None] * m
-        for j, b in enumerate(cols):
-            local = b - col_lo
-            if nonzero[local]:
-                ct = he.ciphertext_with_data(template, ntt[:, local, :][:, None, :])
-                ct.scale = scale
-                cts[j] = ct
-        out = packer.pack(cts)
-        if out is None:  # every column of the group is zero: an encryption of zero carries them
-            out = he.ciphertext_with_data(template, np.zeros((2, 1, he.n), dtype=U64))
-            out.scale = scale
+    for rows in (folds if folds is not None else [None]):
+        used, y_part = _fold_inputs(layout, len(data), y_int, rows)
+        polys = _column_polynomials(he, layout, [data[c] for c in used], y_part)  # (2, C, N)
+        polys = mulmod(polys, np.broadcast_to(m_inv, polys.shape), q)
+        ntt = he.ntt(q).forward(polys.reshape(-1, he.n)).reshape(polys.shape)
+        nonzero = np.any(y_part != 0, axis=0)
+        for g in groups:
+            cols = all_groups[g]
+            cts: list[seal.Ciphertext | None] = [None] * m
+            for j, b in enumerate(cols):
+                local = b - col_lo
+                if nonzero[local]:
+                    ct = he.ciphertext_with_data(template, ntt[:, local, :][:, None, :])
+                    ct.scale = scale
+                    cts[j] = ct
+            out = packer.pack(cts)
+            if out is None:  # every column of the group is zero: an encryption of zero carries them
+                out = he.ciphertext_with_data(template, np.zeros((2, 1, he.n), dtype=U64))
+                out.scale = scale
+                rerandomizer.apply(out)
+            positions = layout.result_positions(len(cols)).reshape(-1)
+            he.evaluator.add_plain_inplace(out, masker.plaintext(positions, np.zeros(len(positions)), out.scale))
             rerandomizer.apply(out)
-        positions = layout.result_positions(len(cols)).reshape(-1)
-        he.evaluator.add_plain_inplace(out, masker.plaintext(positions, np.zeros(len(positions)), out.scale))
-        rerandomizer.apply(out)
-        blobs.append(save_to_bytes(out))
-        if progress is not None:
-            progress(gi + 1)
+            blobs.append(save_to_bytes(out))
+            if progress is not None:
+                progress(len(blobs))
     return blobs, scale

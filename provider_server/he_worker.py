@@ -109,8 +109,10 @@ def _galois_keys(parameter_set: str, galois_keys_path: str) -> seal.GaloisKeys:
 
 def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, stride_bits: int, ct_paths: list[str],
                      y_path: str, group_start: int, group_stop: int, y_scale_bits: int, max_ciphertext_bytes: int,
-                     public_key_path: str, galois_keys_path: str) -> tuple[list[bytes], float]:
-    """Result ciphertexts [group_start, group_stop) of a session (each m columns of X^T Y)."""
+                     public_key_path: str, galois_keys_path: str, folds: list[np.ndarray] | None = None
+                     ) -> tuple[list[bytes], float]:
+    """Result ciphertexts [group_start, group_stop) of a session (each m columns of X^T Y), or of
+    every fold's X_k^T Y_k (fold-major) when `folds` lists the folds' sample indices."""
     he = he_context(parameter_set)
     layout = CrossCovarianceLayout(n=he.n, feature_dim=feature_dim, num_samples=num_samples, stride_bits=stride_bits)
     y = load_array(Path(y_path))
@@ -120,4 +122,5 @@ def cross_covariance(parameter_set: str, feature_dim: int, num_samples: int, str
 
     return encrypted_cross_covariance(he, layout, load, y, range(group_start, group_stop),
                                       _rerandomizer(parameter_set, public_key_path),
-                                      _galois_keys(parameter_set, galois_keys_path), y_scale_bits=y_scale_bits)
+                                      _galois_keys(parameter_set, galois_keys_path), y_scale_bits=y_scale_bits,
+                                      folds=folds)

@@ -40,6 +40,8 @@ class Limits(_Strict):
     max_ciphertext_bytes: int
     max_queries_per_request: int
     max_alignment_samples: int
+    alignment_validation_folds: int = Field(0, description="K of the fixed validation folds per-fold alignment "
+                                            "results use (shared_protocol.folds); 0: not offered")
 
 
 class ServiceInfo(_Strict):
@@ -141,6 +143,9 @@ class AlignmentCreate(_Strict):
     feature_dim: int = Field(ge=1, description="the client's embedding dimension D")
     include_head_texts: bool = False
     client_model_id: str = Field("", max_length=256)
+    validation_folds: bool = Field(False, description="return X_k^T Y_k for each of the provider's fixed "
+                                   "validation folds (shared_protocol.folds), so the client can choose its map's "
+                                   "regularisation on held-out alignment data (their sum is X^T Y); reveals K cross-covariances instead of the sum")
 
 
 class AlignmentSession(_Strict):
@@ -161,6 +166,7 @@ class AlignmentSession(_Strict):
                                            "uploaded, so an interrupted upload can resume")
     computed_columns: int
     output_columns: int = Field(description="the provider's embedding dimension d_A")
+    validation_folds: int = Field(0, description="K if the result is per fold (fold k: shared_protocol.folds), else 0")
     error: str | None = None
     created_at: datetime
     expires_at: datetime
@@ -188,6 +194,9 @@ class AlignmentResultHeader(_Strict):
     stride_bits: int = Field(ge=0, le=13, description="log2 of the columns per result ciphertext")
     value_scale: float = Field(description="divide decrypted coefficients by this scale")
     y_sum: list[float] = Field(description="1^T Y over the session's samples, one value per output column")
+    fold_sizes: list[int] = Field(default_factory=list, description="per-fold results only: the K fold sizes; the "
+                                  "blobs are then K runs of the groups above, fold 0 first, and X^T Y is their sum")
+    fold_y_sums: list[list[float]] = Field(default_factory=list, description="per-fold results only: 1^T Y_k per fold")
 
 
 # --- private inference -------------------------------------------------------------------------

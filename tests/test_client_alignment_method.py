@@ -23,10 +23,16 @@ def test_default_method_needs_no_provider_disclosure(monkeypatch: pytest.MonkeyP
     assert s.alignment_method == CLIENT_DEFAULT_METHOD and METHODS[s.alignment_method].private
 
 
-@pytest.mark.parametrize("method", ["cca", "ridge_cv", "unknown"])
+@pytest.mark.parametrize("method", ["cca", "unknown"])
 def test_methods_needing_more_than_the_protocol_gives_are_refused(method: str) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=method):
         ClientSettings(_env_file=None, alignment_method=method)
+
+
+@pytest.mark.parametrize("method", ["ridge_cv", "anchored_ridge_cv"])
+def test_validation_fold_methods_are_accepted(method: str) -> None:
+    """They need per-fold X^T Y, which the provider returns on its fixed folds when asked."""
+    assert ClientSettings(_env_file=None, alignment_method=method).alignment_method == method
 
 
 def test_method_from_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from client_agent.he_client import ClientKeys
 from provider_server.he_alignment import Y_MAX_BITS, encrypted_cross_covariance, y_scale_bits_for
 from provider_server.he_circuits import Rerandomizer
 from shared_protocol.ckks import load_from_bytes
+from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentResultHeader
 from shared_protocol.modmath import centered
 from shared_protocol.packing import CrossCovarianceLayout
@@ -157,3 +158,29 @@ def test_galois_keys_are_small_and_seeded(keys: ClientKeys) -> None:
     """Four keys (D = 384 at N = 8192) stay far below the 33.7 MB of a TenSEAL context with Galois keys."""
     assert len(keys.galois_key_bytes(4)) < 3_000_000
     assert keys.galois_key_bytes(0) == b""
+
+
+def test_per_fold_results_match_each_folds_plaintext_product(keys: ClientKeys, rr: Rerandomizer) -> None:
+    """Fold k's replies decrypt to X_k^T Y_k exactly as the whole session's do to X^T Y; folds that
+    start or end inside a data ciphertext only use their own samples."""
+    rng = np.random.default_rng(21)
+    n_corpus, n_head = 230, 37
+    x = rng.uniform(-1, 1, size=(n_corpus + n_head, 12))
+    y = rng.normal(size=(n_corpus + n_head, 9))
+    he = keys.he
+    lay = CrossCovarianceLayout.for_key(he.n, x.shape[1], x.shape[0], 4)
+    rows = fold_rows(n_corpus, n_head, 3)
+    data = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    groups = range(len(lay.result_groups(y.shape[1])))
+    out, scale = encrypted_cross_covariance(
+        he, lay, lambda c: he.ciphertext_from_bytes(data[c], level=he.output_level, max_bytes=1 << 20), y, groups, rr,
+        galois(keys, lay.stride_bits), y_scale_bits=y_scale_bits_for(y, lay.data_scale_bits), folds=rows)
+    assert len(out) == 3 * len(groups)
+    header = AlignmentResultHeader(session_id="s", feature_dim=x.shape[1], output_columns=y.shape[1],
+                                   stride_bits=lay.stride_bits, value_scale=scale, y_sum=y.sum(0).tolist())
+    total = np.zeros((x.shape[1], y.shape[1]))
+    for k, r in enumerate(rows):
+        got = keys.decrypt_cross_covariance(header, out[k * len(groups) : (k + 1) * len(groups)])
+        assert np.max(np.abs(got - x[r].T @ y[r])) < 1e-5
+        total += got
+    assert np.max(np.abs(total - x.T @ y)) < 1e-5

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from helix_web.errors import ApiError, not_found
 from helix_web.frames import read_frame
 from shared_protocol.ckks import he_context
+from shared_protocol.folds import fold_disclosure_error, fold_rows
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentSession,
                                       AlignmentState, KeyPurpose)
@@ -55,7 +56,8 @@ def session_view(row: dict[str, Any]) -> AlignmentSession:
         feature_dim=row["feature_dim"], samples_per_ciphertext=row["samples_per_ciphertext"],
         stride_bits=layout.stride_bits, max_data_scale_bits=layout.max_data_scale_bits,
         num_ciphertexts=row["num_ciphertexts"], received_ciphertexts=len(row["received"]),
-        computed_columns=row["computed_columns"], output_columns=row["output_columns"], error=row["error"],
+        computed_columns=row["computed_columns"], output_columns=row["output_columns"],
+        validation_folds=row["validation_folds"] or 0, error=row["error"],
         created_at=parse_dt(row["created_at"]), expires_at=parse_dt(row["expires_at"]),
     )
 
@@ -95,6 +97,15 @@ def create_session(body: AlignmentCreate, state: State) -> AlignmentSession:
         raise ApiError(422, "galois_keys_required", f"key {body.key_id!r} carries no Galois keys; alignment keys "
                        "must (see POST /v1/keys, galois_elements)")
     layout = CrossCovarianceLayout.for_key(he.n, body.feature_dim, num_samples, len(key["galois_elements"]))
+    folds = 0
+    if body.validation_folds:
+        folds = state.settings.alignment_validation_folds
+        if folds < 2:
+            raise ApiError(422, "validation_folds_disabled", "this provider does not return per-fold results "
+                           "(HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS < 2); use a map method without validation folds")
+        error = fold_disclosure_error(num_samples, body.feature_dim, folds)
+        if error is not None:
+            raise ApiError(422, "validation_folds_too_small", error)
     created = utcnow()
     expires = min(created + timedelta(seconds=state.settings.session_ttl_seconds), parse_dt(key["expires_at"]))
     row = {
@@ -105,6 +116,7 @@ def create_session(body: AlignmentCreate, state: State) -> AlignmentSession:
         "received": [], "computed_columns": 0, "output_columns": head["dim"], "error": None,
         "created_at": iso(created), "expires_at": iso(expires), "include_head_texts": int(body.include_head_texts),
         "client_model_id": body.client_model_id, "data_scale_bits": None, "result_blob": None,
+        "validation_folds": folds,
     }
     state.repo.add_session(row)
     return session_view(row)
@@ -157,17 +169,21 @@ async def upload_chunk(session_id: str, request: Request, state: State) -> Align
     return session_view(row)
 
 
-def _provider_targets(state: ProviderState, row: dict[str, Any]) -> np.ndarray:
+def _provider_targets(state: ProviderState, row: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Y over the session's samples (corpus, then head texts if included) and, for per-fold
+    results, each fold's sample indices."""
     corpus = state.repo.get_corpus(row["corpus_id"])
     head = state.repo.get_head(row["head_id"])
     if corpus is None or head is None:
         raise ApiError(409, "session_orphaned", "the session's corpus or head was deleted")
     y = state.blobs.get_array(corpus["embeddings_blob"])
+    corpus_size = y.shape[0]
     if row["include_head_texts"] and head["texts"]:
         y = np.vstack([y, state.blobs.get_array(head["texts_embeddings_blob"])])
     if y.shape[0] != row["num_samples"]:
         raise ApiError(409, "session_orphaned", "the corpus changed since the session was created")
-    return y
+    k = row["validation_folds"] or 0
+    return y, (fold_rows(corpus_size, y.shape[0] - corpus_size, k) if k >= 2 else None)
 
 
 async def _compute(state: ProviderState, session_id: str) -> None:
@@ -175,7 +191,7 @@ async def _compute(state: ProviderState, session_id: str) -> None:
     assert row is not None
     s = state.settings
     try:
-        y = await run_in_threadpool(_provider_targets, state, row)
+        y, folds = await run_in_threadpool(_provider_targets, state, row)
         key = state.repo.get_key(row["key_id"])
         if key is None:
             raise ApiError(409, "session_orphaned", "the session's key is gone")
@@ -198,17 +214,25 @@ async def _compute(state: ProviderState, session_id: str) -> None:
         async def run(lo: int, hi: int) -> tuple[list[bytes], float]:
             res = await state.run_he(he_worker.cross_covariance, row["parameter_set"], row["feature_dim"],
                                      row["num_samples"], layout.stride_bits, paths, y_path, lo, hi, y_bits,
-                                     s.max_ciphertext_bytes, pk_path, gk_path)
+                                     s.max_ciphertext_bytes, pk_path, gk_path, folds)
             cur = state.repo.get_session(session_id)
             done = sum(len(g) for g in groups[lo:hi])
             state.repo.update_session(session_id, computed_columns=(cur["computed_columns"] if cur else 0) + done)
             return res
 
         results = await asyncio.gather(*(run(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo))
-        blobs = [b for part, _ in results for b in part]
+        # Each piece returns its groups for every fold in turn; the result is fold-major overall.
+        k = len(folds) if folds else 1
+        blobs = []
+        for f in range(k):
+            for part, _ in results:
+                size = len(part) // k
+                blobs.extend(part[f * size : (f + 1) * size])
         scale = results[0][1]
         header = AlignmentResultHeader(session_id=session_id, feature_dim=row["feature_dim"], output_columns=d_a,
-                                       stride_bits=layout.stride_bits, value_scale=scale, y_sum=y.sum(axis=0).tolist())
+                                       stride_bits=layout.stride_bits, value_scale=scale, y_sum=y.sum(axis=0).tolist(),
+                                       fold_sizes=[len(r) for r in folds or []],
+                                       fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []])
         result_id = await run_in_threadpool(state.blobs.put, encode_frame(header, blobs), ".frame")
         state.repo.update_session(session_id, state=AlignmentState.done.value, result_blob=result_id, computed_columns=d_a)
         shutil.rmtree(folder, ignore_errors=True)  # the client's ciphertexts are no longer needed
