@@ -209,6 +209,39 @@ def mix_table(runs: list[dict[str, Any]], mixed: list[dict[str, Any]], default: 
                    "mix: ridge 1e-4", f"mix: {default}", "mix: best"], body)
 
 
+IN_DIST_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")
+TARGET_GAP = 0.015  # in-distribution target: within 1.5 accuracy points of the provider's baseline
+
+
+def in_distribution_table(runs: list[dict[str, Any]], default: str) -> str:
+    """In-distribution maps (and public-only retention) of runs with another train size."""
+    body = []
+    for r in runs:
+        ind = r["settings"]["in_distribution"]
+        body.append([pair_name(r), r["dataset"], str(r["sizes"]["train"]), _fmt(r["baseline_accuracy"]),
+                     *[_fmt(ind.get(m, {}).get("accuracy")) for m in IN_DIST_METHODS],
+                     _fmt(r["baseline_accuracy"] - ind["ridge_cv"]["accuracy"]) if "ridge_cv" in ind else "-",
+                     _fmt(r["settings"]["public"].get(default, {}).get("retention"))])
+    return _table(["pair", "dataset", "train pairs", "baseline", *IN_DIST_METHODS, "gap (ridge_cv)",
+                   f"public ret. {default}"], body)
+
+
+def bounds_table(rows: list[dict[str, Any]]) -> str:
+    """The client's CV-tuned linear probe beside the best in-distribution map (`helix_eval.bounds`)."""
+    body = []
+    for b in rows:
+        best = max(b["in_distribution_accuracy"].values())
+        gap = b["baseline_accuracy"] - best
+        verdict = ("met" if gap <= TARGET_GAP + 1e-9 else
+                   "out of reach: client probe below target" if b["reachable_gap"] > TARGET_GAP + 1e-9 else "missed")
+        pair = b["pair"] if "pair" in b else f"{b['target']} <- {b['source']}"
+        body.append([pair, b["dataset"], str(b["train"]), _fmt(b["baseline_accuracy"]),
+                     f"{_fmt(b['source_probe_accuracy'])} (C={b['source_probe_c']:g})", _fmt(b["target_probe_accuracy"]),
+                     _fmt(b["reachable_gap"]), _fmt(best), _fmt(gap), verdict])
+    return _table(["pair", "dataset", "train pairs", "baseline (head, C=1)", "client probe (CV)", "provider probe (CV)",
+                   "baseline - client probe", "best in-dist map", "gap", "1.5-point target"], body)
+
+
 def plot_all(runs: list[dict[str, Any]], summary: dict[str, Any], results: Path, out: Path,
              mixed: list[dict[str, Any]] | None = None) -> list[str]:
     """Heatmap, retention bars and ROC curves; returns the files written."""
@@ -309,6 +342,18 @@ def write_report(results: Path, out: Path, default_method: str | None = None) ->
     if ablation:
         text += ("\n## Corpus ablation (retention, public-only maps; one mix ingredient at a time)\n\n"
                  + mix_table(runs, ablation, summary["default_method"]) + "\n")
+    for folder in sorted(results.glob("runs-train*")):
+        more = load_runs(folder)
+        if more:
+            text += (f"\n## In-distribution maps, `{folder.name}` (larger train split; head and map fitted on it)\n\n"
+                     + in_distribution_table(more, summary["default_method"]) + "\n")
+    bound_rows = [b for f in sorted((results / "bounds").glob("*.json")) for b in json.loads(f.read_text())]
+    if bound_rows:
+        text += ("\n## How far a map can go: the client's own best linear probe (`python -m helix_eval.bounds`)\n\n"
+                 "A map followed by the frozen head is one linear classifier on the client's embedding, so it "
+                 "cannot beat the client's best linear probe except by chance. Probe: logistic regression on "
+                 "standardised embeddings, C chosen by 5-fold CV on the train split.\n\n" + bounds_table(bound_rows) + "\n")
+        summary["bounds"] = bound_rows
     (out / "tables.md").write_text(text + "\n")
     summary["plots"] = plot_all(runs, summary, results, out, mixed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
