@@ -49,6 +49,11 @@ class ProviderSettings(BaseSettings):
         return v
 
     @property
+    def offered_validation_folds(self) -> int:
+        """K if per-fold alignment results are offered, else 0 (fewer than two folds validate nothing)."""
+        return self.alignment_validation_folds if self.alignment_validation_folds >= 2 else 0
+
+    @property
     def sqlite_path(self) -> Path:
         url = self.database_url or f"sqlite:///{self.data_dir / 'provider.db'}"
         if not url.startswith("sqlite:///"):

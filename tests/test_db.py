@@ -4,27 +4,21 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from provider_server.db import Repository
+from provider_server.db import SCHEMA, Repository
 
-OLD_SESSIONS = """
-CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY, head_id TEXT NOT NULL, corpus_id TEXT NOT NULL, key_id TEXT NOT NULL,
-    parameter_set TEXT NOT NULL, state TEXT NOT NULL, num_samples INTEGER NOT NULL,
-    feature_dim INTEGER NOT NULL, samples_per_ciphertext INTEGER NOT NULL,
-    num_ciphertexts INTEGER NOT NULL, received TEXT NOT NULL, computed_columns INTEGER NOT NULL,
-    output_columns INTEGER NOT NULL, error TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-    include_head_texts INTEGER NOT NULL, client_model_id TEXT NOT NULL, data_scale_bits INTEGER,
-    result_blob TEXT
-);
-INSERT INTO sessions VALUES ('a_old', 'h', 'c', 'k', 'p', 'done', 10, 4, 2, 5, '[]', 4, 4, NULL,
-    '2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 0, 'm', 20, NULL);
-"""
+FOLDS_COLUMN = ", validation_folds INTEGER NOT NULL DEFAULT 0"
 
 
 def test_sessions_from_before_validation_folds_read_as_without_folds(tmp_path: Path) -> None:
+    assert FOLDS_COLUMN in SCHEMA
     path = tmp_path / "provider.db"
     conn = sqlite3.connect(path)
-    conn.executescript(OLD_SESSIONS)
+    conn.executescript(SCHEMA.replace(FOLDS_COLUMN, ""))  # the schema as it was before the column
+    conn.execute("INSERT INTO sessions (session_id, head_id, corpus_id, key_id, parameter_set, state, num_samples, "
+                 "feature_dim, samples_per_ciphertext, num_ciphertexts, received, computed_columns, output_columns, "
+                 "created_at, expires_at, include_head_texts, client_model_id) VALUES ('a_old', 'h', 'c', 'k', 'p', "
+                 "'done', 10, 4, 2, 5, '[]', 4, 4, '2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 0, 'm')")
+    conn.commit()
     conn.close()
     repo = Repository(path)
     try:

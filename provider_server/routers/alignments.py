@@ -57,7 +57,7 @@ def session_view(row: dict[str, Any]) -> AlignmentSession:
         stride_bits=layout.stride_bits, max_data_scale_bits=layout.max_data_scale_bits,
         num_ciphertexts=row["num_ciphertexts"], received_ciphertexts=len(row["received"]),
         computed_columns=row["computed_columns"], output_columns=row["output_columns"],
-        validation_folds=row["validation_folds"] or 0, error=row["error"],
+        validation_folds=row["validation_folds"], error=row["error"],
         created_at=parse_dt(row["created_at"]), expires_at=parse_dt(row["expires_at"]),
     )
 
@@ -99,8 +99,8 @@ def create_session(body: AlignmentCreate, state: State) -> AlignmentSession:
     layout = CrossCovarianceLayout.for_key(he.n, body.feature_dim, num_samples, len(key["galois_elements"]))
     folds = 0
     if body.validation_folds:
-        folds = state.settings.alignment_validation_folds
-        if folds < 2:
+        folds = state.settings.offered_validation_folds
+        if not folds:
             raise ApiError(422, "validation_folds_disabled", "this provider does not return per-fold results "
                            "(HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS < 2); use a map method without validation folds")
         error = fold_disclosure_error(num_samples, body.feature_dim, folds)
@@ -182,8 +182,8 @@ def _provider_targets(state: ProviderState, row: dict[str, Any]) -> tuple[np.nda
         y = np.vstack([y, state.blobs.get_array(head["texts_embeddings_blob"])])
     if y.shape[0] != row["num_samples"]:
         raise ApiError(409, "session_orphaned", "the corpus changed since the session was created")
-    k = row["validation_folds"] or 0
-    return y, (fold_rows(corpus_size, y.shape[0] - corpus_size, k) if k >= 2 else None)
+    k = row["validation_folds"]
+    return y, (fold_rows(corpus_size, y.shape[0] - corpus_size, k) if k else None)
 
 
 async def _compute(state: ProviderState, session_id: str) -> None:

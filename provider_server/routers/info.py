@@ -32,7 +32,7 @@ def info(state: State) -> ServiceInfo:
         default_parameter_set=s.default_parameter_set,
         limits=Limits(max_request_bytes=s.max_request_bytes, max_ciphertext_bytes=s.max_ciphertext_bytes,
                       max_queries_per_request=s.max_queries_per_request, max_alignment_samples=s.max_alignment_samples,
-                      alignment_validation_folds=s.alignment_validation_folds if s.alignment_validation_folds >= 2 else 0),
+                      alignment_validation_folds=s.offered_validation_folds),
         inference_key_ttl_seconds=s.inference_key_ttl_seconds,
         alignment_key_ttl_seconds=s.alignment_key_ttl_seconds,
     )
