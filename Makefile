@@ -34,4 +34,4 @@ bench-quick: install
 	$(PYTHON) -m benchmarks --quick --out .helix/bench-quick.json --doc .helix/bench-quick.md
 
 clean:
-	rm -rf .helix demo-report.json build *.egg-info shared_protocol/*.so
+	rm -rf .helix demo-report.json build *.egg-info helix_he/*.so

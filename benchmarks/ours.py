@@ -9,17 +9,21 @@ from typing import Any
 import numpy as np
 import tenseal.sealapi as seal
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
-from provider_server.he_alignment import encrypted_cross_covariance, y_scale_bits_for
-from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer, encrypted_linear_head,
-                                         encrypted_linear_head_batch)
-from shared_protocol.ckks import load_from_bytes
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
+from helix_he.budget import y_scale_bits_for
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
+from helix_he.budget import HEAD_WEIGHT_SCALE_BITS
+from helix_he.keys import Rerandomizer
+from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.context import load_from_bytes
 from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
-from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
+from helix_he.packing import CrossCovarianceLayout, stride_bits_for
 
 from .config import AlignmentCase
 from .timing import summary_ms, timed
+from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
 
 VALIDATION_FOLDS = 5  # the provider's default (HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS)
 
@@ -67,12 +71,12 @@ def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, ru
     expected = (xq @ w + b)[0]
 
     def once() -> tuple[float, float, float, float, int, int, float]:
-        query, t_enc = timed(lambda: keys.encrypt_queries(xq, head.layout))
+        query, t_enc = timed(lambda: encrypt_queries(keys, xq, head.layout))
         c0 = time.process_time()
         replies, t_prov = timed(lambda: encrypted_linear_head(head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
                                                               query_scale_bits=QUERY_SCALE_BITS))
         cpu = (time.process_time() - c0) / t_prov
-        logits, t_dec = timed(lambda: keys.decrypt_logits(header, replies[0]))
+        logits, t_dec = timed(lambda: decrypt_logits(keys, header, replies[0]))
         err = float(np.max(np.abs(logits[0] - expected)))
         return t_enc, t_prov, t_dec, err, sum(map(len, query)), sum(map(len, replies[0])), cpu
 
@@ -113,7 +117,7 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
     enc_t, prov_t, dec_t, total_t, errs, rels = [], [], [], [], [], []
     up = down = header_bytes = 0
     for _ in range(runs):
-        blobs, t_enc = timed(lambda: keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts))
+        blobs, t_enc = timed(lambda: encrypt_alignment_data(keys, x, layout, 0, layout.num_ciphertexts))
 
         def load(c: int) -> seal.Ciphertext:
             return he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=MAX_CIPHERTEXT_BYTES)
@@ -125,7 +129,7 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
         (cols, scale), t_prov = timed(provider)
         header = AlignmentResultHeader(session_id="bench", feature_dim=d_b, output_columns=d_a, stride_bits=bits,
                                        value_scale=scale, y_sum=y.sum(0).tolist())
-        got, t_dec = timed(lambda: keys.decrypt_cross_covariance(header, cols))
+        got, t_dec = timed(lambda: decrypt_cross_covariance(keys, header, cols))
         enc_t.append(t_enc)
         prov_t.append(t_prov)
         dec_t.append(t_dec)
@@ -140,7 +144,7 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
     (fold_cols, _), t_folds = timed(lambda: encrypted_cross_covariance(
         he, layout, load, y, groups, rr, galois, y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits), folds=rows))
     per = len(groups)
-    fold_err = max(float(np.max(np.abs(keys.decrypt_cross_covariance(header, fold_cols[k * per : (k + 1) * per])
+    fold_err = max(float(np.max(np.abs(decrypt_cross_covariance(keys, header, fold_cols[k * per : (k + 1) * per])
                                        - x[r].T @ y[r]))) for k, r in enumerate(rows))
     return {
         "validation_folds": VALIDATION_FOLDS,
@@ -178,11 +182,11 @@ def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: in
     enc_t, prov_t, dec_t, errs = [], [], [], []
     up = down = 0
     for _ in range(runs):
-        features, t_enc = timed(lambda: keys.encrypt_batch(x, head.layout))
+        features, t_enc = timed(lambda: encrypt_batch(keys, x, head.layout))
         replies, t_prov = timed(lambda: encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
                                                                     query_scale_bits=QUERY_SCALE_BITS))
         header = ClassifyBatchReplyHeader(head_id="bench", num_queries=m, num_classes=w.shape[1])
-        logits, t_dec = timed(lambda: keys.decrypt_batch_logits(header, replies))
+        logits, t_dec = timed(lambda: decrypt_batch_logits(keys, header, replies))
         enc_t.append(t_enc)
         prov_t.append(t_prov)
         dec_t.append(t_dec)
@@ -206,9 +210,9 @@ def per_query_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nd
     t0 = time.perf_counter()
     up = 0
     for row in x:
-        q = keys.encrypt_queries(row[None, :], head.layout)
+        q = encrypt_queries(keys, row[None, :], head.layout)
         r = encrypted_linear_head(head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS)
-        keys.decrypt_logits(header, r[0])
+        decrypt_logits(keys, header, r[0])
         up += sum(map(len, q))
     total = time.perf_counter() - t0
     return {"queries": x.shape[0], "total_s": total, "queries_per_s": x.shape[0] / total, "bytes_up_per_query": up / x.shape[0]}
@@ -218,7 +222,7 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _worker_init(parameter_set: str, w: np.ndarray, b: np.ndarray, pk_bytes: bytes) -> None:
-    from shared_protocol.ckks import he_context
+    from helix_he.context import he_context
 
     he = he_context(parameter_set)
     pk = seal.PublicKey()
@@ -240,7 +244,7 @@ def concurrent_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.n
     from concurrent.futures import ProcessPoolExecutor
 
     head = EncryptedLinearHead(party.he, w, b)
-    queries = [party.keys.encrypt_queries(row[None, :], head.layout) for row in x]
+    queries = [encrypt_queries(party.keys, row[None, :], head.layout) for row in x]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(party.setup["parameter_set"], w, b, party.keys.public_key_bytes())) as pool:
@@ -259,8 +263,8 @@ def noise_flooding_cost(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nda
     keys, rr = party.keys, party.rerandomizer
     head = EncryptedLinearHead(party.he, w, b, noise_flooding_bits=bits)
     header = reply_header(head, x.shape[0])
-    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+    replies = encrypted_linear_head(head, encrypt_queries(keys, x, head.layout), rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
                                     query_scale_bits=QUERY_SCALE_BITS)
-    logits = keys.decrypt_logits(header, [r for q in replies for r in q])
+    logits = decrypt_logits(keys, header, [r for q in replies for r in q])
     return {"bits": bits, "max_abs_error": float(np.max(np.abs(logits - (x @ w + b)))),
             "bound": 2.0 ** (bits - QUERY_SCALE_BITS - HEAD_WEIGHT_SCALE_BITS)}

@@ -280,7 +280,7 @@ def render_markdown(results: dict[str, Any], *, plot_rel: str | None, plot_note:
     w("- Both contexts are kept in memory; key generation is excluded from the per-query numbers and "
       "reported in section 3.")
     w("- Our bytes are what the services send: inference queries and replies in HELIX's compact RLWE form "
-      "(`shared_protocol.rlwe`: a 32-byte seed plus c0 for queries, c1 plus c0 at the outputs for replies, one "
+      "(`helix_he.rlwe`: a 32-byte seed plus c0 for queries, c1 plus c0 at the outputs for replies, one "
       "60-bit prime in 8 bytes per residue); alignment data and results as SEAL serializations. TenSEAL bytes are "
       "`CKKSVector.serialize()`.")
     w("")

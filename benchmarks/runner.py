@@ -18,7 +18,7 @@ from .config import PARAMETER_SET, AlignmentCase, Mode
 def machine_info() -> dict[str, Any]:
     import tenseal
 
-    from shared_protocol import modmath
+    from helix_he import modmath
 
     try:
         affinity = len(os.sched_getaffinity(0))

@@ -13,13 +13,14 @@ import numpy as np
 from helix_alignment import SufficientStats
 from helix_alignment.methods import METHODS, solve_method, sum_stats
 from helix_embeddings import Embedder
-from shared_protocol.ckks import he_context
+from helix_he.context import he_context
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentState, KeyPurpose
-from shared_protocol.packing import CrossCovarianceLayout, stride_bits_for
+from helix_he.packing import CrossCovarianceLayout, stride_bits_for
 
-from .he_client import ClientKeys
+from helix_he.keys import ClientKeys
 from .keystore import KeyStore
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient
@@ -27,10 +28,6 @@ from .provider_client import ProviderClient
 
 class AlignmentError(RuntimeError):
     pass
-
-
-def _stats(x: np.ndarray, xty: np.ndarray, y_sum: np.ndarray) -> SufficientStats:
-    return SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=xty, y_sum=np.asarray(y_sum))
 
 
 def _decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int,
@@ -45,7 +42,7 @@ def _decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list
     size = len(blobs) // k
     parts = []
     for f in range(k):
-        xty = keys.decrypt_cross_covariance(header, blobs[f * size : (f + 1) * size], max_bytes=max_bytes)
+        xty = decrypt_cross_covariance(keys, header, blobs[f * size : (f + 1) * size], max_bytes=max_bytes)
         if sums[f].shape != (xty.shape[1],):
             raise AlignmentError(f"result carries {sums[f].shape} column sums for {xty.shape[1]} columns")
         parts.append((xty, sums[f]))
@@ -118,7 +115,7 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
         report(status)
         for start in range(0, layout.num_ciphertexts, chunk_ciphertexts):
             count = min(chunk_ciphertexts, layout.num_ciphertexts - start)
-            blobs = keys.encrypt_alignment_data(x_unit, layout, start, count)
+            blobs = encrypt_alignment_data(keys, x_unit, layout, start, count)
             session = provider.upload_chunk(session.session_id, AlignmentChunkHeader(start=start, count=count,
                                             data_scale_bits=layout.data_scale_bits), blobs)
             status.uploaded_ciphertexts = session.received_ciphertexts
@@ -149,10 +146,10 @@ def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeySto
         rows = fold_rows(corpus_size, x.shape[0] - corpus_size, len(parts))
         if [len(r) for r in rows] != header.fold_sizes:
             raise AlignmentError(f"provider's folds have sizes {header.fold_sizes}, the shared partition {[len(r) for r in rows]}")
-        folds = [_stats(x[r], xty * x_scale, y_sum) for r, (xty, y_sum) in zip(rows, parts)]  # undo x / x_scale
+        folds = [SufficientStats.from_cross(x[r], xty * x_scale, y_sum) for r, (xty, y_sum) in zip(rows, parts)]  # undo x / x_scale
         stats = sum_stats(folds)
     else:
-        stats = _stats(x, parts[0][0] * x_scale, parts[0][1])
+        stats = SufficientStats.from_cross(x, parts[0][0] * x_scale, parts[0][1])
     # The map method only changes this local solve: X^T Y and 1^T Y (the paper's protocol), or
     # their per-fold parts for methods that validate on held-out alignment data. Methods needing
     # the provider's Y^T Y are refused by ClientSettings.

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from helix_embeddings import Embedder
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
+from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, HeadInfo
-from shared_protocol.packing import LinearHeadLayout
+from helix_he.packing import LinearHeadLayout
 
-from .he_client import QUERY_SCALE_BITS, ClientKeys
 from .maps import StoredMap
 from .provider_client import ProviderClient
 
@@ -60,14 +62,14 @@ def classify_embeddings(provider: ProviderClient, keys: ClientKeys, key_id: str,
             part = mapped[start : start + keys.he.n]
             bheader = ClassifyBatchHeader(head_id=head.id, key_id=key_id, num_queries=len(part), dim=head.dim,
                                           query_scale_bits=QUERY_SCALE_BITS)
-            breply, out, s, r = provider.classify_batch(bheader, keys.encrypt_batch(part, layout), max_blob_bytes=max_ciphertext_bytes)
-            logits.append(keys.decrypt_batch_logits(breply, out, max_bytes=max_ciphertext_bytes))
+            breply, out, s, r = provider.classify_batch(bheader, encrypt_batch(keys, part, layout), max_blob_bytes=max_ciphertext_bytes)
+            logits.append(decrypt_batch_logits(keys, breply, out, max_bytes=max_ciphertext_bytes))
         else:
             part = mapped[start : start + batch_size]
-            blobs = keys.encrypt_queries(part, layout)
+            blobs = encrypt_queries(keys, part, layout)
             header = ClassifyHeader(head_id=head.id, key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
             reply, out, s, r = provider.classify(header, blobs, max_blob_bytes=max_ciphertext_bytes)
-            logits.append(keys.decrypt_logits(reply, out, max_bytes=max_ciphertext_bytes))
+            logits.append(decrypt_logits(keys, reply, out, max_bytes=max_ciphertext_bytes))
         start += len(part)
         sent += s
         recv += r

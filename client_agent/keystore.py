@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
-from shared_protocol.packing import trace_galois_elements
+from helix_he.packing import trace_galois_elements
 
-from .he_client import ClientKeys
+from helix_he.keys import ClientKeys
 from .provider_client import ProviderClient
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 
 from .alignment import AlignmentProgress
-from .he_client import ClientKeys
+from helix_he.keys import ClientKeys
 from .keystore import KeyStore, StoredKey
 from .maps import MapStore
 from .provider_client import ProviderClient

@@ -288,9 +288,7 @@ def solve_method(name: str, stats: SufficientStats, *, folds: Sequence[Sufficien
 
 def stats_of(x: np.ndarray, y: np.ndarray) -> SufficientStats:
     """Plaintext sufficient statistics (experiments, tests; the secure path builds them from Enc(X^T Y))."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    return SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(0), xty=x.T @ y, y_sum=y.sum(0))
+    return SufficientStats.from_data(x, y)
 
 
 def fold_stats(x: np.ndarray, y: np.ndarray, k: int, seed: int = 0) -> list[SufficientStats]:

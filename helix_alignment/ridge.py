@@ -24,6 +24,18 @@ class SufficientStats:
     xty: np.ndarray  # (dB, dA)
     y_sum: np.ndarray  # (dA,)
 
+    @classmethod
+    def from_cross(cls, x: np.ndarray, xty: np.ndarray, y_sum: np.ndarray) -> SufficientStats:
+        """What the client of the secure protocol holds: its own X, and X^T Y and 1^T Y decrypted."""
+        x = np.asarray(x, dtype=np.float64)
+        return cls(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(axis=0), xty=np.asarray(xty), y_sum=np.asarray(y_sum))
+
+    @classmethod
+    def from_data(cls, x: np.ndarray, y: np.ndarray) -> SufficientStats:
+        """Plaintext statistics of both matrices (experiments, tests, reference fits)."""
+        y = np.asarray(y, dtype=np.float64)
+        return cls.from_cross(x, np.asarray(x, dtype=np.float64).T @ y, y.sum(axis=0))
+
 
 @dataclass(frozen=True)
 class AffineMap:
@@ -62,7 +74,4 @@ def solve_ridge_from_stats(stats: SufficientStats, lam: float) -> AffineMap:
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float) -> AffineMap:
     """Plaintext fit on both matrices: the reference the secure path must reproduce."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    stats = SufficientStats(n=x.shape[0], xtx=x.T @ x, x_sum=x.sum(0), xty=x.T @ y, y_sum=y.sum(0))
-    return solve_ridge_from_stats(stats, lam)
+    return solve_ridge_from_stats(SufficientStats.from_data(x, y), lam)

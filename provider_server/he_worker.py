@@ -13,12 +13,13 @@ import numpy as np
 
 import tenseal.sealapi as seal
 
-from shared_protocol.ckks import CiphertextError, load_from_bytes, he_context
-from shared_protocol.packing import CrossCovarianceLayout
+from helix_he.context import CiphertextError, he_context, load_from_bytes
+from helix_he.cross_covariance import encrypted_cross_covariance, validate_alignment_ciphertexts
+from helix_he.keys import Rerandomizer
+from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.packing import CrossCovarianceLayout
 
 from .blobs import load_array
-from .he_alignment import encrypted_cross_covariance
-from .he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head, encrypted_linear_head_batch
 
 
 def init_worker() -> None:
@@ -87,14 +88,11 @@ def classify_batch(parameter_set: str, weights_path: str, bias_path: str, noise_
 def validate_ciphertexts(parameter_set: str, blobs: list[bytes], max_ciphertext_bytes: int, scale_bits: int) -> str | None:
     """Full SEAL validation of uploaded alignment ciphertexts (last level, the stride layout's depth
     needs no rescale); returns an error text or None."""
-    he = he_context(parameter_set)
-    for i, blob in enumerate(blobs):
-        try:
-            ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=max_ciphertext_bytes)
-        except CiphertextError as exc:
-            return f"ciphertext {i}: {exc}"
-        if abs(ct.scale - 2.0**scale_bits) > 1e-6 * ct.scale:
-            return f"ciphertext {i}: scale is 2^{np.log2(ct.scale):.2f}, header says 2^{scale_bits}"
+    try:
+        validate_alignment_ciphertexts(he_context(parameter_set), blobs, max_ciphertext_bytes=max_ciphertext_bytes,
+                                       scale_bits=scale_bits)
+    except CiphertextError as exc:
+        return str(exc)
     return None
 
 

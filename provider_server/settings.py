@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared_protocol.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
 
 
 class ProviderSettings(BaseSettings):

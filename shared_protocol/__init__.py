@@ -2,6 +2,7 @@
 
 Imported by both `provider_server` and `client_agent`; imports neither.
 """
+
 PROTOCOL_VERSION = "1.0"
 
 __all__ = ["PROTOCOL_VERSION"]

@@ -1,5 +1,6 @@
 """Canonical hashing of a public text list, so both parties can prove they embed the same texts
 in the same order (a different order would silently pair the wrong rows of X and Y)."""
+
 from __future__ import annotations
 
 import hashlib

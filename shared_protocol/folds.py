@@ -8,6 +8,7 @@ number of published head texts and the provider's fixed fold count only: the pub
 contiguous blocks, the head texts (if included) in K blocks of their own, block k of each forming
 fold k. Including or leaving out the head texts never moves a corpus sample to another fold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,14 +26,16 @@ def fold_rows(corpus_size: int, head_text_count: int, folds: int) -> list[np.nda
         raise ValueError("validation needs at least two folds")
     corpus = np.array_split(np.arange(corpus_size, dtype=np.int64), folds)
     heads = np.array_split(corpus_size + np.arange(head_text_count, dtype=np.int64), folds)
-    return [np.concatenate([c, h]) for c, h in zip(corpus, heads)]
+    return [np.concatenate([c, h]) for c, h in zip(corpus, heads, strict=True)]
 
 
 def fold_disclosure_error(num_samples: int, feature_dim: int, folds: int) -> str | None:
     """Why per-fold results would reveal too much about the provider's embeddings, or None."""
     revealed = folds * (feature_dim + 1)
     if num_samples < MIN_SAMPLES_PER_REVEALED_VALUE * revealed:
-        return (f"{folds} folds of {num_samples} samples would reveal {revealed} linear functionals of each of the "
-                f"provider's embedding columns; per-fold results need at least {MIN_SAMPLES_PER_REVEALED_VALUE * revealed} "
-                f"samples for feature dimension {feature_dim} (use a larger corpus or a method without validation folds)")
+        return (
+            f"{folds} folds of {num_samples} samples would reveal {revealed} linear functionals of each of the "
+            f"provider's embedding columns; per-fold results need at least {MIN_SAMPLES_PER_REVEALED_VALUE * revealed} "
+            f"samples for feature dimension {feature_dim} (use a larger corpus or a method without validation folds)"
+        )
     return None

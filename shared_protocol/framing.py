@@ -8,6 +8,7 @@ pickle: a peer must never be able to run code in our process. Layout (little-end
 Every length is checked against explicit limits *before* allocation, so a hostile frame cannot
 make us read or allocate more than the caller allowed.
 """
+
 from __future__ import annotations
 
 import struct

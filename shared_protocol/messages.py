@@ -3,6 +3,7 @@
 JSON endpoints use these directly; binary endpoints carry one of the `*Header` models inside a frame
 (`shared_protocol.framing`). Field docs say who learns what.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -40,8 +41,11 @@ class Limits(_Strict):
     max_ciphertext_bytes: int
     max_queries_per_request: int
     max_alignment_samples: int
-    alignment_validation_folds: int = Field(0, description="K of the fixed validation folds per-fold alignment "
-                                            "results use (shared_protocol.folds); 0: not offered")
+    alignment_validation_folds: int = Field(
+        0,
+        description="K of the fixed validation folds per-fold alignment "
+        "results use (shared_protocol.folds); 0: not offered",
+    )
 
 
 class ServiceInfo(_Strict):
@@ -104,7 +108,7 @@ class KeyRegistrationHeader(_Strict):
 
     The public key binds the key id to a parameter set, and the provider uses it to re-randomise
     every reply (adding a fresh encryption of zero). Alignment packs its result with the trace
-    automorphisms X -> X^(1 + N/2^i), i < k (`shared_protocol.packing.trace_galois_elements`), so
+    automorphisms X -> X^(1 + N/2^i), i < k (`helix_he.packing.trace_galois_elements`), so
     the client sends those k Galois keys (seeded, ~0.7 MB each at N=8192) and no others; inference
     needs no evaluation keys. The secret key never leaves the client."""
 
@@ -112,8 +116,9 @@ class KeyRegistrationHeader(_Strict):
     purpose: KeyPurpose
     parameter_set: str
     ttl_seconds: int | None = Field(None, ge=60, le=30 * 24 * 3600)
-    galois_elements: list[int] = Field(default_factory=list, max_length=16,
-                                       description="alignment only: 1 + N/2^i for i < k, in this order")
+    galois_elements: list[int] = Field(
+        default_factory=list, max_length=16, description="alignment only: 1 + N/2^i for i < k, in this order"
+    )
 
 
 class KeyInfo(_Strict):
@@ -122,7 +127,9 @@ class KeyInfo(_Strict):
     purpose: KeyPurpose
     parameter_set: str
     fingerprint: Sha256Hex
-    galois_elements: list[int] = Field(default_factory=list, description="automorphisms the registered Galois keys allow")
+    galois_elements: list[int] = Field(
+        default_factory=list, description="automorphisms the registered Galois keys allow"
+    )
     created_at: datetime
     expires_at: datetime
 
@@ -143,9 +150,13 @@ class AlignmentCreate(_Strict):
     feature_dim: int = Field(ge=1, description="the client's embedding dimension D")
     include_head_texts: bool = False
     client_model_id: str = Field("", max_length=256)
-    validation_folds: bool = Field(False, description="return X_k^T Y_k for each of the provider's fixed "
-                                   "validation folds (shared_protocol.folds), so the client can choose its map's "
-                                   "regularisation on held-out alignment data (their sum is X^T Y); reveals K cross-covariances instead of the sum")
+    validation_folds: bool = Field(
+        False,
+        description="return X_k^T Y_k for each of the provider's fixed "
+        "validation folds (shared_protocol.folds), so the client can choose its map's "
+        "regularisation on held-out alignment data (their sum is X^T Y); reveals K cross-covariances "
+        "instead of the sum",
+    )
 
 
 class AlignmentSession(_Strict):
@@ -158,12 +169,14 @@ class AlignmentSession(_Strict):
     num_samples: int = Field(description="public corpus size plus published head texts if included")
     feature_dim: int
     samples_per_ciphertext: int = Field(description="m = 2^stride_bits samples per data ciphertext")
-    stride_bits: int = Field(0, description="log2 m: the stride layout of shared_protocol.packing")
+    stride_bits: int = Field(0, description="log2 m: the stride layout of helix_he.packing")
     max_data_scale_bits: int = Field(30, description="the largest X scale (log2) the provider accepts")
     num_ciphertexts: int
     received_ciphertexts: int
-    missing_ciphertexts: list[int] = Field(default_factory=list, description="first (up to 256) indices not yet "
-                                           "uploaded, so an interrupted upload can resume")
+    missing_ciphertexts: list[int] = Field(
+        default_factory=list,
+        description="first (up to 256) indices not yet uploaded, so an interrupted upload can resume",
+    )
     computed_columns: int
     output_columns: int = Field(description="the provider's embedding dimension d_A")
     validation_folds: int = Field(0, description="K if the result is per fold (fold k: shared_protocol.folds), else 0")
@@ -194,8 +207,11 @@ class AlignmentResultHeader(_Strict):
     stride_bits: int = Field(ge=0, le=13, description="log2 of the columns per result ciphertext")
     value_scale: float = Field(description="divide decrypted coefficients by this scale")
     y_sum: list[float] = Field(description="1^T Y over the session's samples, one value per output column")
-    fold_sizes: list[int] = Field(default_factory=list, description="per-fold results only: the K fold sizes; the "
-                                  "blobs are then K runs of the groups above, fold 0 first, and X^T Y is their sum")
+    fold_sizes: list[int] = Field(
+        default_factory=list,
+        description="per-fold results only: the K fold sizes; the "
+        "blobs are then K runs of the groups above, fold 0 first, and X^T Y is their sum",
+    )
     fold_y_sums: list[list[float]] = Field(default_factory=list, description="per-fold results only: 1^T Y_k per fold")
 
 

@@ -164,7 +164,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 @pytest.fixture(scope="session")
 def keys() -> Any:
     """A client key pair for the default parameter set (in-process circuit tests)."""
-    from client_agent.he_client import ClientKeys
+    from helix_he.keys import ClientKeys
 
     return ClientKeys.generate("ckks-n8192-q200")
 
@@ -174,7 +174,7 @@ def rr(keys: Any) -> Any:
     """What the provider builds from the client's registered public key: its re-randomiser."""
     import tenseal.sealapi as seal
 
-    from provider_server.he_circuits import Rerandomizer
+    from helix_he.keys import Rerandomizer
 
     pk = seal.PublicKey()
     seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client_agent.he_client import ClientKeys
-from shared_protocol.ckks import CiphertextError, check_seal_header, he_context
-from shared_protocol.packing import LinearHeadLayout
-from shared_protocol.params import PARAMETER_SETS, get_parameter_set
+from helix_he.keys import ClientKeys
+from helix_he.context import CiphertextError, check_seal_header, he_context
+from helix_he.packing import LinearHeadLayout
+from helix_he.params import PARAMETER_SETS, get_parameter_set
+from helix_he.linear_head import encrypt_queries
 
 PSET = "ckks-n8192-q200"
 
@@ -75,7 +76,7 @@ def seal_blob(keys: ClientKeys) -> bytes:
     """A seeded SEAL ciphertext at the input level, the form alignment data travels in."""
     import tenseal.sealapi as seal
 
-    from shared_protocol.ckks import save_to_bytes
+    from helix_he.context import save_to_bytes
 
     he = keys.he
     coeffs = np.zeros(he.n, dtype=np.int64)
@@ -88,7 +89,7 @@ def _public_key(keys: ClientKeys):  # type: ignore[no-untyped-def]
     """The public key exactly as the provider receives and loads it."""
     import tenseal.sealapi as seal
 
-    from shared_protocol.ckks import load_from_bytes
+    from helix_he.context import load_from_bytes
 
     pk = seal.PublicKey()
     load_from_bytes(pk, keys.he.context, keys.public_key_bytes())
@@ -102,8 +103,9 @@ def test_secret_key_persists_with_owner_only_permissions(tmp_path, keys: ClientK
     again = ClientKeys.load(PSET, path)
     he = keys.he
     lay = LinearHeadLayout(he.n, 8, 2)
-    blob = keys.encrypt_queries(np.full((1, 8), 0.5), lay)[0]
-    from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head
+    blob = encrypt_queries(keys, np.full((1, 8), 0.5), lay)[0]
+    from helix_he.keys import Rerandomizer
+    from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head
 
     pk = _public_key(again)
     head = EncryptedLinearHead(he, np.eye(8)[:, :2], np.zeros(2))

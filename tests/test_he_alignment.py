@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from client_agent.he_client import ClientKeys
-from provider_server.he_alignment import Y_MAX_BITS, encrypted_cross_covariance, y_scale_bits_for
-from provider_server.he_circuits import Rerandomizer
-from shared_protocol.ckks import load_from_bytes
+from helix_he.keys import ClientKeys
+from helix_he.budget import Y_MAX_BITS, y_scale_bits_for
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
+from helix_he.keys import Rerandomizer
+from helix_he.context import load_from_bytes
 from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentResultHeader
-from shared_protocol.modmath import centered
-from shared_protocol.packing import CrossCovarianceLayout
+from helix_he.modmath import centered
+from helix_he.packing import CrossCovarianceLayout
 
 PSET = "ckks-n8192-q200"
 
@@ -44,7 +45,7 @@ def run_alignment(keys: ClientKeys, rr: Rerandomizer, x: np.ndarray, y: np.ndarr
                   ) -> tuple[CrossCovarianceLayout, list[bytes], AlignmentResultHeader]:
     he = keys.he
     lay = CrossCovarianceLayout.for_key(he.n, x.shape[1], x.shape[0], stride_bits)
-    blobs = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    blobs = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     out, scale = encrypted_cross_covariance(
         he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 20), y,
         range(len(lay.result_groups(y.shape[1]))), rr, galois(keys, lay.stride_bits),
@@ -63,7 +64,7 @@ def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: Clien
     y[:, 2] = 0.0  # a dead dimension, as MiniLM has one
     lay, out, header = run_alignment(keys, rr, x, y, bits)
     assert len(out) == -(-da // lay.stride)  # m columns per reply
-    got = keys.decrypt_cross_covariance(header, out)
+    got = decrypt_cross_covariance(keys, header, out)
     exp = x.T @ y
     assert np.max(np.abs(got - exp)) < 1e-5
     assert np.linalg.norm(got - exp) / np.linalg.norm(exp) < 2e-6
@@ -76,7 +77,7 @@ def test_all_zero_group_still_yields_a_masked_reply(keys: ClientKeys, rr: Rerand
     y[:, 4:] = 0.0  # the second reply (columns 4, 5 at m = 4) has nothing to carry
     lay, out, header = run_alignment(keys, rr, x, y, 2)
     assert len(out) == 2
-    assert np.max(np.abs(keys.decrypt_cross_covariance(header, out) - x.T @ y)) < 1e-5
+    assert np.max(np.abs(decrypt_cross_covariance(keys, header, out) - x.T @ y)) < 1e-5
     raw, q = raw_coefficients(keys, out[1])
     others = np.delete(raw, lay.result_positions(2).reshape(-1)).astype(np.float64)
     assert int(np.sum(np.abs(others) < 2.0**50)) <= 40
@@ -117,7 +118,7 @@ def test_alignment_replies_are_rerandomised(keys: ClientKeys, rr: Rerandomizer) 
     x, y = rng.uniform(-1, 1, size=(64, 8)), rng.normal(size=(64, 4))
     he = keys.he
     lay = CrossCovarianceLayout.for_key(he.n, 8, 64, 3)
-    blobs = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    blobs = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     gk = galois(keys, 3)
 
     def once() -> bytes:
@@ -148,7 +149,7 @@ def test_galois_keys_for_a_smaller_stride_cannot_pack(keys: ClientKeys, rr: Rera
     rng = np.random.default_rng(7)
     x, y = rng.uniform(-1, 1, size=(32, 8)), rng.normal(size=(32, 4))
     lay = CrossCovarianceLayout.for_key(he.n, 8, 32, 3)
-    blobs = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    blobs = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     with pytest.raises((RuntimeError, ValueError)):
         encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level,
                                    max_bytes=1 << 20), y, range(1), rr, galois(keys, 2), y_scale_bits=20)
@@ -170,7 +171,7 @@ def test_per_fold_results_match_each_folds_plaintext_product(keys: ClientKeys, r
     he = keys.he
     lay = CrossCovarianceLayout.for_key(he.n, x.shape[1], x.shape[0], 4)
     rows = fold_rows(n_corpus, n_head, 3)
-    data = keys.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)
+    data = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     groups = range(len(lay.result_groups(y.shape[1])))
     out, scale = encrypted_cross_covariance(
         he, lay, lambda c: he.ciphertext_from_bytes(data[c], level=he.output_level, max_bytes=1 << 20), y, groups, rr,
@@ -180,7 +181,7 @@ def test_per_fold_results_match_each_folds_plaintext_product(keys: ClientKeys, r
                                    stride_bits=lay.stride_bits, value_scale=scale, y_sum=y.sum(0).tolist())
     total = np.zeros((x.shape[1], y.shape[1]))
     for k, r in enumerate(rows):
-        got = keys.decrypt_cross_covariance(header, out[k * len(groups) : (k + 1) * len(groups)])
+        got = decrypt_cross_covariance(keys, header, out[k * len(groups) : (k + 1) * len(groups)])
         assert np.max(np.abs(got - x[r].T @ y[r])) < 1e-5
         total += got
     assert np.max(np.abs(total - x.T @ y)) < 1e-5

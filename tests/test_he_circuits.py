@@ -5,14 +5,18 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
-from provider_server.he_circuits import (HEAD_WEIGHT_SCALE_BITS, EncryptedLinearHead, Rerandomizer,
-                                         encrypted_linear_head, encrypted_linear_head_batch)
-from shared_protocol.ckks import CiphertextError
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
+from helix_he.budget import HEAD_WEIGHT_SCALE_BITS
+from helix_he.keys import Rerandomizer
+from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.context import CiphertextError
 from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
-from shared_protocol.modmath import mulmod
-from shared_protocol.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
-from shared_protocol.packing import CrossCovarianceLayout
+from helix_he.modmath import mulmod
+from helix_he.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
+from helix_he.packing import CrossCovarianceLayout
+from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 
 PSET = "ckks-n8192-q200"
 
@@ -31,9 +35,9 @@ def test_encrypted_logits_match_plaintext(keys: ClientKeys, rr: Rerandomizer, d:
     x = rng.normal(size=(3, d)) / np.sqrt(d)
     w, b = rng.normal(size=(d, k)), rng.normal(size=k)
     head = EncryptedLinearHead(keys.he, w, b)
-    queries = keys.encrypt_queries(x, head.layout)
+    queries = encrypt_queries(keys, x, head.layout)
     replies = encrypted_linear_head(head, queries, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
-    logits = keys.decrypt_logits(reply_header(head, 3), [r for q in replies for r in q])
+    logits = decrypt_logits(keys, reply_header(head, 3), [r for q in replies for r in q])
     assert np.max(np.abs(logits - (x @ w + b))) < 1e-4  # the precision target
     assert head.layout.ciphertexts_per_query == -(-k // (keys.he.n // d))
 
@@ -47,7 +51,7 @@ def test_reply_carries_the_logits_and_nothing_else(keys: ClientKeys, rr: Rerando
     w, b = rng.normal(size=(d, k)) / np.sqrt(d), rng.normal(size=k)
     x = rng.normal(size=(1, d))
     head = EncryptedLinearHead(keys.he, w, b)
-    query = keys.encrypt_queries(x, head.layout)
+    query = encrypt_queries(keys, x, head.layout)
     blob = encrypted_linear_head(head, query, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
     he, q = keys.he, keys.he.output_level.primes[0]
     pos = head.layout.output_positions(0)
@@ -72,7 +76,7 @@ def assert_uniform(residues: np.ndarray, q: int, bins: int = 16) -> None:
 
 def test_same_query_twice_gives_fresh_replies(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(16)[:, :2], np.zeros(2))
-    blob = keys.encrypt_queries(np.ones((1, 16)), head.layout)[0]
+    blob = encrypt_queries(keys, np.ones((1, 16)), head.layout)[0]
     r1 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
     r2 = encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)[0][0]
     pos = head.layout.output_positions(0)
@@ -88,9 +92,9 @@ def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys, rr: Rer
     x = rng.normal(size=(20, 64))
     bits = 36
     head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=bits)
-    replies = encrypted_linear_head(head, keys.encrypt_queries(x, head.layout), rr, max_ciphertext_bytes=1 << 20,
+    replies = encrypted_linear_head(head, encrypt_queries(keys, x, head.layout), rr, max_ciphertext_bytes=1 << 20,
                                     query_scale_bits=QUERY_SCALE_BITS)
-    logits = keys.decrypt_logits(reply_header(head, 20), [r for q in replies for r in q])
+    logits = decrypt_logits(keys, reply_header(head, 20), [r for q in replies for r in q])
     err = np.abs(logits - (x @ w + b))
     out_bits = QUERY_SCALE_BITS + HEAD_WEIGHT_SCALE_BITS
     assert err.max() <= 2.0 ** (bits - out_bits) * 1.01  # at most 2^(bits - 48): the output scale is 2^48
@@ -99,7 +103,7 @@ def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys, rr: Rer
 
 def test_wrong_scale_and_malformed_queries_are_rejected(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.eye(8)[:, :2], np.zeros(2))
-    blob = keys.encrypt_queries(np.ones((1, 8)), head.layout)[0]
+    blob = encrypt_queries(keys, np.ones((1, 8)), head.layout)[0]
     with pytest.raises(CiphertextError, match="scale"):
         encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=30)
     with pytest.raises(CiphertextError, match="bytes"):
@@ -120,24 +124,24 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
     script = tmp_path / "fallback.py"
     script.write_text(
         "import numpy as np, tenseal.sealapi as seal\n"
-        "from shared_protocol import modmath\n"
+        "from helix_he import modmath\n"
         "assert modmath._KERNEL is None\n"
-        "from client_agent.he_client import ClientKeys\n"
-        "from provider_server.he_circuits import EncryptedLinearHead, Rerandomizer, encrypted_linear_head\n"
-        "from shared_protocol.packing import CrossCovarianceLayout\n"
+        "from helix_he.keys import ClientKeys\n"
+        "from helix_he.keys import Rerandomizer\nfrom helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypt_queries\n"
+        "from helix_he.packing import CrossCovarianceLayout\n"
         "from shared_protocol.messages import AlignmentResultHeader\n"
         "k = ClientKeys.generate('ckks-n8192-q200'); he = k.he\n"
         "pk = seal.PublicKey(); seal.KeyGenerator(he.context, k.secret_key).create_public_key(pk); rr = Rerandomizer(he, pk)\n"
         "rng = np.random.default_rng(0); x = rng.uniform(-1, 1, (40, 8)); y = rng.normal(size=(40, 3))\n"
-        "from provider_server.he_alignment import encrypted_cross_covariance\n"
-        "from shared_protocol.ckks import load_from_bytes\n"
-        "lay = CrossCovarianceLayout(he.n, 8, 40, 2); blobs = k.encrypt_alignment_data(x, lay, 0, lay.num_ciphertexts)\n"
+        "from helix_he.cross_covariance import encrypted_cross_covariance, encrypt_alignment_data, decrypt_cross_covariance\n"
+        "from helix_he.context import load_from_bytes\n"
+        "lay = CrossCovarianceLayout(he.n, 8, 40, 2); blobs = encrypt_alignment_data(k, x, lay, 0, lay.num_ciphertexts)\n"
         "gk = seal.GaloisKeys(); load_from_bytes(gk, he.context, k.galois_key_bytes(2))\n"
         "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 21), y, range(1), rr, gk, y_scale_bits=20)\n"
         "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, stride_bits=2, value_scale=s, y_sum=[0.0] * 3)\n"
-        "assert np.abs(k.decrypt_cross_covariance(h, cols) - x.T @ y).max() < 1e-5\n"
+        "assert np.abs(decrypt_cross_covariance(k, h, cols) - x.T @ y).max() < 1e-5\n"
         "head_w = rng.normal(size=(8, 2)); head = EncryptedLinearHead(he, head_w, np.zeros(2))\n"
-        "r = encrypted_linear_head(head, k.encrypt_queries(x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"
+        "r = encrypted_linear_head(head, encrypt_queries(k, x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"
         "assert np.abs(k.decrypt_reply(r[0][0], head.layout.output_positions(0)) - x[:1] @ head_w).max() < 1e-5\n"
         "print('ok')\n"
     )
@@ -154,13 +158,13 @@ def test_feature_major_batch_matches_plaintext_and_carries_only_the_batch(keys: 
     w, b = rng.normal(size=(d, k)) / 4, rng.normal(size=k)
     x = rng.normal(size=(m, d)) / 8
     head = EncryptedLinearHead(keys.he, w, b)
-    features = keys.encrypt_batch(x, head.layout)
+    features = encrypt_batch(keys, x, head.layout)
     assert len(features) == d
     replies = encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=1 << 20,
                                           query_scale_bits=QUERY_SCALE_BITS)
     he, q = keys.he, keys.he.output_level.primes[0]
     assert [len(r) for r in replies] == [ReplyCiphertext.wire_size(q, he.n, m)] * k
-    logits = keys.decrypt_batch_logits(ClassifyBatchReplyHeader(head_id="h", num_queries=m, num_classes=k), replies)
+    logits = decrypt_batch_logits(keys, ClassifyBatchReplyHeader(head_id="h", num_queries=m, num_classes=k), replies)
     assert np.max(np.abs(logits - (x @ w + b))) < 1e-4
     for r in replies:
         assert_uniform(ReplyCiphertext.from_bytes(r, level=he.output_level.index, q=q, n=he.n, count=m).c1, q)
@@ -168,10 +172,10 @@ def test_feature_major_batch_matches_plaintext_and_carries_only_the_batch(keys: 
 
 def test_feature_major_batch_rejects_wrong_shapes(keys: ClientKeys, rr: Rerandomizer) -> None:
     head = EncryptedLinearHead(keys.he, np.ones((8, 2)), np.zeros(2))
-    features = keys.encrypt_batch(np.ones((5, 8)), head.layout)
+    features = encrypt_batch(keys, np.ones((5, 8)), head.layout)
     with pytest.raises(CiphertextError, match="8 feature ciphertexts, got 7"):
         encrypted_linear_head_batch(head, features[:7], 5, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
     with pytest.raises(CiphertextError, match="1 to 8192 queries"):
         encrypted_linear_head_batch(head, features, 9000, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
     with pytest.raises(ValueError, match="1 to 8192 queries"):
-        keys.encrypt_batch(np.ones((8193, 8)), head.layout)
+        encrypt_batch(keys, np.ones((8193, 8)), head.layout)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from shared_protocol import modmath
-from shared_protocol.ckks import coeffs_to_slots, he_context
+from helix_he import modmath
+from helix_he.context import coeffs_to_slots, he_context
 
 PSET = "ckks-n8192-q200"
 
@@ -70,7 +70,7 @@ def test_uniform_mod_is_in_range_and_spread() -> None:
 
 
 def test_add_sub_and_residues_match_python_integers_at_the_edges() -> None:
-    from shared_protocol.modmath import addmod, submod, to_residues, uniform_mod
+    from helix_he.modmath import addmod, submod, to_residues, uniform_mod
 
     q = 1152921504606748673
     a, b = uniform_mod(q, 5000), uniform_mod(q, 5000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout
+from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout
 
 
 def negacyclic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_cross_covariance_layout_yields_exact_packed_columns(n: int, dim: int, s
 
 
 def test_cross_covariance_layout_counts() -> None:
-    from shared_protocol.packing import stride_bits_for, trace_galois_elements
+    from helix_he.packing import stride_bits_for, trace_galois_elements
 
     assert stride_bits_for(8192, 384) == 4 and stride_bits_for(8192, 768) == 3 and stride_bits_for(8192, 256) == 5
     assert stride_bits_for(8192, 8) == 7  # capped: seven Galois keys at most
@@ -120,7 +120,7 @@ def test_trace_elements_generate_exactly_the_subring_automorphisms() -> None:
     """Subset products of the tree's elements are the m automorphisms fixing Z[X^m], each once."""
     from itertools import combinations
 
-    from shared_protocol.packing import trace_galois_elements
+    from helix_he.packing import trace_galois_elements
 
     n = 8192
     for bits in range(1, 8):

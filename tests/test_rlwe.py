@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from client_agent.he_client import ClientKeys
-from shared_protocol.ckks import he_context
-from shared_protocol.rlwe import (CBD_ETA, CompactCiphertextError, ReplyCiphertext, SeededCiphertext, centered_binomial,
+from helix_he.keys import ClientKeys
+from helix_he.context import he_context
+from helix_he.rlwe import (CBD_ETA, CompactCiphertextError, ReplyCiphertext, SeededCiphertext, centered_binomial,
                                   expand_uniform, new_seed, ternary)
 
 PSET = "ckks-n8192-q200"

@@ -4,7 +4,7 @@ Enc(X_aug^T Y_A) against its plaintext embeddings of the same public texts, the 
 The provider learns nothing about X (it only ever holds ciphertexts under the client's key); the
 client learns X_aug^T Y_A, which is what the paper's protocol reveals, and nothing else: every
 other coefficient of each reply is uniformly random. Results are packed m columns per ciphertext
-with the Galois keys registered with the alignment key (`provider_server.he_alignment`)."""
+with the Galois keys registered with the alignment key (`helix_he.cross_covariance`)."""
 from __future__ import annotations
 
 import asyncio
@@ -22,17 +22,17 @@ from starlette.concurrency import run_in_threadpool
 
 from helix_web.errors import ApiError, not_found
 from helix_web.frames import read_frame
-from shared_protocol.ckks import he_context
+from helix_he.context import he_context
 from shared_protocol.folds import fold_disclosure_error, fold_rows
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentSession,
                                       AlignmentState, KeyPurpose)
-from shared_protocol.packing import CrossCovarianceLayout
+from helix_he.packing import CrossCovarianceLayout
 
 from .. import he_worker
 from ..db import iso, parse_dt, utcnow
 from ..deps import State, expired, usable_key
-from ..he_alignment import y_scale_bits_for
+from helix_he.budget import y_scale_bits_for
 from ..state import ProviderState
 
 router = APIRouter(prefix="/v1/alignments", tags=["alignment"])

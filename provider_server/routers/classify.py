@@ -8,11 +8,11 @@ from fastapi.responses import Response
 
 from helix_web.errors import ApiError, not_found
 from helix_web.frames import frame_response, read_frame
-from shared_protocol.ckks import he_context
+from helix_he.context import he_context
 from shared_protocol.messages import (ClassifyBatchHeader, ClassifyBatchReplyHeader, ClassifyHeader, ClassifyReplyHeader,
                                       KeyPurpose)
-from shared_protocol.packing import LinearHeadLayout
-from shared_protocol.rlwe import SeededCiphertext
+from helix_he.packing import LinearHeadLayout
+from helix_he.rlwe import SeededCiphertext
 
 from .. import he_worker
 from ..deps import State, usable_key

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 
 from shared_protocol import PROTOCOL_VERSION
 from shared_protocol.messages import Limits, ParameterSetInfo, ServiceInfo
-from shared_protocol.params import get_parameter_set
+from helix_he.params import get_parameter_set
 
 from ..deps import State
 

@@ -8,23 +8,20 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-import tenseal.sealapi as seal
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from helix_web.errors import ApiError, not_found
 from helix_web.frames import read_frame
-from shared_protocol.ckks import CiphertextError, load_from_bytes, check_seal_header, he_context
+from helix_he.context import CiphertextError, he_context
+from helix_he.keys import MAX_GALOIS_KEY_BYTES, load_galois_keys, load_public_key
+from helix_he.packing import MAX_STRIDE_BITS, trace_galois_elements
 from shared_protocol.messages import KeyInfo, KeyPurpose, KeyRegistrationHeader
-from shared_protocol.packing import MAX_STRIDE_BITS, trace_galois_elements
 
 from ..db import iso, parse_dt, utcnow
 from ..deps import State
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
-MAX_PUBLIC_KEY_BYTES = 4 * 1024 * 1024
-# Seven seeded Galois keys at N=8192 take ~4.9 MB (9.8 MB at N=16384).
-MAX_GALOIS_KEY_BYTES = 12 * 1024 * 1024
 
 
 def key_info(row: dict[str, Any]) -> KeyInfo:
@@ -32,28 +29,6 @@ def key_info(row: dict[str, Any]) -> KeyInfo:
                    parameter_set=row["parameter_set"], fingerprint=row["fingerprint"],
                    galois_elements=list(row.get("galois_elements") or []),
                    created_at=parse_dt(row["created_at"]), expires_at=parse_dt(row["expires_at"]))
-
-
-def _load_checked(obj: Any, what: str, parameter_set: str, blob: bytes, max_bytes: int) -> Any:
-    """Header and size first, then SEAL's own validation against our pinned context (never
-    `unsafe_load`); a failure is a CiphertextError naming the key kind and the parameter set."""
-    check_seal_header(blob, max_bytes)
-    try:
-        load_from_bytes(obj, he_context(parameter_set).context, blob)
-    except (RuntimeError, ValueError) as exc:
-        raise CiphertextError(f"{what}: not valid for {parameter_set}: {exc}") from None
-    return obj
-
-
-def _check_public_key(parameter_set: str, blob: bytes) -> None:
-    _load_checked(seal.PublicKey(), "public key", parameter_set, blob, MAX_PUBLIC_KEY_BYTES)
-
-
-def _check_galois_keys(parameter_set: str, elements: list[int], blob: bytes) -> None:
-    """The key set must be exactly the announced elements, no more (each key is ~0.7-1.4 MB of memory)."""
-    keys = _load_checked(seal.GaloisKeys(), "Galois keys", parameter_set, blob, MAX_GALOIS_KEY_BYTES)
-    if keys.size() != len(elements) or not all(keys.has_key(e) for e in elements):
-        raise CiphertextError(f"the Galois keys do not match the announced elements {elements}")
 
 
 def _expected_elements(parameter_set: str, purpose: KeyPurpose, elements: list[int]) -> None:
@@ -83,12 +58,12 @@ async def register_key(request: Request, state: State) -> KeyInfo:
                        + ("two blobs: the public key and the Galois keys" if want == 2 else "one blob: the public key")
                        + f"; got {len(blobs)}")
     try:
-        await run_in_threadpool(_check_public_key, header.parameter_set, blobs[0])
+        await run_in_threadpool(load_public_key, header.parameter_set, blobs[0])
     except CiphertextError as exc:
         raise ApiError(422, "invalid_public_key", str(exc)) from None
     if want == 2:
         try:
-            await run_in_threadpool(_check_galois_keys, header.parameter_set, header.galois_elements, blobs[1])
+            await run_in_threadpool(load_galois_keys, header.parameter_set, blobs[1], header.galois_elements)
         except CiphertextError as exc:
             raise ApiError(422, "invalid_galois_keys", str(exc)) from None
     default_ttl = s.inference_key_ttl_seconds if header.purpose == KeyPurpose.inference else s.alignment_key_ttl_seconds

@@ -14,8 +14,8 @@ import numpy as np
 import tenseal.sealapi as seal
 from scipy.stats import chi2
 
-from client_agent.he_client import ClientKeys
-from shared_protocol.modmath import centered
+from helix_he.keys import ClientKeys
+from helix_he.modmath import centered
 
 T = TypeVar("T")
 

@@ -22,15 +22,18 @@ import pytest
 import tenseal.sealapi as seal
 from helix_it_helpers import assert_api_error, https_client, raw_https_exchange
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
 from helix_alignment import AffineMap
-from shared_protocol.ckks import save_to_bytes
+from helix_he.context import save_to_bytes
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
+from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
+from helix_he.linear_head import encrypt_queries
+from helix_he.cross_covariance import encrypt_alignment_data
 
 STRIDE_BITS = 7  # alignment keys here allow 128 samples per ciphertext: the 400-text corpus at D = 64 takes 4
 ALIGNMENT_SCALE_BITS = CrossCovarianceLayout(8192, 64, 400, STRIDE_BITS).data_scale_bits
@@ -140,7 +143,7 @@ def query_x(head: Any) -> np.ndarray:
 @pytest.fixture(scope="module")
 def valid_query(inference_key: RegisteredKey, head: Any, query_x: np.ndarray) -> bytes:
     layout = LinearHeadLayout(n=inference_key.keys.he.n, d=head.dim, k=head.num_classes)
-    return inference_key.keys.encrypt_queries(query_x, layout)[0]
+    return encrypt_queries(inference_key.keys, query_x, layout)[0]
 
 
 def classify_frame(key_id: str, blobs: list[bytes], *, head_id: str = "sst2", num_queries: int | None = None,
@@ -210,7 +213,7 @@ def test_ciphertext_over_max_ciphertext_bytes_is_400(provider: Any, inference_ke
 def test_ciphertext_of_another_parameter_set_is_422(provider: Any, inference_key: RegisteredKey, head: Any,
                                                     query_x: np.ndarray) -> None:
     other = ClientKeys.generate(OTHER_PSET)
-    blob = other.encrypt_queries(query_x, LinearHeadLayout(n=other.he.n, d=head.dim, k=head.num_classes))[0]
+    blob = encrypt_queries(other, query_x, LinearHeadLayout(n=other.he.n, d=head.dim, k=head.num_classes))[0]
     body = classify_frame(inference_key.key_id, [blob])
     assert_refused_without_effect(provider, post_classify(provider, body), 422, "invalid_ciphertext", PSET)
 
@@ -219,7 +222,7 @@ def test_ciphertext_at_the_wrong_level_is_422(provider: Any, inference_key: Regi
                                               query_x: np.ndarray) -> None:
     he = inference_key.keys.he
     layout = LinearHeadLayout(n=he.n, d=head.dim, k=head.num_classes)
-    blob = bytearray(inference_key.keys.encrypt_queries(query_x, layout)[0])
+    blob = bytearray(encrypt_queries(inference_key.keys, query_x, layout)[0])
     blob[5] = he.input_level.index  # the header's level byte; queries live at the last level
     body = classify_frame(inference_key.key_id, [bytes(blob)])
     assert_refused_without_effect(provider, post_classify(provider, body), 422, "invalid_ciphertext",
@@ -325,7 +328,7 @@ def test_unknown_ids_are_404(provider: Any, inference_key: RegisteredKey, alignm
 def test_revoked_key_is_404(provider: Any, pc: ProviderClient, head: Any, query_x: np.ndarray) -> None:
     key = register(pc, KeyPurpose.inference)
     pc.revoke_key(key.key_id)
-    blob = key.keys.encrypt_queries(query_x, LinearHeadLayout(n=key.keys.he.n, d=head.dim, k=head.num_classes))
+    blob = encrypt_queries(key.keys, query_x, LinearHeadLayout(n=key.keys.he.n, d=head.dim, k=head.num_classes))
     assert_refused_without_effect(provider, post_classify(provider, classify_frame(key.key_id, blob)), 404,
                                   "unknown_key", key.key_id)
 
@@ -348,7 +351,7 @@ def expire_key_in_db(db_path: Path, key_id: str) -> str:
 
 def test_expired_inference_key_is_410(provider: Any, pc: ProviderClient, head: Any, query_x: np.ndarray) -> None:
     key = register(pc, KeyPurpose.inference)
-    blob = key.keys.encrypt_queries(query_x, LinearHeadLayout(n=key.keys.he.n, d=head.dim, k=head.num_classes))
+    blob = encrypt_queries(key.keys, query_x, LinearHeadLayout(n=key.keys.he.n, d=head.dim, k=head.num_classes))
     assert post_classify(provider, classify_frame(key.key_id, blob))().status_code == 200
     expire_key_in_db(provider.db_path, key.key_id)
     assert_refused_without_effect(provider, post_classify(provider, classify_frame(key.key_id, blob)), 410,
@@ -367,7 +370,7 @@ def test_expired_alignment_key_is_410(provider: Any, pc: ProviderClient) -> None
 def test_key_of_the_wrong_purpose_is_403(provider: Any, alignment_key: RegisteredKey, inference_key: RegisteredKey,
                                          head: Any, query_x: np.ndarray) -> None:
     keys = alignment_key.keys
-    blob = keys.encrypt_queries(query_x, LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes))
+    blob = encrypt_queries(keys, query_x, LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes))
     assert_refused_without_effect(provider, post_classify(provider, classify_frame(alignment_key.key_id, blob)), 403,
                                   "wrong_key_purpose", "alignment", "inference")
     sha = provider.http.get("/v1/corpora/wiki").json()["sha256"]
@@ -463,7 +466,7 @@ def session4(provider: Any, pc: ProviderClient, alignment_key: RegisteredKey) ->
     assert layout.data_scale_bits == ALIGNMENT_SCALE_BITS and session.stride_bits == STRIDE_BITS
     assert session.num_ciphertexts == layout.num_ciphertexts == 4
     x = np.hstack([np.random.default_rng(3).uniform(-1, 1, size=(session.num_samples, 63)), np.ones((session.num_samples, 1))])
-    blobs = keys.encrypt_alignment_data(x, layout, 0, 4)
+    blobs = encrypt_alignment_data(keys, x, layout, 0, 4)
     session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=1, data_scale_bits=ALIGNMENT_SCALE_BITS),
                               blobs[:1])
     assert session.received_ciphertexts == 1
@@ -500,7 +503,7 @@ def test_bad_chunks_are_refused(provider: Any, session4: dict[str, Any], valid_q
     other = CrossCovarianceLayout(keys.he.n, 64, 16384, STRIDE_BITS)
     assert other.data_scale_bits != ALIGNMENT_SCALE_BITS
     x = np.random.default_rng(4).uniform(-1, 1, size=(128, 64))
-    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, keys.encrypt_alignment_data(x, other, 0, 1)), 422,
+    assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, encrypt_alignment_data(keys, x, other, 0, 1)), 422,
                                   "invalid_ciphertext", "scale", session_ids=(sid,))
     assert_refused_without_effect(provider, put_chunk(provider, sid, 1, 1, blobs[1:2], headers={"content-type": "application/octet-stream"}),
                                   415, "unsupported_media_type", FRAME_MEDIA_TYPE, session_ids=(sid,))

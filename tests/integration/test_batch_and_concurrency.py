@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_api_error
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, KeyRegistrationHeader
-from shared_protocol.packing import LinearHeadLayout
+from helix_he.packing import LinearHeadLayout
+from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
 
 CLIENT_NAME = "pytest-batch"
 
@@ -54,10 +56,10 @@ def test_batch_matches_plaintext_logits(pc: ProviderClient, key: tuple[str, Clie
     x = np.random.default_rng(8).normal(0.0, 0.05, size=(1000, head.dim))
     header = ClassifyBatchHeader(head_id="sst2", key_id=key_id, num_queries=len(x), dim=head.dim,
                                  query_scale_bits=QUERY_SCALE_BITS)
-    features = keys.encrypt_batch(x, layout)
+    features = encrypt_batch(keys, x, layout)
     reply, out, sent, received = pc.classify_batch(header, features, max_blob_bytes=1 << 20)
     assert reply.num_queries == 1000 and reply.num_classes == head.num_classes == len(out)
-    logits = keys.decrypt_batch_logits(reply, out)
+    logits = decrypt_batch_logits(keys, reply, out)
     ref = reference_logits(provider, x)
     assert float(np.max(np.abs(logits - ref))) < 1e-4
     assert np.array_equal(np.argmax(logits, axis=1), np.argmax(ref, axis=1))
@@ -68,7 +70,7 @@ def test_bad_batches_are_refused(pc: ProviderClient, key: tuple[str, ClientKeys]
     key_id, keys = key
     head = pc.head("sst2")
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
-    features = keys.encrypt_batch(np.zeros((3, head.dim)), layout)
+    features = encrypt_batch(keys, np.zeros((3, head.dim)), layout)
 
     def post(header: ClassifyBatchHeader, blobs: list[bytes]) -> Any:
         return provider.http.post("/v1/classify/batch", content=encode_frame(header, blobs),
@@ -97,15 +99,15 @@ def test_sixteen_concurrent_clients_and_a_responsive_server(pc: ProviderClient, 
     xs = [rng.normal(0.0, 0.05, size=(2, head.dim)) for _ in range(16)]
     ref = reference_logits(provider, np.vstack(xs))
     big = rng.normal(0.0, 0.05, size=(keys.he.n, head.dim))
-    big_features = keys.encrypt_batch(big, layout)
-    blobs = [keys.encrypt_queries(x, layout) for x in xs]
+    big_features = encrypt_batch(keys, big, layout)
+    blobs = [encrypt_queries(keys, x, layout) for x in xs]
     batch_done = threading.Event()
 
     def one_client(i: int) -> np.ndarray:
         with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
             header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=2, query_scale_bits=QUERY_SCALE_BITS)
             reply, out, _, _ = client.classify(header, blobs[i], max_blob_bytes=1 << 20)
-            return keys.decrypt_logits(reply, out)
+            return decrypt_logits(keys, reply, out)
 
     def big_batch() -> np.ndarray:
         with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
@@ -115,7 +117,7 @@ def test_sixteen_concurrent_clients_and_a_responsive_server(pc: ProviderClient, 
                 reply, out, _, _ = client.classify_batch(header, big_features, max_blob_bytes=1 << 20)
             finally:
                 batch_done.set()
-        return keys.decrypt_batch_logits(reply, out)
+        return decrypt_batch_logits(keys, reply, out)
 
     def cheap_calls() -> int:
         """Service-info calls answered while the batch is in flight (upload, HE work, reply)."""

@@ -14,11 +14,11 @@ import pytest
 import tenseal.sealapi as seal
 from helix_it_helpers import assert_api_error
 
-from client_agent.he_client import ClientKeys
-from shared_protocol.ckks import save_to_bytes
+from helix_he.keys import ClientKeys
+from helix_he.context import save_to_bytes
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import AlignmentCreate, KeyRegistrationHeader
-from shared_protocol.packing import trace_galois_elements
+from helix_he.packing import trace_galois_elements
 
 PSET = "ckks-n8192-q200"
 OTHER_PSET = "ckks-n16384-q200"

@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
-from shared_protocol.rlwe import ReplyCiphertext
+from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
+from helix_he.rlwe import ReplyCiphertext
+from helix_he.linear_head import decrypt_logits, encrypt_queries
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 
 CLIENT_NAME = "pytest-hygiene"
 ALIGNMENT_STRIDE_BITS = 7  # 8 features: 128 samples per ciphertext, 128 columns per reply
@@ -59,7 +62,7 @@ def test_classify_reply_holds_logits_and_nothing_else(pc: ProviderClient, info: 
     rng = np.random.default_rng(1234)
     x = rng.normal(0.0, 0.05, size=(3, head.dim))  # roughly the scale of provider-space embeddings
     x[2] = x[0]  # the same query twice: its replies must carry the same logits under fresh randomness
-    blobs = keys.encrypt_queries(x, layout)
+    blobs = encrypt_queries(keys, x, layout)
     header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
     reply, out, _, _ = pc.classify(header, blobs, max_blob_bytes=info.limits.max_ciphertext_bytes)
 
@@ -72,7 +75,7 @@ def test_classify_reply_holds_logits_and_nothing_else(pc: ProviderClient, info: 
     resp = provider.admin.post("/v1/admin/heads/sst2/reference-logits", json={"embeddings": x.tolist()})
     assert resp.status_code == 200, resp.text
     ref = np.asarray(resp.json()["logits"])
-    assert float(np.max(np.abs(keys.decrypt_logits(reply, out) - ref))) < 1e-4
+    assert float(np.max(np.abs(decrypt_logits(keys, reply, out) - ref))) < 1e-4
 
     he = keys.he
     q = he.output_level.primes[0]
@@ -109,7 +112,7 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert session.num_ciphertexts == layout.num_ciphertexts and session.stride_bits == layout.stride_bits == ALIGNMENT_STRIDE_BITS
     rng = np.random.default_rng(99)
     x = np.hstack([rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))])
-    blobs = keys.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
+    blobs = encrypt_alignment_data(keys, x, layout, 0, layout.num_ciphertexts)
     session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
                                                                        data_scale_bits=layout.data_scale_bits), blobs)
     assert session.received_ciphertexts == session.num_ciphertexts
@@ -123,7 +126,7 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     groups = layout.result_groups(header.output_columns)
     assert len(result) == len(groups) == -(-header.output_columns // layout.stride)
 
-    xty = keys.decrypt_cross_covariance(header, result, max_bytes=info.limits.max_ciphertext_bytes)
+    xty = decrypt_cross_covariance(keys, header, result, max_bytes=info.limits.max_ciphertext_bytes)
     assert xty.shape == (feature_dim, header.output_columns)
     # What the provider should have computed, from the public corpus and the provider's encoder.
     expected = x.T @ public_alignment_texts.y_corpus

@@ -17,12 +17,15 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_api_error, https_client, poll_until
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
 from helix_embeddings import load_embedder
 from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
                                       KeyRegistrationHeader)
-from shared_protocol.packing import CrossCovarianceLayout, LinearHeadLayout, stride_bits_for, trace_galois_elements
+from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, stride_bits_for, trace_galois_elements
+from helix_he.linear_head import decrypt_logits, encrypt_queries
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 
 PSET = "ckks-n8192-q200"
 FEATURE_DIM = 8
@@ -73,7 +76,7 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
         assert session.num_samples == 50
         layout = CrossCovarianceLayout.for_key(alignment.he.n, FEATURE_DIM, 50, bits)
         x = np.hstack([np.random.default_rng(11).uniform(-1, 1, size=(50, FEATURE_DIM - 1)), np.ones((50, 1))])
-        blobs = alignment.encrypt_alignment_data(x, layout, 0, layout.num_ciphertexts)
+        blobs = encrypt_alignment_data(alignment, x, layout, 0, layout.num_ciphertexts)
         session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
                                                                            data_scale_bits=layout.data_scale_bits), blobs)
         assert session.received_ciphertexts == session.num_ciphertexts
@@ -120,8 +123,8 @@ def test_old_inference_key_still_classifies(restarted: dict[str, Any], admin_hea
         x = np.random.default_rng(21).normal(0.0, 0.05, size=(4, head.dim))
         header = ClassifyHeader(head_id="tiny", key_id=restarted["inference_key_id"], num_queries=4,
                                 query_scale_bits=QUERY_SCALE_BITS)
-        reply, out, _, _ = pc.classify(header, keys.encrypt_queries(x, layout), max_blob_bytes=1 << 20)
-        logits = keys.decrypt_logits(reply, out)
+        reply, out, _, _ = pc.classify(header, encrypt_queries(keys, x, layout), max_blob_bytes=1 << 20)
+        logits = decrypt_logits(keys, reply, out)
         resp = admin.post("/v1/admin/heads/tiny/reference-logits", json={"embeddings": x.tolist()})
         assert resp.status_code == 200, resp.text
         ref = np.asarray(resp.json()["logits"])
@@ -140,7 +143,7 @@ def test_interrupted_alignment_session_completes_after_restart(restarted: dict[s
                              what="alignment after restart")
         assert session.state == AlignmentState.done, session.error
         header, blobs = pc.alignment_result(sid, max_blob_bytes=1 << 20)
-        xty = restarted["alignment"].decrypt_cross_covariance(header, blobs)
+        xty = decrypt_cross_covariance(restarted["alignment"], header, blobs)
         texts, _ = pc.corpus_texts("tiny-wiki")
         info = pc.info()
     encoder = load_embedder("minilm")

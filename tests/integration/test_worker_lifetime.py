@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from client_agent.he_client import QUERY_SCALE_BITS, ClientKeys
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
 from shared_protocol.messages import ClassifyHeader, KeyPurpose, KeyRegistrationHeader
-from shared_protocol.packing import LinearHeadLayout
+from helix_he.packing import LinearHeadLayout
+from helix_he.linear_head import decrypt_logits, encrypt_queries
 
 ANYIO_THREAD_IDLE_S = 10.0  # anyio.to_thread: WorkerThread.MAX_IDLE_TIME
 
@@ -62,8 +64,8 @@ def test_he_workers_survive_an_idle_period(provider: Any, pc: ProviderClient) ->
 
     def classify() -> np.ndarray:
         header = ClassifyHeader(head_id="sst2", key_id=key.key_id, num_queries=2, query_scale_bits=QUERY_SCALE_BITS)
-        reply, out, _, _ = pc.classify(header, keys.encrypt_queries(x, layout), max_blob_bytes=1 << 20)
-        return keys.decrypt_logits(reply, out)
+        reply, out, _, _ = pc.classify(header, encrypt_queries(keys, x, layout), max_blob_bytes=1 << 20)
+        return decrypt_logits(keys, reply, out)
 
     assert float(np.max(np.abs(classify() - ref))) < 1e-3
     server_pid = provider.service.proc.pid

@@ -15,6 +15,7 @@ under the same SEAL-generated keys; only their bytes differ:
 
 Every parser validates sizes, the level, and that every residue is below its prime.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .ckks import CiphertextError
+from .context import CiphertextError
 from .modmath import U64
 
 SEED_BYTES = 32
@@ -107,7 +108,10 @@ def centered_binomial(n: int, eta: int = CBD_ETA) -> np.ndarray:
     error distribution of Kyber/NewHope with SEAL's width."""
     mask = np.uint64((1 << eta) - 1)
     raw = np.frombuffer(secret_bytes(8 * n), dtype="<u8")
-    return np.bitwise_count(raw & mask).astype(np.int64) - np.bitwise_count((raw >> np.uint64(eta)) & mask).astype(np.int64)
+    plus = np.bitwise_count(raw & mask).astype(np.int64)
+    minus = np.bitwise_count((raw >> np.uint64(eta)) & mask).astype(np.int64)
+    out: np.ndarray = plus - minus
+    return out
 
 
 def ternary(n: int) -> np.ndarray:
@@ -140,17 +144,20 @@ class SeededCiphertext:
         return _HEADER.size + SEED_BYTES + n * sum(residue_bytes(q) for q in primes)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, level: int, primes: tuple[int, ...], n: int) -> "SeededCiphertext":
+    def from_bytes(cls, data: bytes, *, level: int, primes: tuple[int, ...], n: int) -> SeededCiphertext:
         """Parse an untrusted query ciphertext expected at `level` (with those primes) in ring N."""
         expected = cls.wire_size(primes, n)
         if len(data) != expected:
-            raise CompactCiphertextError(f"query ciphertext has {len(data)} bytes, expected {expected} "
-                                         f"(N={n}, {len(primes)} primes)")
+            raise CompactCiphertextError(
+                f"query ciphertext has {len(data)} bytes, expected {expected} (N={n}, {len(primes)} primes)"
+            )
         magic, version, lvl, _res, scale, got_n, count = _HEADER.unpack_from(data)
         if magic != _QUERY_MAGIC or version != _VERSION:
             raise CompactCiphertextError("not a HELIX query ciphertext (bad magic or version)")
         if got_n != n or count != len(primes):
-            raise CompactCiphertextError(f"ciphertext is for N={got_n} with {count} primes, expected N={n} with {len(primes)}")
+            raise CompactCiphertextError(
+                f"ciphertext is for N={got_n} with {count} primes, expected N={n} with {len(primes)}"
+            )
         if lvl != level:
             raise CompactCiphertextError(f"ciphertext is at modulus level {lvl}, expected {level}")
         if not (math.isfinite(scale) and scale > 1.0):
@@ -185,7 +192,7 @@ class ReplyCiphertext:
         return _HEADER.size + (count + n) * residue_bytes(q)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, level: int, q: int, n: int, count: int) -> "ReplyCiphertext":
+    def from_bytes(cls, data: bytes, *, level: int, q: int, n: int, count: int) -> ReplyCiphertext:
         expected = cls.wire_size(q, n, count)
         if len(data) != expected:
             raise CompactCiphertextError(f"reply ciphertext has {len(data)} bytes, expected {expected}")
@@ -193,8 +200,10 @@ class ReplyCiphertext:
         if magic != _REPLY_MAGIC or version != _VERSION:
             raise CompactCiphertextError("not a HELIX reply ciphertext (bad magic or version)")
         if got_n != n or got_count != count or lvl != level:
-            raise CompactCiphertextError(f"reply is for N={got_n}, {got_count} outputs, level {lvl}; "
-                                         f"expected N={n}, {count} outputs, level {level}")
+            raise CompactCiphertextError(
+                f"reply is for N={got_n}, {got_count} outputs, level {lvl}; "
+                f"expected N={n}, {count} outputs, level {level}"
+            )
         if not (math.isfinite(scale) and scale > 0.0):
             raise CompactCiphertextError(f"reply scale {scale!r} is not a positive finite number")
         view = memoryview(data)

@@ -1,7 +1,7 @@
 /* Negacyclic NTT kernels for HELIX (called through ctypes; no Python C-API needed).
  * Why C: numpy has no 128-bit multiply, so an exact mod-q product of two 60-bit residues costs
  * ~100x more in numpy than here. Tables (powers, twiddles, permutations) are computed in Python
- * (shared_protocol.modmath) so this file only runs the butterflies. */
+ * (helix_he.modmath) so this file only runs the butterflies. */
 #include <stdint.h>
 #include <stddef.h>
 

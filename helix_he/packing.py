@@ -1,17 +1,21 @@
 """Coefficient packings: where each value sits in a CKKS plaintext polynomial.
 
-Both circuits are built on one plaintext-ciphertext polynomial product. In Z[X]/(X^N + 1), if the query holds x_i at X^i and the weight polynomial holds
+Both circuits are built on one plaintext-ciphertext polynomial product. In Z[X]/(X^N + 1), if the
+query holds x_i at X^i and the weight polynomial holds
 W[i, j] at X^(j*d + d-1-i), the product's coefficient at X^(j*d + d-1) is exactly x . W[:, j]; every
 other coefficient is a partial sum that must never reach the client (the provider randomises them).
 The layouts are shared so client and provider agree on positions without negotiating.
 The alignment result is additionally packed with a few automorphisms (Galois keys), see
 `CrossCovarianceLayout`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .budget import data_scale_bits, max_data_scale_bits
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,6 @@ class LinearHeadLayout:
 MAX_STRIDE_BITS = 7  # at most 128 samples per alignment ciphertext: 7 Galois keys, ~4.9 MB seeded at N=8192
 
 
-def ceil_log2(v: int) -> int:
-    return max(0, (max(1, v) - 1).bit_length())
-
-
 def next_pow2(v: int) -> int:
     return 1 << (max(1, v) - 1).bit_length()
 
@@ -119,7 +119,7 @@ class CrossCovarianceLayout:
 
     The trace onto Z[X^m] (sum of the m automorphisms X -> X^(1 + j*2N/m)) keeps exactly the
     multiples of m (times m) and annihilates the rest. The provider evaluates it as a packing tree
-    over m columns (`provider_server.he_alignment`): column g*m + j of X^T Y ends at X^(a*m + j) of
+    over m columns (`helix_he.cross_covariance`): column g*m + j of X^T Y ends at X^(a*m + j) of
     result ciphertext g, so one reply carries m columns (D*m useful coefficients) instead of one.
     """
 
@@ -134,10 +134,12 @@ class CrossCovarianceLayout:
         if self.num_samples < 1:
             raise ValueError("alignment needs at least one sample")
         if not 0 <= self.stride_bits <= MAX_STRIDE_BITS or self.feature_dim << self.stride_bits > self.n:
-            raise ValueError(f"stride 2^{self.stride_bits} does not fit {self.feature_dim} features in {self.n} coefficients")
+            raise ValueError(
+                f"stride 2^{self.stride_bits} does not fit {self.feature_dim} features in {self.n} coefficients"
+            )
 
     @classmethod
-    def for_key(cls, n: int, feature_dim: int, num_samples: int, key_stride_bits: int) -> "CrossCovarianceLayout":
+    def for_key(cls, n: int, feature_dim: int, num_samples: int, key_stride_bits: int) -> CrossCovarianceLayout:
         """The layout both parties derive: the densest stride the features allow, capped by the keys."""
         return cls(n, feature_dim, num_samples, min(key_stride_bits, stride_bits_for(n, feature_dim)))
 
@@ -147,15 +149,13 @@ class CrossCovarianceLayout:
 
     @property
     def data_scale_bits(self) -> int:
-        """log2 of the client's scale for X. Outputs must stay below 2^57 (< q/2 for the 60-bit last
-        prime) and sum n terms |x| * |Y|, so X and Y share 57 - log2(n) bits of precision; X gets
-        half (+1: its encryption noise is the larger error)."""
-        return max(10, min(30, (57 - ceil_log2(self.num_samples)) // 2 + 1))
+        """log2 of the client's scale for X (`helix_he.budget.data_scale_bits`)."""
+        return data_scale_bits(self.num_samples)
 
     @property
     def max_data_scale_bits(self) -> int:
-        """The largest X scale the provider accepts: it leaves Y at least 16 bits."""
-        return max(10, 57 - ceil_log2(self.num_samples) - 16)
+        """The largest X scale the provider accepts (`helix_he.budget.max_data_scale_bits`)."""
+        return max_data_scale_bits(self.num_samples)
 
     @property
     def samples_per_ciphertext(self) -> int:
@@ -197,7 +197,10 @@ class CrossCovarianceLayout:
 
     def result_positions(self, columns: int) -> np.ndarray:
         """(D, columns) coefficient indices a*m + j of (X^T Y)[a, g*m + j] in a result ciphertext."""
-        return np.arange(self.feature_dim, dtype=np.int64)[:, None] * self.stride + np.arange(columns, dtype=np.int64)[None, :]
+        return (
+            np.arange(self.feature_dim, dtype=np.int64)[:, None] * self.stride
+            + np.arange(columns, dtype=np.int64)[None, :]
+        )
 
     def galois_elements(self) -> list[int]:
         return trace_galois_elements(self.n, self.stride_bits)

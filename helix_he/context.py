@@ -1,9 +1,10 @@
 """SEAL plumbing both parties share: contexts for pinned parameter sets, exact plaintext building and
 reading, and byte (de)serialization of ciphertexts with validation against the pinned context.
 
-This module is mechanism only. Which side encrypts, evaluates or decrypts what lives in
-`client_agent.he_client` and `provider_server.he_circuits`.
+This module is mechanism only. Which side encrypts, evaluates or decrypts what lives in the circuit
+modules (`helix_he.linear_head`, `helix_he.cross_covariance`) and in `helix_he.keys`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -84,7 +85,7 @@ def check_seal_header(data: bytes, max_bytes: int) -> int:
         raise CiphertextError(f"unsupported SEAL compression mode {compr}")
     if total != len(data):
         raise CiphertextError(f"SEAL header says {total} bytes but the buffer has {len(data)} (truncated?)")
-    return compr
+    return int(compr)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,9 @@ class HEContext:
         compr = check_seal_header(raw, 1 << 30)
         body = raw[16:]
         if compr == _COMPR_ZSTD:
-            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=ct.size() * ct.coeff_modulus_size() * self.n * 8 + 4096)
+            body = zstandard.ZstdDecompressor().decompress(
+                body, max_output_size=ct.size() * ct.coeff_modulus_size() * self.n * 8 + 4096
+            )
         count = ct.size() * ct.coeff_modulus_size() * self.n
         data = np.frombuffer(body[len(body) - 8 * count :], dtype="<u8")  # the data array ends the body
         return data.reshape(ct.size(), ct.coeff_modulus_size(), self.n).copy()
@@ -223,13 +226,17 @@ class HEContext:
         compr = check_seal_header(raw, 1 << 30)
         body = raw[16:]
         if compr == _COMPR_ZSTD:
-            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=template.size() * template.coeff_modulus_size() * self.n * 8 + 4096)
+            body = zstandard.ZstdDecompressor().decompress(
+                body, max_output_size=template.size() * template.coeff_modulus_size() * self.n * 8 + 4096
+            )
         data = np.ascontiguousarray(data, dtype="<u8")
         if data.shape != (template.size(), template.coeff_modulus_size(), self.n):
             raise ValueError(f"data shape {data.shape} does not match the template ciphertext")
         body = body[: len(body) - data.nbytes] + data.tobytes()
         out = seal.Ciphertext()
-        load_from_bytes(out, self.context, _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body)
+        load_from_bytes(
+            out, self.context, _HEADER.pack(SEAL_MAGIC, 16, *self._version, _COMPR_NONE, 0, 16 + len(body)) + body
+        )
         return out
 
     def decode_last_level(self, pt: seal.Plaintext) -> np.ndarray:
@@ -239,7 +246,8 @@ class HEContext:
             raise ValueError("exact decoding expects a plaintext at the last level (one prime)")
         q = self.output_level.primes[0]
         coeffs = centered(self._ntt[q].inverse(res[0]), q)
-        return coeffs.astype(np.float64) / pt.scale
+        out: np.ndarray = coeffs.astype(np.float64) / pt.scale
+        return out
 
     # --- ciphertext bytes -------------------------------------------------------------------------
     def ciphertext_from_bytes(self, data: bytes, *, level: Level, max_bytes: int) -> seal.Ciphertext:
@@ -265,7 +273,8 @@ def coeffs_to_slots(coeffs: np.ndarray) -> np.ndarray:
     n = len(coeffs)
     idx = _slot_index(n)
     zeta = np.exp(1j * np.pi * np.arange(n) / n)
-    return (np.fft.ifft(coeffs * zeta) * n)[idx]
+    slots: np.ndarray = (np.fft.ifft(coeffs * zeta) * n)[idx]
+    return slots
 
 
 @functools.lru_cache(maxsize=4)

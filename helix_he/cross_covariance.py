@@ -1,6 +1,7 @@
-"""The provider's secure-alignment circuit: Enc(X) -> Enc(X^T Y_A), packed m columns per reply.
+"""The secure-alignment circuit, both halves: Enc(X) -> Enc(X^T Y_A), packed m columns per reply.
 
-Steps (layout and algebra in `shared_protocol.packing.CrossCovarianceLayout`):
+Client half: encrypt X (|x| <= 1) in the stride packing of `helix_he.packing.CrossCovarianceLayout`
+and decrypt the packed result. Server half, in steps:
 
 1. Products. Data ciphertexts arrive at the last level (one ~60-bit prime q). For each output column
    b the provider needs Z_b = sum_c ct_c * P_{c,b}, P_{c,b} = sum_t Y[s_t, b] X^(-t). Written on
@@ -18,41 +19,110 @@ Steps (layout and algebra in `shared_protocol.packing.CrossCovarianceLayout`):
 4. Every coefficient that is not an output is masked with a value uniform modulo q
    (`MaskedReply`); the result is re-randomised with a fresh encryption of zero (`Rerandomizer`).
 """
+
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import tenseal.sealapi as seal
 from numpy.lib.stride_tricks import sliding_window_view
 
-from shared_protocol.ckks import HEContext, save_to_bytes
-from shared_protocol.modmath import U64, addmod, centered, mulmod, to_residues
-from shared_protocol.packing import CrossCovarianceLayout
+from .budget import Y_MAX_BITS, flooding_noise, y_scale_bits_for
+from .context import CiphertextError, HEContext, save_to_bytes
+from .keys import ClientKeys, Rerandomizer
+from .modmath import U64, addmod, centered, mulmod, uniform_mod
+from .packing import CrossCovarianceLayout
 
-from .he_circuits import MaskedReply, Rerandomizer
-
-Y_MAX_BITS = 24  # |Y_int| <= 2^24: with 20-bit limbs a chunk of 512 samples stays below 2^53
-OUTPUT_BOUND_BITS = 57  # |(X^T Y_int)[a, b]| * data scale < 2^57 < q/2 for a 60-bit q, room for noise
 _LIMB_BITS = 20
 _LIMB_HALF = 1 << (_LIMB_BITS - 1)
 _FLOAT_EXACT_BITS = 53
 _MATRIX_ELEMENTS = 1 << 21  # rows x samples per block of the coefficient matrix (~50 MB of limbs)
 
+# ================================================================================== client half
 
-def y_scale_bits_for(y: np.ndarray, data_scale_bits: int) -> int:
-    """log2 of the scale for Y so that every output fits the prime: the client sends |x| <= 1, so
-    |(X^T Y)[a, b]| <= ||Y[:, b]||_1 exactly; and |Y_int| <= 2^Y_MAX_BITS for the exact float product.
-    May be negative for huge Y (a power of two keeps the scaling exact either way)."""
-    y = np.asarray(y, dtype=np.float64)
-    l1 = float(np.abs(y).sum(axis=0).max()) if y.size else 0.0
-    peak = float(np.abs(y).max()) if y.size else 0.0
-    if peak == 0.0:
-        return Y_MAX_BITS
-    by_sum = math.floor(OUTPUT_BOUND_BITS - data_scale_bits - math.log2(l1 + 1.0))
-    by_peak = math.floor(Y_MAX_BITS - math.log2(peak)) if peak > 0 else Y_MAX_BITS
-    return min(by_sum, by_peak)
+
+def encrypt_alignment_data(
+    keys: ClientKeys, x: np.ndarray, layout: CrossCovarianceLayout, start: int, count: int
+) -> list[bytes]:
+    """Ciphertexts [start, start+count) of the stride packing, at the last level (the circuit
+    needs no rescale), SEAL-seeded, at scale 2^layout.data_scale_bits; x must satisfy |x| <= 1."""
+    scale = float(2**layout.data_scale_bits)
+    coeffs = [
+        layout.data_coefficients(x[r.start : r.stop], scale)
+        for r in (layout.sample_range(c) for c in range(start, start + count))
+    ]
+    return keys.encrypt_seal(np.stack(coeffs), scale)
+
+
+class ResultShape(Protocol):
+    """What the client needs to know about a result (the wire header has these fields)."""
+
+    @property
+    def feature_dim(self) -> int: ...
+    @property
+    def output_columns(self) -> int: ...
+    @property
+    def stride_bits(self) -> int: ...
+
+
+def decrypt_cross_covariance(
+    keys: ClientKeys, shape: ResultShape, blobs: Sequence[bytes], max_bytes: int = 1 << 22
+) -> np.ndarray:
+    """-> (feature_dim, output_columns) = X^T Y (before the client undoes its own X scaling).
+    Result ciphertext g carries columns [g*m, (g+1)*m) at coefficients a*m + j (m = 2^stride_bits)."""
+    feature_dim, output_columns, stride_bits = shape.feature_dim, shape.output_columns, shape.stride_bits
+    m = 1 << stride_bits
+    if feature_dim * m > keys.he.n:
+        raise ValueError(f"result header's stride 2^{stride_bits} does not fit {feature_dim} features")
+    groups = -(-output_columns // m)
+    if len(blobs) != groups:
+        raise ValueError(f"result has {len(blobs)} ciphertexts, expected {groups}")
+    out = np.zeros((feature_dim, output_columns))
+    rows = np.arange(feature_dim)[:, None] * m
+    for g, blob in enumerate(blobs):
+        width = min(m, output_columns - g * m)
+        coeffs = keys.decrypt_seal(blob, max_bytes)
+        out[:, g * m : g * m + width] = coeffs[rows + np.arange(width)[None, :]]
+    return out
+
+
+# ================================================================================== server half
+
+
+def validate_alignment_ciphertexts(
+    he: HEContext, blobs: Sequence[bytes], *, max_ciphertext_bytes: int, scale_bits: int
+) -> None:
+    """Full SEAL validation of uploaded alignment ciphertexts (last level: the stride layout's depth
+    needs no rescale) at the declared scale; CiphertextError names the first bad one."""
+    for i, blob in enumerate(blobs):
+        try:
+            ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=max_ciphertext_bytes)
+        except CiphertextError as exc:
+            raise CiphertextError(f"ciphertext {i}: {exc}") from None
+        if abs(ct.scale - 2.0**scale_bits) > 1e-6 * ct.scale:
+            raise CiphertextError(f"ciphertext {i}: scale is 2^{np.log2(ct.scale):.2f}, header says 2^{scale_bits}")
+
+
+class MaskedReply:
+    """Builds the additive plaintext that randomises every non-output coefficient of a reply."""
+
+    def __init__(self, he: HEContext) -> None:
+        self.he = he
+        self.level = he.output_level
+        self.q = self.level.primes[0]
+
+    def plaintext(
+        self, positions: np.ndarray, outputs: np.ndarray, scale: float, noise_bits: int = 0
+    ) -> seal.Plaintext:
+        """Uniform mod q everywhere, except `positions`, which get round(outputs * scale) + noise."""
+        coeffs = uniform_mod(self.q, self.he.n)
+        vals = np.round(np.asarray(outputs, dtype=np.float64) * scale).astype(np.int64)
+        vals = vals + flooding_noise(len(vals), noise_bits)
+        coeffs[positions] = (vals % np.int64(self.q)).astype(U64)
+        ntt = self.he.ntt(self.q).forward(coeffs)
+        return self.he.plaintext_from_ntt(ntt[None, :], self.level, scale)
 
 
 def _limbs(v: np.ndarray) -> np.ndarray:
@@ -93,7 +163,9 @@ class ExactModMatmul:
         return addmod(out, mulmod(s[2], np.broadcast_to(self._w2, s[2].shape), self.q), self.q)
 
 
-def _column_polynomials(he: HEContext, layout: CrossCovarianceLayout, data: list[np.ndarray], y_int: np.ndarray) -> np.ndarray:
+def _column_polynomials(
+    he: HEContext, layout: CrossCovarianceLayout, data: list[np.ndarray], y_int: np.ndarray
+) -> np.ndarray:
     """Z_b for every column of y_int, as coefficient residues (2, C, N): c0 only on multiples of m
     (the rest is irrelevant to the trace, left zero), c1 whole."""
     n, m, q = he.n, layout.stride, he.output_level.primes[0]
@@ -164,8 +236,9 @@ class _Packer:
         return base
 
 
-def _fold_inputs(layout: CrossCovarianceLayout, count: int, y_int: np.ndarray, rows: np.ndarray | None
-                 ) -> tuple[list[int], np.ndarray]:
+def _fold_inputs(
+    layout: CrossCovarianceLayout, count: int, y_int: np.ndarray, rows: np.ndarray | None
+) -> tuple[list[int], np.ndarray]:
     """The data ciphertexts a fold touches and the matching rows of Y (m per ciphertext), zero
     outside the fold: X^T (D_k Y) = X_k^T Y_k with D_k the fold's 0/1 diagonal."""
     m = layout.stride
@@ -192,7 +265,7 @@ def encrypted_cross_covariance(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[bytes], float]:
     """Result ciphertexts `groups` (group g = columns [g*m, (g+1)*m) of X^T Y) from the data
-    ciphertexts. With `folds` (sample indices of each part, `shared_protocol.folds`), the same
+    ciphertexts. With `folds` (sample indices of each part), the same
     groups of X_k^T Y_k for every fold k, fold-major; each product touches only the fold's
     ciphertexts, so the products cost about what one full result does and the packing K times.
     Returns (serialized replies, value scale of the outputs)."""
@@ -220,7 +293,7 @@ def encrypted_cross_covariance(
     packer = _Packer(he, layout, galois_keys)
     masker = MaskedReply(he)
     blobs = []
-    for rows in (folds if folds is not None else [None]):
+    for rows in folds if folds is not None else [None]:
         used, y_part = _fold_inputs(layout, len(data), y_int, rows)
         polys = _column_polynomials(he, layout, [data[c] for c in used], y_part)  # (2, C, N)
         polys = mulmod(polys, np.broadcast_to(m_inv, polys.shape), q)
@@ -247,3 +320,13 @@ def encrypted_cross_covariance(
             if progress is not None:
                 progress(len(blobs))
     return blobs, scale
+
+
+__all__ = [
+    "MaskedReply",
+    "decrypt_cross_covariance",
+    "encrypt_alignment_data",
+    "encrypted_cross_covariance",
+    "validate_alignment_ciphertexts",
+    "y_scale_bits_for",
+]

@@ -3,22 +3,22 @@
 Why pinned: a client-supplied SEAL context can name huge parameters (N up to 131072) and exhaust the
 provider's memory, and a mismatch between the parties' parameters makes every ciphertext garbage.
 Both sides therefore refer to parameter sets by name only; the provider says which names it accepts
-(`GET /v1/info`) and builds its own SEAL context from the table below.
+(on the wire, in its service info) and builds its own SEAL context from the table below.
 """
+
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass
 
 
-class CKKSParameterSet(BaseModel):
+@dataclass(frozen=True)
+class CKKSParameterSet:
     """One named CKKS parameter set. Security follows the HomomorphicEncryption.org table."""
 
-    model_config = ConfigDict(frozen=True)
-
     name: str
-    poly_modulus_degree: int = Field(description="N, the ring dimension")
-    coeff_mod_bit_sizes: tuple[int, ...] = Field(description="bit sizes of the RNS primes, special prime last")
-    scale_bits: int = Field(description="log2 of the default encoding scale")
+    poly_modulus_degree: int  # N, the ring dimension
+    coeff_mod_bit_sizes: tuple[int, ...]  # bit sizes of the RNS primes, special prime last
+    scale_bits: int  # log2 of the default encoding scale
     security_bits: int = 128
 
     @property
@@ -35,10 +35,14 @@ PARAMETER_SETS: dict[str, CKKSParameterSet] = {
     p.name: p
     for p in (
         # The default from the paper's setting: 200 bits <= 218, 128-bit security at N=8192.
-        CKKSParameterSet(name="ckks-n8192-q200", poly_modulus_degree=8192, coeff_mod_bit_sizes=(60, 40, 40, 60), scale_bits=40),
+        CKKSParameterSet(
+            name="ckks-n8192-q200", poly_modulus_degree=8192, coeff_mod_bit_sizes=(60, 40, 40, 60), scale_bits=40
+        ),
         # Twice the ring for wide embeddings (d*k up to 16384 per ciphertext); 200 bits is far below the
         # 438-bit limit at N=16384, so this is comfortably 128-bit secure.
-        CKKSParameterSet(name="ckks-n16384-q200", poly_modulus_degree=16384, coeff_mod_bit_sizes=(60, 40, 40, 60), scale_bits=40),
+        CKKSParameterSet(
+            name="ckks-n16384-q200", poly_modulus_degree=16384, coeff_mod_bit_sizes=(60, 40, 40, 60), scale_bits=40
+        ),
     )
 }
 

@@ -7,6 +7,7 @@ the residues ourselves (negacyclic NTT in SEAL's own slot order) gives exact pla
 decryption. Products of two 61-bit residues do not fit 64 bits, so the quotient is estimated in
 80-bit long double (64-bit mantissa) and the remainder recovered with wrapping uint64 arithmetic.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -18,7 +19,7 @@ from ._native import load_kernel
 _KERNEL = load_kernel()
 
 if np.finfo(np.longdouble).nmant < 63:  # pragma: no cover - x86-64 Linux always has 80-bit long double
-    raise ImportError("shared_protocol.modmath needs an 80-bit long double (x86-64)")
+    raise ImportError("helix_he.modmath needs an 80-bit long double (x86-64)")
 
 U64 = np.uint64
 
@@ -26,7 +27,7 @@ U64 = np.uint64
 _U64P = ctypes.POINTER(ctypes.c_uint64)
 
 
-def _ptr(a: np.ndarray) -> "ctypes._Pointer[ctypes.c_uint64]":
+def _ptr(a: np.ndarray) -> ctypes._Pointer[ctypes.c_uint64]:
     return a.ctypes.data_as(_U64P)
 
 
@@ -51,7 +52,8 @@ def mulmod_numpy(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
         r = (a * b - qhat * U64(q)).view(np.int64)
     r = np.where(r < 0, r + np.int64(q), r)
     r = np.where(r >= np.int64(q), r - np.int64(q), r)
-    return r.view(U64)
+    out: np.ndarray = r.view(U64)
+    return out
 
 
 class FixedMultiplier:
@@ -71,8 +73,9 @@ class FixedMultiplier:
         if _KERNEL is None:
             return mulmod_numpy(a, np.broadcast_to(self.w, a.shape), self.q)
         out = np.empty(a.shape, dtype=U64)
-        _KERNEL.helix_mulmod_fixed(_ptr(a), a.size // self.w.size, self.w.size, _ptr(self.w), _ptr(self.shoup),
-                                   self.q, _ptr(out))
+        _KERNEL.helix_mulmod_fixed(
+            _ptr(a), a.size // self.w.size, self.w.size, _ptr(self.w), _ptr(self.shoup), self.q, _ptr(out)
+        )
         return out
 
 
@@ -81,7 +84,7 @@ def dot_rows(v: np.ndarray, rows: np.ndarray, q: int) -> np.ndarray:
     v = np.ascontiguousarray(v, dtype=U64)
     rows = np.ascontiguousarray(rows, dtype=U64)
     if _KERNEL is None:
-        return np.array([sum(int(a) * int(b) for a, b in zip(v, row)) % q for row in rows], dtype=U64)
+        return np.array([sum(int(a) * int(b) for a, b in zip(v, row, strict=True)) % q for row in rows], dtype=U64)
     out = np.empty(rows.shape[0], dtype=U64)
     _KERNEL.helix_dot_rows(_ptr(v), _ptr(rows), rows.shape[0], rows.shape[1], q, _ptr(out))
     return out
@@ -102,7 +105,9 @@ def small_lincomb(w: np.ndarray, c: np.ndarray, q: int) -> np.ndarray:
         return (out % q).astype(U64)
     out = np.empty((k, n), dtype=U64)
     scratch = np.empty(4 * n, dtype=U64)
-    _KERNEL.helix_lincomb(w.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), k, d, _ptr(c), n, q, _ptr(out), _ptr(scratch))
+    _KERNEL.helix_lincomb(
+        w.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), k, d, _ptr(c), n, q, _ptr(out), _ptr(scratch)
+    )
     return out
 
 
@@ -113,7 +118,7 @@ def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
         out = np.empty(a.shape, dtype=U64)
         _KERNEL.helix_addmod(_ptr(a), _ptr(b), a.size, q, _ptr(out))
         return out
-    s = np.add(a, b, dtype=U64)
+    s: np.ndarray = np.add(a, b, dtype=U64)
     np.subtract(s, U64(q), out=s, where=s >= U64(q))
     return s
 
@@ -121,7 +126,7 @@ def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
 def submod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     """(a - b) mod q for residues: wrapping uint64 difference, plus q where it wrapped."""
     a, b = np.asarray(a, dtype=U64), np.asarray(b, dtype=U64)
-    d = np.subtract(a, b, dtype=U64)
+    d: np.ndarray = np.subtract(a, b, dtype=U64)
     np.add(d, U64(q), out=d, where=a < b)
     return d
 
@@ -223,8 +228,14 @@ class NegacyclicNTT:
                 inv_pows = self._powers(psi_inv, n)
                 psi_rev = np.ascontiguousarray(pows[self.bitrev])
                 psi_inv_rev = np.ascontiguousarray(inv_pows[self.bitrev])
-                self._ln = (psi_rev, self._shoup(psi_rev), psi_inv_rev, self._shoup(psi_inv_rev),
-                            self.n_inv, (self.n_inv << 64) // self.q)
+                self._ln = (
+                    psi_rev,
+                    self._shoup(psi_rev),
+                    psi_inv_rev,
+                    self._shoup(psi_inv_rev),
+                    self.n_inv,
+                    (self.n_inv << 64) // self.q,
+                )
 
     def _powers(self, base: int, count: int) -> np.ndarray:
         out = np.empty(count, dtype=U64)
@@ -278,16 +289,30 @@ class NegacyclicNTT:
         """floor(w * 2^64 / q) per entry: the precomputed quotients of Shoup multiplication."""
         return np.array([(int(v) << 64) // self.q for v in w], dtype=U64)
 
-    def _native_call(self, fn: object, a: np.ndarray, vec: tuple[np.ndarray, np.ndarray], perm: np.ndarray,
-                     tw: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def _native_call(
+        self,
+        fn: object,
+        a: np.ndarray,
+        vec: tuple[np.ndarray, np.ndarray],
+        perm: np.ndarray,
+        tw: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
         a = np.array(a, dtype=U64, order="C", copy=True)
         tmp = np.empty(self.n, dtype=U64)
         u64p = ctypes.POINTER(ctypes.c_uint64)
         i64p = ctypes.POINTER(ctypes.c_int64)
         fn(  # type: ignore[operator]
-            a.ctypes.data_as(u64p), a.shape[0], self.n, self.q, vec[0].ctypes.data_as(u64p),
-            vec[1].ctypes.data_as(u64p), tw[0].ctypes.data_as(u64p), tw[1].ctypes.data_as(u64p),
-            self.bitrev.ctypes.data_as(i64p), perm.ctypes.data_as(i64p), tmp.ctypes.data_as(u64p),
+            a.ctypes.data_as(u64p),
+            a.shape[0],
+            self.n,
+            self.q,
+            vec[0].ctypes.data_as(u64p),
+            vec[1].ctypes.data_as(u64p),
+            tw[0].ctypes.data_as(u64p),
+            tw[1].ctypes.data_as(u64p),
+            self.bitrev.ctypes.data_as(i64p),
+            perm.ctypes.data_as(i64p),
+            tmp.ctypes.data_as(u64p),
         )
         return a
 
@@ -309,10 +334,13 @@ class NegacyclicNTT:
         a = np.asarray(values, dtype=U64).reshape(-1, self.n)
         if self._merged:
             a = np.array(a, dtype=U64, order="C", copy=True)
-            _KERNEL.helix_ntt_ln_inverse(_ptr(a), a.shape[0], self.n, self.q, _ptr(self._ln[2]), _ptr(self._ln[3]),
-                                         self._ln[4], self._ln[5])
+            _KERNEL.helix_ntt_ln_inverse(
+                _ptr(a), a.shape[0], self.n, self.q, _ptr(self._ln[2]), _ptr(self._ln[3]), self._ln[4], self._ln[5]
+            )
             return a.reshape(np.shape(values))
-        return self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv).reshape(np.shape(values))
+        return self._native_call(_KERNEL.helix_ntt_inverse, a, self._post, self.inv_perm, self._tw_inv).reshape(
+            np.shape(values)
+        )
 
     def forward_numpy(self, coeffs: np.ndarray) -> np.ndarray:
         """Pure-numpy forward transform (the fallback, and the reference the kernel is tested against)."""

@@ -5,6 +5,7 @@ by setuptools at install time (`pip install .` / `-e .`) and, when running from 
 without an installed build, compiled once into a per-user cache with the system C compiler.
 If neither works the caller falls back to the (exact but ~100x slower) numpy implementation.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -58,14 +59,25 @@ def _compile_into_cache() -> Path | None:
     return target
 
 
-_SYMBOLS = ("helix_ntt_forward", "helix_ntt_inverse", "helix_mulmod",
-            "helix_shoup_table", "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse",
-            "helix_lincomb", "helix_addmod", "helix_signed_residues")
+_SYMBOLS = (
+    "helix_ntt_forward",
+    "helix_ntt_inverse",
+    "helix_mulmod",
+    "helix_shoup_table",
+    "helix_mulmod_fixed",
+    "helix_dot_rows",
+    "helix_ntt_ln_forward",
+    "helix_ntt_ln_inverse",
+    "helix_lincomb",
+    "helix_addmod",
+    "helix_signed_residues",
+)
 
 
 def load_kernel() -> ctypes.CDLL | None:
     if os.environ.get("HELIX_DISABLE_NATIVE") == "1":
         return None
+
     def loadable(path: Path) -> ctypes.CDLL | None:
         try:
             lib = ctypes.CDLL(str(path))
@@ -97,8 +109,16 @@ def load_kernel() -> ctypes.CDLL | None:
     lib.helix_signed_residues.argtypes = [i64p, sz, ctypes.c_uint64, u64p]
     lib.helix_ntt_ln_forward.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p]
     lib.helix_ntt_ln_inverse.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, ctypes.c_uint64, ctypes.c_uint64]
-    for name in ("helix_mulmod", "helix_shoup_table",
-                 "helix_mulmod_fixed", "helix_dot_rows", "helix_ntt_ln_forward", "helix_ntt_ln_inverse", "helix_lincomb", "helix_addmod",
-                 "helix_signed_residues"):
+    for name in (
+        "helix_mulmod",
+        "helix_shoup_table",
+        "helix_mulmod_fixed",
+        "helix_dot_rows",
+        "helix_ntt_ln_forward",
+        "helix_ntt_ln_inverse",
+        "helix_lincomb",
+        "helix_addmod",
+        "helix_signed_residues",
+    ):
         getattr(lib, name).restype = None
     return lib

@@ -1,0 +1,231 @@
+"""Keys: the client's key pair (generation, storage, seeded encryption, exact decryption) and what the
+provider builds from the public half it receives (validated key objects and the re-randomiser).
+
+The secret key is created here, stored with owner-only permissions and never serialized onto the
+wire: only `public_key_bytes` and `galois_key_bytes` leave the client. Encryption is symmetric and
+seeded (the client owns the secret key): half the upload of public-key encryption. Which values are
+encrypted in which packing is the business of the circuit modules.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tenseal.sealapi as seal
+
+from .context import CiphertextError, HEContext, check_seal_header, he_context, load_from_bytes, save_to_bytes
+from .modmath import FixedMultiplier, addmod, centered, dot_rows, submod, to_residues
+from .packing import trace_galois_elements
+from .rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, new_seed, ternary
+
+#: A public key at N=16384 is ~1.6 MB unseeded; 4 MiB is the provider's hard limit.
+MAX_PUBLIC_KEY_BYTES = 4 * 1024 * 1024
+#: Seven seeded Galois keys at N=8192 take ~4.9 MB (9.8 MB at N=16384).
+MAX_GALOIS_KEY_BYTES = 12 * 1024 * 1024
+
+
+class ClientKeys:
+    """A CKKS key pair for one pinned parameter set: the client's whole secret."""
+
+    def __init__(self, he: HEContext, secret_key: seal.SecretKey) -> None:
+        self.he = he
+        self.secret_key = secret_key
+        self._encryptor = seal.Encryptor(he.context, secret_key)
+        self._decryptor = seal.Decryptor(he.context, secret_key)
+        # The secret's NTT values per prime (key level: data primes first, in order, then the special one).
+        key_primes = [m.value() for m in he.context.key_context_data().parms().coeff_modulus()]
+        residues = he.plaintext_residues(secret_key.data())
+        self._s = {q: FixedMultiplier(residues[i], q) for i, q in enumerate(key_primes)}
+        self._row_cache: dict[tuple[int, bytes], np.ndarray] = {}
+
+    @classmethod
+    def generate(cls, parameter_set: str) -> ClientKeys:
+        he = he_context(parameter_set)
+        return cls(he, seal.KeyGenerator(he.context).secret_key())
+
+    def public_key_bytes(self) -> bytes:
+        """The public key: what the provider stores to bind a key id to a parameter set. (The
+        binding cannot return SEAL's seeded Serializable for keys, so this is the full form.)"""
+        pk = seal.PublicKey()
+        seal.KeyGenerator(self.he.context, self.secret_key).create_public_key(pk)
+        return save_to_bytes(pk)
+
+    def public_key(self) -> seal.PublicKey:
+        """A fresh public key object (tests and benchmarks build the provider's side from it)."""
+        pk = seal.PublicKey()
+        seal.KeyGenerator(self.he.context, self.secret_key).create_public_key(pk)
+        return pk
+
+    def galois_key_bytes(self, stride_bits: int) -> bytes:
+        """Galois keys for the alignment packing tree (`CrossCovarianceLayout`): one per tree level,
+        elements 1 + N / 2^i. Seeded serialization (half the bytes); evaluation keys only, they let the
+        provider apply those automorphisms and nothing else."""
+        elements = trace_galois_elements(self.he.n, stride_bits)
+        if not elements:
+            return b""
+        return save_to_bytes(seal.KeyGenerator(self.he.context, self.secret_key).create_galois_keys(elements))
+
+    def save(self, path: Path) -> None:
+        """Write the secret key with 0600 permissions, atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(save_to_bytes(self.secret_key))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, parameter_set: str, path: Path) -> ClientKeys:
+        he = he_context(parameter_set)
+        sk = seal.SecretKey()
+        load_from_bytes(sk, he.context, path.read_bytes())
+        return cls(he, sk)
+
+    # --- encryption ------------------------------------------------------------------------------
+    def encrypt_seeded(self, coeffs: np.ndarray, scale: float) -> list[SeededCiphertext]:
+        """Symmetric encryption of integer polynomials (m, N) at the last level (depth-1 circuits
+        without a rescale need no more): c1 = expand(seed), c0 = NTT(m + e) - c1 * s, so that
+        c0 + c1 * s = m + e."""
+        he = self.he
+        lvl = he.output_level
+        coeffs = np.atleast_2d(np.asarray(coeffs, dtype=np.int64))
+        noisy = coeffs + centered_binomial(coeffs.size).reshape(coeffs.shape)
+        seeds = [new_seed() for _ in range(coeffs.shape[0])]
+        a = np.stack([expand_uniform(seed, lvl.primes, he.n) for seed in seeds])  # (rows, primes, N)
+        c0 = np.empty((coeffs.shape[0], len(lvl.primes), he.n), dtype=np.uint64)
+        for i, q in enumerate(lvl.primes):
+            c0[:, i] = submod(he.ntt(q).forward(to_residues(noisy, q)), self._s[q](a[:, i]), q)
+        return [SeededCiphertext(lvl.index, scale, seed, c0[r]) for r, seed in enumerate(seeds)]
+
+    def encrypt_seal(self, coeffs: np.ndarray, scale: float) -> list[bytes]:
+        """SEAL's own seeded symmetric encryption of integer polynomials (m, N) at the last level,
+        serialized (the alignment upload, which the provider validates with SEAL)."""
+        he = self.he
+        ntt = he.coeffs_to_ntt(np.atleast_2d(coeffs), he.output_level)
+        return [
+            save_to_bytes(self._encryptor.encrypt_symmetric(he.plaintext_from_ntt(row, he.output_level, scale)))
+            for row in ntt
+        ]
+
+    # --- decryption ------------------------------------------------------------------------------
+    def decrypt_seal(self, blob: bytes, max_bytes: int) -> np.ndarray:
+        """Every coefficient of a SEAL-serialized last-level ciphertext, divided by its scale."""
+        he = self.he
+        ct = he.ciphertext_from_bytes(blob, level=he.output_level, max_bytes=max_bytes)
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        return he.decode_last_level(pt)
+
+    def secret_times(self, values: np.ndarray, q: int) -> np.ndarray:
+        """s * values modulo q, pointwise in the NTT domain (the c1 * s of decryption)."""
+        return self._s[q](values)
+
+    def reply_residues(self, blob: bytes, positions: np.ndarray) -> tuple[np.ndarray, int, float]:
+        """Exact decryption of a compact reply: the message residues at `positions` (the only
+        coefficients a reply carries), the prime, and the scale."""
+        he = self.he
+        lvl = he.output_level
+        q = lvl.primes[0]
+        positions = np.asarray(positions, dtype=np.int64)
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=len(positions))
+        c1s = dot_rows(self._s[q](reply.c1), self._rows(q, positions), q)
+        return addmod(reply.c0, c1s, q), q, reply.scale
+
+    def _rows(self, q: int, positions: np.ndarray) -> np.ndarray:
+        key = (q, positions.tobytes())
+        if key not in self._row_cache:
+            if len(self._row_cache) > 64:
+                self._row_cache.clear()
+            self._row_cache[key] = self.he.ntt(q).coefficient_rows(positions)
+        return self._row_cache[key]
+
+    def decrypt_reply(self, blob: bytes, positions: np.ndarray) -> np.ndarray:
+        """The values a compact reply carries at `positions`."""
+        res, q, scale = self.reply_residues(blob, positions)
+        return centered(res, q).astype(np.float64) / scale
+
+    def decrypt_prefix(self, blob: bytes, count: int) -> np.ndarray:
+        """The values a compact reply carries at coefficients [0, count) (the batch form)."""
+        he = self.he
+        lvl = he.output_level
+        q = lvl.primes[0]
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=count)
+        c1s = he.ntt(q).inverse(self._s[q](reply.c1))[:count]
+        return centered(addmod(reply.c0, c1s, q), q).astype(np.float64) / reply.scale
+
+
+# --- the provider's side of the keys -------------------------------------------------------------
+def _load_checked(obj: object, what: str, parameter_set: str, blob: bytes, max_bytes: int) -> None:
+    """Header and size first, then SEAL's own validation against our pinned context (never
+    `unsafe_load`); a failure is a CiphertextError naming the key kind and the parameter set."""
+    check_seal_header(blob, max_bytes)
+    try:
+        load_from_bytes(obj, he_context(parameter_set).context, blob)
+    except (RuntimeError, ValueError) as exc:
+        raise CiphertextError(f"{what}: not valid for {parameter_set}: {exc}") from None
+
+
+def load_public_key(parameter_set: str, blob: bytes) -> seal.PublicKey:
+    """An untrusted public key, validated against the pinned parameter set."""
+    pk = seal.PublicKey()
+    _load_checked(pk, "public key", parameter_set, blob, MAX_PUBLIC_KEY_BYTES)
+    return pk
+
+
+def load_galois_keys(parameter_set: str, blob: bytes, elements: list[int] | None = None) -> seal.GaloisKeys:
+    """Untrusted Galois keys, validated; with `elements`, the key set must be exactly those
+    automorphisms, no more (each key is ~0.7-1.4 MB of memory)."""
+    keys = seal.GaloisKeys()
+    _load_checked(keys, "Galois keys", parameter_set, blob, MAX_GALOIS_KEY_BYTES)
+    if elements is not None and (keys.size() != len(elements) or not all(keys.has_key(e) for e in elements)):
+        raise CiphertextError(f"the Galois keys do not match the announced elements {elements}")
+    return keys
+
+
+class Rerandomizer:
+    """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness).
+
+    Without this a reply's second component would be the (rescaled) product of the client's own
+    seeded polynomial with the provider's plaintext, which the client knows half of.
+
+    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `zero_parts_many` for the
+    compact inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the
+    last prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
+    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u)."""
+
+    def __init__(self, he: HEContext, public_key: seal.PublicKey) -> None:
+        self.he = he
+        self._encryptor = seal.Encryptor(he.context, public_key)
+        key = he.ciphertext_data(public_key.data())  # (2, key-level primes, N); q0 is row 0
+        self.q = he.output_level.primes[0]
+        self._p0, self._p1 = FixedMultiplier(key[0, 0], self.q), FixedMultiplier(key[1, 0], self.q)
+
+    def apply(self, ct: seal.Ciphertext) -> None:
+        zero = seal.Ciphertext()
+        self._encryptor.encrypt_zero(list(ct.parms_id()), zero)
+        zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
+        self.he.evaluator.add_inplace(ct, zero)
+
+    def zero_parts_many(self, copies: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`copies` independent encryptions of zero at once (one NTT call for all of them), each as
+        (p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
+        q, n = self.q, self.he.n
+        small = np.concatenate(
+            [ternary(n * copies).reshape(copies, n), centered_binomial(n * copies).reshape(copies, n)]
+        )
+        ntt = self.he.ntt(q).forward(to_residues(small, q))
+        u, e1 = ntt[:copies], ntt[copies:]
+        return self._p0(u), centered_binomial(count * copies).reshape(copies, count), addmod(self._p1(u), e1, q)
+
+
+__all__ = [
+    "MAX_GALOIS_KEY_BYTES",
+    "MAX_PUBLIC_KEY_BYTES",
+    "ClientKeys",
+    "Rerandomizer",
+    "SeededCiphertext",
+    "load_galois_keys",
+    "load_public_key",
+]
