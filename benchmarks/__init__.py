@@ -10,6 +10,7 @@ Run with ``python -m benchmarks [--quick] [--full]``. One run measures, on the s
 Results go to a JSON file (machine-readable) and a markdown report with a latency plot. The
 package imports neither matplotlib nor TenSEAL's high-level API at import time.
 """
+
 from __future__ import annotations
 
 SCHEMA_VERSION = 1

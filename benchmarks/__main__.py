@@ -1,4 +1,5 @@
 """python -m benchmarks [--quick] [--full] [--out PATH] [--doc PATH] [--plot PATH] [--seed N] [--report-only]"""
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown report path ('' to skip)")
     ap.add_argument("--plot", default=None, help="latency plot path (default: benchmarks-latency.png next to --doc)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--report-only", action="store_true",
-                    help="measure nothing: re-render --doc (and the plot) from the existing --out JSON")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: re-render --doc (and the plot) from the existing --out JSON",
+    )
     args = ap.parse_args(argv)
 
     if str(ROOT) not in sys.path:  # allow running from anywhere

@@ -13,6 +13,7 @@
 TenSEAL does none of our reply hygiene (no masking of non-output slots, no re-randomisation), so
 the baseline does strictly less work per reply than our circuits.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import (BASELINE_COEFF_MOD_BIT_SIZES, BASELINE_POLY_MODULUS_DEGREE, BASELINE_SCALE_BITS,
-                     AlignmentCase)
+from .config import BASELINE_COEFF_MOD_BIT_SIZES, BASELINE_POLY_MODULUS_DEGREE, BASELINE_SCALE_BITS, AlignmentCase
 from .timing import summary_ms, timed
 
 
@@ -31,7 +31,9 @@ def make_context() -> tuple[Any, dict[str, Any]]:
     import tenseal as ts
 
     t0 = time.perf_counter()
-    ctx = ts.context(ts.SCHEME_TYPE.CKKS, BASELINE_POLY_MODULUS_DEGREE, coeff_mod_bit_sizes=list(BASELINE_COEFF_MOD_BIT_SIZES))
+    ctx = ts.context(
+        ts.SCHEME_TYPE.CKKS, BASELINE_POLY_MODULUS_DEGREE, coeff_mod_bit_sizes=list(BASELINE_COEFF_MOD_BIT_SIZES)
+    )
     ctx.global_scale = 2.0**BASELINE_SCALE_BITS
     t1 = time.perf_counter()
     ctx.generate_galois_keys()
@@ -86,8 +88,9 @@ def linear_head(ctx: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int
     }
 
 
-def alignment_naive(ctx: Any, case: AlignmentCase, x: np.ndarray, y: np.ndarray, slice_shape: tuple[int, int],
-                    reps: int) -> dict[str, Any]:
+def alignment_naive(
+    ctx: Any, case: AlignmentCase, x: np.ndarray, y: np.ndarray, slice_shape: tuple[int, int], reps: int
+) -> dict[str, Any]:
     """Measure the naive sample-major approach on `slice_shape` = (ciphertexts, columns) and
     extrapolate it to the whole case; also the one-dot-per-output approach on a 2 x 2 slice."""
     import tenseal as ts
@@ -116,7 +119,9 @@ def alignment_naive(ctx: Any, case: AlignmentCase, x: np.ndarray, y: np.ndarray,
 
         results, t_prov = timed(provider)
         res_bytes = len(results[0])
-        got, t_dec = timed(lambda: np.stack([np.asarray(ts.ckks_vector_from(ctx, r).decrypt()[:d_b]) for r in results], axis=1))
+        got, t_dec = timed(
+            lambda: np.stack([np.asarray(ts.ckks_vector_from(ctx, r).decrypt()[:d_b]) for r in results], axis=1)
+        )
         enc_times.append(t_enc / n_ct)
         pair_times.append(t_prov / (n_ct * n_col))
         dec_times.append(t_dec / n_col)
@@ -130,8 +135,7 @@ def alignment_naive(ctx: Any, case: AlignmentCase, x: np.ndarray, y: np.ndarray,
     sample_major = {
         "extrapolated": True,
         "description": "one TenSEAL ciphertext per sample; column b = sum_s Enc(x_s) * Y[s, b] (CKKSVector * plain, then +)",
-        "measured_slice": {"ciphertexts": n_ct, "columns": n_col, "reps": reps,
-                           "max_abs_error": max(errs)},
+        "measured_slice": {"ciphertexts": n_ct, "columns": n_col, "reps": reps, "max_abs_error": max(errs)},
         "measured_encrypt_per_ciphertext_ms": enc_per_ct * 1e3,
         "measured_per_ciphertext_column_ms": per_pair * 1e3,
         "measured_decrypt_per_column_ms": dec_per_col * 1e3,
@@ -158,19 +162,28 @@ def alignment_naive(ctx: Any, case: AlignmentCase, x: np.ndarray, y: np.ndarray,
         return [[fvecs[a].dot(y_lists[col]).serialize() for col in range(fb)] for a in range(fa)]
 
     dres, t_dots = timed(dots)
-    got, t_fdec = timed(lambda: np.array([[ts.ckks_vector_from(ctx, dres[a][col]).decrypt()[0] for col in range(fb)]
-                                          for a in range(fa)]))
+    got, t_fdec = timed(
+        lambda: np.array(
+            [[ts.ckks_vector_from(ctx, dres[a][col]).decrypt()[0] for col in range(fb)] for a in range(fa)]
+        )
+    )
     per_dot = t_dots / (fa * fb)
     dec_per_out = t_fdec / (fa * fb)
     enc_per_fct = t_fenc / fa
     n_dots = d_b * d_a * chunks
-    est = {"client_encrypt_s": d_b * chunks * enc_per_fct, "provider_s": n_dots * per_dot,
-           "client_decrypt_s": d_b * d_a * dec_per_out}
+    est = {
+        "client_encrypt_s": d_b * chunks * enc_per_fct,
+        "provider_s": n_dots * per_dot,
+        "client_decrypt_s": d_b * d_a * dec_per_out,
+    }
     one_dot = {
         "extrapolated": True,
         "description": "one TenSEAL ciphertext per feature of X (samples in the slots); X^T Y[a, b] = Enc(X[:, a]).dot(Y[:, b])",
-        "measured_slice": {"dots": fa * fb, "samples_per_ciphertext": m,
-                           "max_abs_error": float(np.max(np.abs(got - x[:m, :fa].T @ y[:m, :fb])))},
+        "measured_slice": {
+            "dots": fa * fb,
+            "samples_per_ciphertext": m,
+            "max_abs_error": float(np.max(np.abs(got - x[:m, :fa].T @ y[:m, :fb]))),
+        },
         "measured_per_dot_ms": per_dot * 1e3,
         "measured_decrypt_per_output_ms": dec_per_out * 1e3,
         "model": f"d_B*d_A*ceil(n/{slots}) = {n_dots} dots; encrypt d_B*ceil(n/{slots}) ciphertexts; decrypt d_B*d_A results",

@@ -1,4 +1,5 @@
 """Benchmark modes: which sizes are measured and how many repetitions each gets."""
+
 from __future__ import annotations
 
 import itertools
@@ -51,14 +52,37 @@ FULL_ALIGNMENT_CASE = AlignmentCase(16384, 768, 768)
 def make_mode(quick: bool, full: bool) -> Mode:
     if quick:
         grid = tuple(itertools.product((384, 768), (2, 4)))
-        mode = Mode(name="quick", head_grid=grid, head_runs=5, baseline_grid=((384, 2), (768, 2)), baseline_runs=1,
-                    alignment=(AlignmentCase(1024, 256, 384),), alignment_runs=1, naive_reps=1,
-                    batch_queries=512, batch_runs=1, concurrency_queries=16)
+        mode = Mode(
+            name="quick",
+            head_grid=grid,
+            head_runs=5,
+            baseline_grid=((384, 2), (768, 2)),
+            baseline_runs=1,
+            alignment=(AlignmentCase(1024, 256, 384),),
+            alignment_runs=1,
+            naive_reps=1,
+            batch_queries=512,
+            batch_runs=1,
+            concurrency_queries=16,
+        )
     else:
         grid = tuple(itertools.product((384, 768, 1536, 3072), (2, 4, 14)))
-        mode = Mode(name="default", head_grid=grid, head_runs=20, baseline_grid=grid, baseline_runs=3,
-                    alignment=(AlignmentCase(4096, 384, 384),), alignment_runs=1)
+        mode = Mode(
+            name="default",
+            head_grid=grid,
+            head_runs=20,
+            baseline_grid=grid,
+            baseline_runs=3,
+            alignment=(AlignmentCase(4096, 384, 384),),
+            alignment_runs=1,
+        )
     if full:
-        mode = Mode(**{**mode.__dict__, "name": mode.name + "+full", "full": True,
-                       "alignment": mode.alignment + (FULL_ALIGNMENT_CASE,)})
+        mode = Mode(
+            **{
+                **mode.__dict__,
+                "name": mode.name + "+full",
+                "full": True,
+                "alignment": mode.alignment + (FULL_ALIGNMENT_CASE,),
+            }
+        )
     return mode

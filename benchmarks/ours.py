@@ -1,6 +1,7 @@
 """Our paths, wired in one process exactly as client and provider use them: the client encrypts
 to bytes, the provider evaluates from bytes (validation, product, re-randomisation, serialization)
 and the client decrypts the reply bytes."""
+
 from __future__ import annotations
 
 import time
@@ -9,21 +10,25 @@ from typing import Any
 import numpy as np
 import tenseal.sealapi as seal
 
-from helix_he.budget import QUERY_SCALE_BITS
-from helix_he.keys import ClientKeys
-from helix_he.budget import y_scale_bits_for
-from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
-from helix_he.budget import HEAD_WEIGHT_SCALE_BITS
-from helix_he.keys import Rerandomizer
-from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.budget import HEAD_WEIGHT_SCALE_BITS, QUERY_SCALE_BITS, y_scale_bits_for
 from helix_he.context import load_from_bytes
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
+from helix_he.keys import ClientKeys, Rerandomizer
+from helix_he.linear_head import (
+    EncryptedLinearHead,
+    decrypt_batch_logits,
+    decrypt_logits,
+    encrypt_batch,
+    encrypt_queries,
+    encrypted_linear_head,
+    encrypted_linear_head_batch,
+)
+from helix_he.packing import CrossCovarianceLayout, stride_bits_for
 from shared_protocol.folds import fold_rows
 from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
-from helix_he.packing import CrossCovarianceLayout, stride_bits_for
 
 from .config import AlignmentCase
 from .timing import summary_ms, timed
-from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
 
 VALIDATION_FOLDS = 5  # the provider's default (HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS)
 
@@ -54,11 +59,14 @@ class OurParty:
 
 def reply_header(head: EncryptedLinearHead, num_queries: int) -> ClassifyReplyHeader:
     lay = head.layout
-    return ClassifyReplyHeader(head_id="bench", num_queries=num_queries,
-                               ciphertexts_per_query=lay.ciphertexts_per_query,
-                               class_groups=[list(g) for g in lay.class_groups()],
-                               output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
-                               num_classes=lay.k)
+    return ClassifyReplyHeader(
+        head_id="bench",
+        num_queries=num_queries,
+        ciphertexts_per_query=lay.ciphertexts_per_query,
+        class_groups=[list(g) for g in lay.class_groups()],
+        output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
+        num_classes=lay.k,
+    )
 
 
 def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int) -> dict[str, Any]:
@@ -73,8 +81,11 @@ def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, ru
     def once() -> tuple[float, float, float, float, int, int, float]:
         query, t_enc = timed(lambda: encrypt_queries(keys, xq, head.layout))
         c0 = time.process_time()
-        replies, t_prov = timed(lambda: encrypted_linear_head(head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-                                                              query_scale_bits=QUERY_SCALE_BITS))
+        replies, t_prov = timed(
+            lambda: encrypted_linear_head(
+                head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+            )
+        )
         cpu = (time.process_time() - c0) / t_prov
         logits, t_dec = timed(lambda: decrypt_logits(keys, header, replies[0]))
         err = float(np.max(np.abs(logits[0] - expected)))
@@ -82,7 +93,7 @@ def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, ru
 
     once()  # warm-up: first-use allocations, page faults, scratch directory
     samples = [once() for _ in range(runs)]
-    enc, prov, dec, errs, ups, downs, cpus = zip(*samples)
+    enc, prov, dec, errs, ups, downs, cpus = zip(*samples, strict=False)
     return {
         "head_prepare_ms": t_build * 1e3,  # one-off per head (weight plaintexts in NTT form)
         "reply_ciphertexts": head.layout.ciphertexts_per_query,
@@ -123,12 +134,19 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
             return he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=MAX_CIPHERTEXT_BYTES)
 
         def provider() -> tuple[list[bytes], float]:
-            return encrypted_cross_covariance(he, layout, load, y, groups, rr, galois,
-                                              y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits))
+            return encrypted_cross_covariance(
+                he, layout, load, y, groups, rr, galois, y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits)
+            )
 
         (cols, scale), t_prov = timed(provider)
-        header = AlignmentResultHeader(session_id="bench", feature_dim=d_b, output_columns=d_a, stride_bits=bits,
-                                       value_scale=scale, y_sum=y.sum(0).tolist())
+        header = AlignmentResultHeader(
+            session_id="bench",
+            feature_dim=d_b,
+            output_columns=d_a,
+            stride_bits=bits,
+            value_scale=scale,
+            y_sum=y.sum(0).tolist(),
+        )
         got, t_dec = timed(lambda: decrypt_cross_covariance(keys, header, cols))
         enc_t.append(t_enc)
         prov_t.append(t_prov)
@@ -141,11 +159,26 @@ def alignment(party: OurParty, case: AlignmentCase, x: np.ndarray, y: np.ndarray
         header_bytes = len(header.model_dump_json())
     # Per-fold results (map methods that validate on held-out alignment data), same data and keys.
     rows = fold_rows(n, 0, VALIDATION_FOLDS)
-    (fold_cols, _), t_folds = timed(lambda: encrypted_cross_covariance(
-        he, layout, load, y, groups, rr, galois, y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits), folds=rows))
+    (fold_cols, _), t_folds = timed(
+        lambda: encrypted_cross_covariance(
+            he,
+            layout,
+            load,
+            y,
+            groups,
+            rr,
+            galois,
+            y_scale_bits=y_scale_bits_for(y, layout.data_scale_bits),
+            folds=rows,
+        )
+    )
     per = len(groups)
-    fold_err = max(float(np.max(np.abs(decrypt_cross_covariance(keys, header, fold_cols[k * per : (k + 1) * per])
-                                       - x[r].T @ y[r]))) for k, r in enumerate(rows))
+    fold_err = max(
+        float(
+            np.max(np.abs(decrypt_cross_covariance(keys, header, fold_cols[k * per : (k + 1) * per]) - x[r].T @ y[r]))
+        )
+        for k, r in enumerate(rows)
+    )
     return {
         "validation_folds": VALIDATION_FOLDS,
         "provider_folds_s": t_folds,
@@ -183,8 +216,11 @@ def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: in
     up = down = 0
     for _ in range(runs):
         features, t_enc = timed(lambda: encrypt_batch(keys, x, head.layout))
-        replies, t_prov = timed(lambda: encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-                                                                    query_scale_bits=QUERY_SCALE_BITS))
+        replies, t_prov = timed(
+            lambda: encrypted_linear_head_batch(
+                head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+            )
+        )
         header = ClassifyBatchReplyHeader(head_id="bench", num_queries=m, num_classes=w.shape[1])
         logits, t_dec = timed(lambda: decrypt_batch_logits(keys, header, replies))
         enc_t.append(t_enc)
@@ -194,10 +230,19 @@ def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: in
         up, down = sum(map(len, features)), sum(map(len, replies))
     total = float(np.median(np.add(np.add(enc_t, prov_t), dec_t)))
     return {
-        "queries": m, "d": w.shape[0], "k": w.shape[1], "runs": runs,
-        "client_encrypt_s": float(np.median(enc_t)), "provider_s": float(np.median(prov_t)),
-        "client_decrypt_s": float(np.median(dec_t)), "total_s": total, "queries_per_s": m / total,
-        "bytes_up": up, "bytes_down": down, "bytes_up_per_query": up / m, "bytes_down_per_query": down / m,
+        "queries": m,
+        "d": w.shape[0],
+        "k": w.shape[1],
+        "runs": runs,
+        "client_encrypt_s": float(np.median(enc_t)),
+        "provider_s": float(np.median(prov_t)),
+        "client_decrypt_s": float(np.median(dec_t)),
+        "total_s": total,
+        "queries_per_s": m / total,
+        "bytes_up": up,
+        "bytes_down": down,
+        "bytes_up_per_query": up / m,
+        "bytes_down_per_query": down / m,
         "max_abs_error": max(errs),
     }
 
@@ -211,11 +256,18 @@ def per_query_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nd
     up = 0
     for row in x:
         q = encrypt_queries(keys, row[None, :], head.layout)
-        r = encrypted_linear_head(head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS)
+        r = encrypted_linear_head(
+            head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+        )
         decrypt_logits(keys, header, r[0])
         up += sum(map(len, q))
     total = time.perf_counter() - t0
-    return {"queries": x.shape[0], "total_s": total, "queries_per_s": x.shape[0] / total, "bytes_up_per_query": up / x.shape[0]}
+    return {
+        "queries": x.shape[0],
+        "total_s": total,
+        "queries_per_s": x.shape[0] / total,
+        "bytes_up_per_query": up / x.shape[0],
+    }
 
 
 _WORKER_STATE: dict[str, Any] = {}
@@ -232,12 +284,18 @@ def _worker_init(parameter_set: str, w: np.ndarray, b: np.ndarray, pk_bytes: byt
 
 
 def _worker_eval(query: list[bytes]) -> list[list[bytes]]:
-    return encrypted_linear_head(_WORKER_STATE["head"], query, _WORKER_STATE["rr"], max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-                                 query_scale_bits=QUERY_SCALE_BITS)
+    return encrypted_linear_head(
+        _WORKER_STATE["head"],
+        query,
+        _WORKER_STATE["rr"],
+        max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+        query_scale_bits=QUERY_SCALE_BITS,
+    )
 
 
-def concurrent_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, workers: int,
-                          clients: int = 16) -> dict[str, Any]:
+def concurrent_throughput(
+    party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, workers: int, clients: int = 16
+) -> dict[str, Any]:
     """Provider throughput with `workers` HE processes (as the server's pool) while `clients` callers
     each submit their queries at once: does throughput grow with cores?"""
     import multiprocessing
@@ -246,16 +304,25 @@ def concurrent_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.n
     head = EncryptedLinearHead(party.he, w, b)
     queries = [encrypt_queries(party.keys, row[None, :], head.layout) for row in x]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(party.setup["parameter_set"], w, b, party.keys.public_key_bytes())) as pool:
-        list(pool.map(_worker_eval, queries[:workers * 2]))  # warm every worker
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(party.setup["parameter_set"], w, b, party.keys.public_key_bytes()),
+    ) as pool:
+        list(pool.map(_worker_eval, queries[: workers * 2]))  # warm every worker
         t0 = time.perf_counter()
         futures = [pool.submit(_worker_eval, q) for q in queries]  # `clients` callers' queries, all in flight
         for f in futures:
             f.result()
         total = time.perf_counter() - t0
-    return {"workers": workers, "clients": clients, "queries": len(queries), "total_s": total,
-            "queries_per_s": len(queries) / total}
+    return {
+        "workers": workers,
+        "clients": clients,
+        "queries": len(queries),
+        "total_s": total,
+        "queries_per_s": len(queries) / total,
+    }
 
 
 def noise_flooding_cost(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, bits: int) -> dict[str, Any]:
@@ -263,8 +330,16 @@ def noise_flooding_cost(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nda
     keys, rr = party.keys, party.rerandomizer
     head = EncryptedLinearHead(party.he, w, b, noise_flooding_bits=bits)
     header = reply_header(head, x.shape[0])
-    replies = encrypted_linear_head(head, encrypt_queries(keys, x, head.layout), rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-                                    query_scale_bits=QUERY_SCALE_BITS)
+    replies = encrypted_linear_head(
+        head,
+        encrypt_queries(keys, x, head.layout),
+        rr,
+        max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
+        query_scale_bits=QUERY_SCALE_BITS,
+    )
     logits = decrypt_logits(keys, header, [r for q in replies for r in q])
-    return {"bits": bits, "max_abs_error": float(np.max(np.abs(logits - (x @ w + b)))),
-            "bound": 2.0 ** (bits - QUERY_SCALE_BITS - HEAD_WEIGHT_SCALE_BITS)}
+    return {
+        "bits": bits,
+        "max_abs_error": float(np.max(np.abs(logits - (x @ w + b)))),
+        "bound": 2.0 ** (bits - QUERY_SCALE_BITS - HEAD_WEIGHT_SCALE_BITS),
+    }

@@ -1,4 +1,5 @@
 """One benchmark run: both our paths and the baseline, on the same inputs, in one process."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -60,16 +61,20 @@ def _inputs_alignment(seed: int, case: AlignmentCase) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
+def run(
+    mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)
+) -> dict[str, Any]:
     t_start = time.perf_counter()
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
     log(f"[bench] mode={mode.name} cpus={machine['cpu_count']} load={machine['load_average_at_start']}")
 
     party = ours.OurParty(PARAMETER_SET)
     ctx, ts_info = baseline.make_context()
-    log(f"[bench] keys ready: our public key {party.setup['public_key_bytes']} B, TenSEAL public context "
-        f"{ts_info['public_context_with_galois_bytes']} B")
+    log(
+        f"[bench] keys ready: our public key {party.setup['public_key_bytes']} B, TenSEAL public context "
+        f"{ts_info['public_context_with_galois_bytes']} B"
+    )
 
     # 1. encrypted linear head ------------------------------------------------------------------
     rows = []
@@ -99,15 +104,22 @@ def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: pri
     bx = rng.normal(size=(mode.batch_queries, 384)) / np.sqrt(384)
     batch = ours.batch(party, bx, bw, bb, mode.batch_runs)
     single = ours.per_query_throughput(party, bx[:64], bw, bb)
-    batch_section: dict[str, Any] = {"ours": batch, "per_query_path": single,
-                                     "speedup_throughput": batch["queries_per_s"] / single["queries_per_s"]}
-    log(f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, {batch['bytes_up_per_query']:.0f} B up per "
-        f"query; per-query path {single['queries_per_s']:.0f} q/s")
+    batch_section: dict[str, Any] = {
+        "ours": batch,
+        "per_query_path": single,
+        "speedup_throughput": batch["queries_per_s"] / single["queries_per_s"],
+    }
+    log(
+        f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, {batch['bytes_up_per_query']:.0f} B up per "
+        f"query; per-query path {single['queries_per_s']:.0f} q/s"
+    )
     flooding = [ours.noise_flooding_cost(party, bx[:50], bw, bb, bits) for bits in (0, 20, 28, 36)]
     cx = bx[: mode.concurrency_queries]
     concurrency = [ours.concurrent_throughput(party, cx, bw, bb, workers) for workers in (1, 2)]
-    log(f"[bench] 16 clients: {concurrency[0]['queries_per_s']:.0f} q/s with 1 worker, "
-        f"{concurrency[1]['queries_per_s']:.0f} q/s with 2")
+    log(
+        f"[bench] 16 clients: {concurrency[0]['queries_per_s']:.0f} q/s with 1 worker, "
+        f"{concurrency[1]['queries_per_s']:.0f} q/s with 2"
+    )
 
     # 2. secure alignment, HE part --------------------------------------------------------------
     cases = []
@@ -116,18 +128,24 @@ def run(mode: Mode, *, seed: int = 0, log: Callable[[str], None] = lambda s: pri
         mine = ours.alignment(party, case, x, y, mode.alignment_runs)
         naive = baseline.alignment_naive(ctx, case, x, y, mode.naive_slice, mode.naive_reps)
         sm = naive["sample_major"]
-        cases.append({
-            "n": case.num_samples, "d_B": case.client_dim, "d_A": case.provider_dim,
-            "full_size_only_with_flag": case.num_samples >= 16384,
-            "ours": mine,
-            "baseline": naive,
-            "speedup_total_vs_sample_major_extrapolated": sm["total_s"] / mine["total_s"],
-            "speedup_provider_vs_sample_major_extrapolated": sm["provider_s"] / mine["provider_s"],
-            "speedup_total_vs_one_dot_extrapolated": naive["one_dot_per_output"]["total_s"] / mine["total_s"],
-            "bytes_up_ratio_vs_sample_major": sm["bytes_up"] / mine["bytes_up"],
-        })
-        log(f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s, naive sample-major "
-            f"(extrapolated) {sm['total_s']:.0f} s")
+        cases.append(
+            {
+                "n": case.num_samples,
+                "d_B": case.client_dim,
+                "d_A": case.provider_dim,
+                "full_size_only_with_flag": case.num_samples >= 16384,
+                "ours": mine,
+                "baseline": naive,
+                "speedup_total_vs_sample_major_extrapolated": sm["total_s"] / mine["total_s"],
+                "speedup_provider_vs_sample_major_extrapolated": sm["provider_s"] / mine["provider_s"],
+                "speedup_total_vs_one_dot_extrapolated": naive["one_dot_per_output"]["total_s"] / mine["total_s"],
+                "bytes_up_ratio_vs_sample_major": sm["bytes_up"] / mine["bytes_up"],
+            }
+        )
+        log(
+            f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s, naive sample-major "
+            f"(extrapolated) {sm['total_s']:.0f} s"
+        )
         del x, y
 
     # 3. key material ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Small timing helpers (wall clock, time.perf_counter)."""
+
 from __future__ import annotations
 
 import time

@@ -12,6 +12,7 @@ decides what the protocol must compute and who learns what (docs/alignment-scien
 Every method returns an :class:`~helix_alignment.ridge.AffineMap` and a small dict of what it
 chose (lambda, rank, scale), which callers record with the map.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -65,14 +66,24 @@ def solve_ridge_scaled(stats: SufficientStats, kappa: float = DEFAULT_KAPPA) -> 
 
 def subtract(total: SufficientStats, part: SufficientStats) -> SufficientStats:
     """Statistics of the corpus without one part (they are sums, so they subtract)."""
-    return SufficientStats(n=total.n - part.n, xtx=total.xtx - part.xtx, x_sum=total.x_sum - part.x_sum,
-                           xty=total.xty - part.xty, y_sum=total.y_sum - part.y_sum)
+    return SufficientStats(
+        n=total.n - part.n,
+        xtx=total.xtx - part.xtx,
+        x_sum=total.x_sum - part.x_sum,
+        xty=total.xty - part.xty,
+        y_sum=total.y_sum - part.y_sum,
+    )
 
 
 def sum_stats(parts: Sequence[SufficientStats]) -> SufficientStats:
     """Statistics of the union of disjoint parts."""
-    return SufficientStats(n=sum(p.n for p in parts), xtx=sum(p.xtx for p in parts), x_sum=sum(p.x_sum for p in parts),
-                           xty=sum(p.xty for p in parts), y_sum=sum(p.y_sum for p in parts))
+    return SufficientStats(
+        n=sum(p.n for p in parts),
+        xtx=sum(p.xtx for p in parts),
+        x_sum=sum(p.x_sum for p in parts),
+        xty=sum(p.xty for p in parts),
+        y_sum=sum(p.y_sum for p in parts),
+    )
 
 
 def held_out_loss(m: AffineMap, part: SufficientStats) -> float:
@@ -83,12 +94,21 @@ def held_out_loss(m: AffineMap, part: SufficientStats) -> float:
     part's X^T X (client-local), X^T Y and 1^T Y: no Y^T Y.
     """
     w, b = m.weight, m.bias
-    return float(-2 * np.sum(w * part.xty) - 2 * b @ part.y_sum + np.sum(w * (part.xtx @ w))
-                 + 2 * b @ (w.T @ part.x_sum) + part.n * b @ b)
+    return float(
+        -2 * np.sum(w * part.xty)
+        - 2 * b @ part.y_sum
+        + np.sum(w * (part.xtx @ w))
+        + 2 * b @ (w.T @ part.x_sum)
+        + part.n * b @ b
+    )
 
 
-def cv_select(total: SufficientStats, folds: Sequence[SufficientStats],
-              fit: Callable[[SufficientStats, Any], AffineMap], grid: Sequence[Any]) -> tuple[Any, list[float]]:
+def cv_select(
+    total: SufficientStats,
+    folds: Sequence[SufficientStats],
+    fit: Callable[[SufficientStats, Any], AffineMap],
+    grid: Sequence[Any],
+) -> tuple[Any, list[float]]:
     """K-fold selection of a hyper-parameter from per-fold statistics only."""
     losses = []
     for value in grid:
@@ -96,8 +116,9 @@ def cv_select(total: SufficientStats, folds: Sequence[SufficientStats],
     return grid[int(np.argmin(losses))], losses
 
 
-def ridge_path_losses(total: SufficientStats, folds: Sequence[SufficientStats], grid: Sequence[float],
-                      anchored: bool = False) -> list[float]:
+def ridge_path_losses(
+    total: SufficientStats, folds: Sequence[SufficientStats], grid: Sequence[float], anchored: bool = False
+) -> list[float]:
     """Summed held-out losses of (anchored) ridge over a kappa grid: one eigendecomposition per fold
     serves every kappa (W = V diag(1/(e + lambda)) V^T (Sxy + lambda W0)), same numbers as
     :func:`cv_select` with :func:`solve_ridge_scaled` / :func:`solve_anchored_ridge`."""
@@ -116,8 +137,9 @@ def ridge_path_losses(total: SufficientStats, folds: Sequence[SufficientStats], 
     return [float(v) for v in losses]
 
 
-def solve_ridge_cv(stats: SufficientStats, folds: Sequence[SufficientStats],
-                   grid: Sequence[float] = KAPPA_GRID) -> tuple[AffineMap, dict[str, Any]]:
+def solve_ridge_cv(
+    stats: SufficientStats, folds: Sequence[SufficientStats], grid: Sequence[float] = KAPPA_GRID
+) -> tuple[AffineMap, dict[str, Any]]:
     """Ridge with kappa chosen by K-fold validation on the alignment corpus (needs per-fold X^T Y)."""
     losses = ridge_path_losses(stats, folds, grid)
     kappa = grid[int(np.argmin(losses))]
@@ -156,8 +178,9 @@ def solve_anchored_ridge(stats: SufficientStats, kappa: float = DEFAULT_KAPPA) -
     return _affine(w, c), {"kappa": kappa, "lambda": lam}
 
 
-def solve_anchored_ridge_cv(stats: SufficientStats, folds: Sequence[SufficientStats],
-                            grid: Sequence[float] = KAPPA_GRID) -> tuple[AffineMap, dict[str, Any]]:
+def solve_anchored_ridge_cv(
+    stats: SufficientStats, folds: Sequence[SufficientStats], grid: Sequence[float] = KAPPA_GRID
+) -> tuple[AffineMap, dict[str, Any]]:
     """Anchored ridge with kappa chosen by K-fold validation (needs per-fold X^T Y)."""
     losses = ridge_path_losses(stats, folds, grid, anchored=True)
     kappa = grid[int(np.argmin(losses))]
@@ -192,7 +215,9 @@ def solve_whitened_procrustes(stats: SufficientStats, kappa: float = DEFAULT_KAP
     return _affine(s * base, c), {"kappa": kappa, "lambda": lam, "scale": s}
 
 
-def solve_reduced_rank(stats: SufficientStats, rank: int, kappa: float = DEFAULT_KAPPA) -> tuple[AffineMap, dict[str, Any]]:
+def solve_reduced_rank(
+    stats: SufficientStats, rank: int, kappa: float = DEFAULT_KAPPA
+) -> tuple[AffineMap, dict[str, Any]]:
     """Reduced-rank ridge: project the ridge fit onto the top-``rank`` directions of its fitted values.
 
     Fitted-value covariance Yhat^T Yhat = W^T Sxx W is computable from client statistics, so
@@ -207,8 +232,9 @@ def solve_reduced_rank(stats: SufficientStats, rank: int, kappa: float = DEFAULT
     return _affine(w, c), {**info, "rank": int(min(rank, top.shape[1]))}
 
 
-def solve_cca(stats: SufficientStats, yty: np.ndarray, rank: int | None = None,
-              kappa: float = DEFAULT_KAPPA) -> tuple[AffineMap, dict[str, Any]]:
+def solve_cca(
+    stats: SufficientStats, yty: np.ndarray, rank: int | None = None, kappa: float = DEFAULT_KAPPA
+) -> tuple[AffineMap, dict[str, Any]]:
     """Regularised CCA map (needs the provider's Y^T Y: opt-in only).
 
     Canonical directions from the whitened cross-covariance K = Sxx^-1/2 Sxy Syy^-1/2 = U P V^T;
@@ -242,21 +268,41 @@ class MethodInfo:
 
 
 BASE = frozenset({"xtx", "sums", "xty"})
-METHODS: dict[str, MethodInfo] = {m.name: m for m in (
-    MethodInfo("ridge", BASE, "ridge with a fixed absolute lambda (paper: 1e-4)", {"lam": 1e-4}),
-    MethodInfo("ridge_scaled", BASE, "ridge, lambda = kappa * tr(Sxx)/d", {"kappa": DEFAULT_KAPPA}),
-    MethodInfo("ridge_cv", BASE | {"fold_xty"}, "ridge, kappa by K-fold validation on the alignment corpus", {"folds": 5}),
-    MethodInfo("procrustes", BASE, "centred, scaled orthogonal Procrustes"),
-    MethodInfo("anchored_ridge", BASE, "ridge shrunk towards the Procrustes map", {"kappa": DEFAULT_KAPPA}),
-    MethodInfo("anchored_ridge_cv", BASE | {"fold_xty"}, "anchored ridge, kappa by K-fold validation", {"folds": 5}),
-    MethodInfo("whitened_procrustes", BASE, "client-side whitening then scaled Procrustes", {"kappa": DEFAULT_KAPPA}),
-    MethodInfo("reduced_rank", BASE, "reduced-rank ridge", {"rank": 128, "kappa": DEFAULT_KAPPA}),
-    MethodInfo("cca", BASE | {"yty"}, "regularised CCA map (provider covariance: opt-in)", {"rank": None, "kappa": DEFAULT_KAPPA}),
-)}
+METHODS: dict[str, MethodInfo] = {
+    m.name: m
+    for m in (
+        MethodInfo("ridge", BASE, "ridge with a fixed absolute lambda (paper: 1e-4)", {"lam": 1e-4}),
+        MethodInfo("ridge_scaled", BASE, "ridge, lambda = kappa * tr(Sxx)/d", {"kappa": DEFAULT_KAPPA}),
+        MethodInfo(
+            "ridge_cv", BASE | {"fold_xty"}, "ridge, kappa by K-fold validation on the alignment corpus", {"folds": 5}
+        ),
+        MethodInfo("procrustes", BASE, "centred, scaled orthogonal Procrustes"),
+        MethodInfo("anchored_ridge", BASE, "ridge shrunk towards the Procrustes map", {"kappa": DEFAULT_KAPPA}),
+        MethodInfo(
+            "anchored_ridge_cv", BASE | {"fold_xty"}, "anchored ridge, kappa by K-fold validation", {"folds": 5}
+        ),
+        MethodInfo(
+            "whitened_procrustes", BASE, "client-side whitening then scaled Procrustes", {"kappa": DEFAULT_KAPPA}
+        ),
+        MethodInfo("reduced_rank", BASE, "reduced-rank ridge", {"rank": 128, "kappa": DEFAULT_KAPPA}),
+        MethodInfo(
+            "cca",
+            BASE | {"yty"},
+            "regularised CCA map (provider covariance: opt-in)",
+            {"rank": None, "kappa": DEFAULT_KAPPA},
+        ),
+    )
+}
 
 
-def solve_method(name: str, stats: SufficientStats, *, folds: Sequence[SufficientStats] | None = None,
-                 yty: np.ndarray | None = None, **params: Any) -> tuple[AffineMap, dict[str, Any]]:
+def solve_method(
+    name: str,
+    stats: SufficientStats,
+    *,
+    folds: Sequence[SufficientStats] | None = None,
+    yty: np.ndarray | None = None,
+    **params: Any,
+) -> tuple[AffineMap, dict[str, Any]]:
     """Solve map method ``name`` (see :data:`METHODS`) with its default parameters overridden by ``params``."""
     if name not in METHODS:
         raise ValueError(f"unknown map method {name!r}; known: {sorted(METHODS)}")

@@ -9,6 +9,7 @@ centred ridge solve needs:
 with Xc^T Xc = X^T X - n mx mx^T and Xc^T Yc = X^T Y - n mx my^T. Centring gives the bias without
 penalising it (the intercept is not shrunk), as in the paper's affine map.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

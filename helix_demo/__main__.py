@@ -11,6 +11,7 @@ encrypted path, and reports accuracy, agreement with the plaintext computation, 
 Plaintext references (provider-native accuracy, plaintext-mapped logits) are measurements for the
 report only: they use admin endpoints and the map file, bypassing the protocol on purpose.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,7 @@ import numpy as np
 
 from helix_datasets import load_split
 from helix_pki import ensure_demo_pki
-
-from .services import Service, free_port
+from helix_web.launcher import Daemon, free_port
 
 HEADS = (("sst2", "sst2"), ("ag_news", "ag_news"))
 
@@ -45,11 +45,15 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="helix-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="helix-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--datasets-dir", type=Path, default=Path(os.environ.get("HELIX_DATASETS", "../shared/datasets")))
     p.add_argument("--work-dir", type=Path, default=Path(".helix/demo"))
     p.add_argument("--corpus-size", type=int, default=4000)
-    p.add_argument("--train-limit", type=int, default=2500, help="training examples per head (a seeded sample; SST-2 has 20k)")
+    p.add_argument(
+        "--train-limit", type=int, default=2500, help="training examples per head (a seeded sample; SST-2 has 20k)"
+    )
     p.add_argument("--test-limit", type=int, default=None, help="cap test examples per head (default: the full split)")
     p.add_argument("--latency-samples", type=int, default=100, help="single-text calls per head for p50/p95")
     p.add_argument("--client-embedder", default="wordllama")
@@ -79,29 +83,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     admin_token = secrets.token_urlsafe(24)
     p_port, c_port = free_port(), free_port()
     print(f"[demo] datasets: {datasets}\n[demo] work dir: {work}")
-    provider = Service("provider", "provider_server.cli", {
-        "HELIX_PROVIDER_PORT": str(p_port), "HELIX_PROVIDER_DATA_DIR": str(work / "provider"),
-        "HELIX_PROVIDER_DATASETS_DIR": str(datasets), "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
-        "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key), "HELIX_PROVIDER_ADMIN_TOKEN": admin_token,
-        "HELIX_PROVIDER_WORKERS": str(args.workers),
-    }, p_port, pki.ca.cert, work / "logs" / "provider.log")
+    provider = Daemon(
+        "provider",
+        "provider_server.cli",
+        {
+            "HELIX_PROVIDER_PORT": str(p_port),
+            "HELIX_PROVIDER_DATA_DIR": str(work / "provider"),
+            "HELIX_PROVIDER_DATASETS_DIR": str(datasets),
+            "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
+            "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
+            "HELIX_PROVIDER_ADMIN_TOKEN": admin_token,
+            "HELIX_PROVIDER_WORKERS": str(args.workers),
+        },
+        ca_cert=pki.ca.cert,
+        port=p_port,
+        log_dir=work / "logs",
+        die_with_parent=True,
+        inherit_settings=True,
+    )
     client_env = {
-        "HELIX_CLIENT_PORT": str(c_port), "HELIX_CLIENT_DATA_DIR": str(work / "client"),
-        "HELIX_CLIENT_DATASETS_DIR": str(datasets), "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
-        "HELIX_CLIENT_TLS_KEY": str(pki.client.key), "HELIX_CLIENT_PROVIDER_URL": provider.url,
-        "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert), "HELIX_CLIENT_EMBEDDER": args.client_embedder,
+        "HELIX_CLIENT_PORT": str(c_port),
+        "HELIX_CLIENT_DATA_DIR": str(work / "client"),
+        "HELIX_CLIENT_DATASETS_DIR": str(datasets),
+        "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
+        "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
+        "HELIX_CLIENT_PROVIDER_URL": provider.url,
+        "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
+        "HELIX_CLIENT_EMBEDDER": args.client_embedder,
         "HELIX_CLIENT_CLIENT_NAME": "demo-client",
     }
     if args.ridge_lambda is not None:
         client_env["HELIX_CLIENT_RIDGE_LAMBDA"] = str(args.ridge_lambda)
         client_env["HELIX_CLIENT_ALIGNMENT_METHOD"] = "ridge"  # an explicit lambda means the paper's plain ridge
-    client: Service | None = None
+    client: Daemon | None = None
     try:
         print("[demo] starting provider (loads MiniLM, spawns HE workers) ...")
-        provider.wait_ready()
-        admin = httpx.Client(base_url=provider.url, verify=ssl.create_default_context(cafile=str(pki.ca.cert)), timeout=1800,
-                             headers={"Authorization": f"Bearer {admin_token}"})
-        client = Service("client", "client_agent.cli", client_env, c_port, pki.ca.cert, work / "logs" / "client.log")
+        provider.start(deadline_s=180.0)
+        admin = httpx.Client(
+            base_url=provider.url,
+            verify=ssl.create_default_context(cafile=str(pki.ca.cert)),
+            timeout=1800,
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        client = Daemon(
+            "client",
+            "client_agent.cli",
+            client_env,
+            ca_cert=pki.ca.cert,
+            port=c_port,
+            log_dir=work / "logs",
+            die_with_parent=True,
+            inherit_settings=True,
+        ).spawn()
         print("[demo] client agent started alongside the provider's setup")
         report = run(args, datasets, admin, client, provider)
     finally:
@@ -122,33 +155,61 @@ def _provider_setup(args: argparse.Namespace, admin: httpx.Client) -> None:
             print(f"[provider] head {head_id} exists (reused)")
             continue
         t = time.perf_counter()
-        r = _check(admin.post("/v1/admin/heads", json={"name": head_id, "dataset": dataset, "split": "train",
-                                                      "max_examples": args.train_limit, "in_distribution_texts": 64}))
-        print(f"[provider] trained head {head_id}: {r['train_examples']} examples, train acc {r['train_accuracy']:.3f} "
-              f"({time.perf_counter() - t:.1f} s)")
+        r = _check(
+            admin.post(
+                "/v1/admin/heads",
+                json={
+                    "name": head_id,
+                    "dataset": dataset,
+                    "split": "train",
+                    "max_examples": args.train_limit,
+                    "in_distribution_texts": 64,
+                },
+            )
+        )
+        print(
+            f"[provider] trained head {head_id}: {r['train_examples']} examples, train acc {r['train_accuracy']:.3f} "
+            f"({time.perf_counter() - t:.1f} s)"
+        )
     corpus_id = f"wiki{args.corpus_size}"
     if admin.get(f"/v1/corpora/{corpus_id}").status_code == 404:
         t = time.perf_counter()
-        _check(admin.post("/v1/admin/corpora", json={"name": corpus_id, "dataset": "wikipedia", "file": "passages.jsonl",
-                                                    "limit": args.corpus_size}))
-        print(f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded ({time.perf_counter() - t:.1f} s)")
+        _check(
+            admin.post(
+                "/v1/admin/corpora",
+                json={"name": corpus_id, "dataset": "wikipedia", "file": "passages.jsonl", "limit": args.corpus_size},
+            )
+        )
+        print(
+            f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded ({time.perf_counter() - t:.1f} s)"
+        )
 
 
-def run(args: argparse.Namespace, datasets: Path, admin: httpx.Client, client: Service, provider: Service) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace, datasets: Path, admin: httpx.Client, client: Daemon, provider: Daemon
+) -> dict[str, Any]:
     _provider_setup(args, admin)  # the client agent starts meanwhile (it was launched before)
     corpus_id = f"wiki{args.corpus_size}"
-    client.wait_ready()
-    agent = httpx.Client(base_url=client.url, verify=ssl.create_default_context(cafile=str(client.ca)), timeout=1800)
+    client.wait_ready(180.0)
+    agent = httpx.Client(
+        base_url=client.url, verify=ssl.create_default_context(cafile=str(client.ca_cert)), timeout=1800
+    )
     from client_agent.maps import MapStore
     from helix_embeddings import CachedEmbedder, load_embedder
 
     embedder = CachedEmbedder(load_embedder(args.client_embedder), args.work_dir.resolve() / "reference-cache")
-    report: dict[str, Any] = {"provider_encoder": "sentence-transformers:all-MiniLM-L6-v2", "client_embedder": embedder.model_id,
-                              "corpus": corpus_id, "heads": {}}
+    report: dict[str, Any] = {
+        "provider_encoder": "sentence-transformers:all-MiniLM-L6-v2",
+        "client_embedder": embedder.model_id,
+        "corpus": corpus_id,
+        "heads": {},
+    }
     for head_id, dataset in HEADS:
         print(f"[client] secure alignment against head {head_id} ...")
-        t = time.perf_counter()
-        job = _check(agent.post("/v1/alignments", json={"head_id": head_id, "corpus_id": corpus_id, "include_head_texts": True}))
+        time.perf_counter()
+        job = _check(
+            agent.post("/v1/alignments", json={"head_id": head_id, "corpus_id": corpus_id, "include_head_texts": True})
+        )
         last = ""
         while job["state"] == "running":
             time.sleep(0.5)
@@ -161,28 +222,60 @@ def run(args: argparse.Namespace, datasets: Path, admin: httpx.Client, client: S
         if job["state"] != "done":
             raise RuntimeError(f"alignment failed: {job['error']}")
         meta = _check(agent.get(f"/v1/maps/{job['map_id']}"))
-        print(f"  map {meta['map_id']}: {meta['num_samples']} samples, {meta['alignment_seconds']:.1f} s, "
-              f"{meta['bytes_sent'] / 1e6:.1f} MB up, {meta['bytes_received'] / 1e6:.1f} MB down")
-        report["heads"][head_id] = evaluate_head(args, datasets, dataset, head_id, meta, agent, admin, embedder,
-                                                 MapStore(args.work_dir.resolve() / "client" / "maps"))
+        print(
+            f"  map {meta['map_id']}: {meta['num_samples']} samples, {meta['alignment_seconds']:.1f} s, "
+            f"{meta['bytes_sent'] / 1e6:.1f} MB up, {meta['bytes_received'] / 1e6:.1f} MB down"
+        )
+        report["heads"][head_id] = evaluate_head(
+            args,
+            datasets,
+            dataset,
+            head_id,
+            meta,
+            agent,
+            admin,
+            embedder,
+            MapStore(args.work_dir.resolve() / "client" / "maps"),
+        )
     return report
 
 
-def evaluate_head(args: argparse.Namespace, datasets: Path, dataset: str, head_id: str, meta: dict[str, Any],
-                  agent: httpx.Client, admin: httpx.Client, embedder: Any, maps: Any) -> dict[str, Any]:
+def evaluate_head(
+    args: argparse.Namespace,
+    datasets: Path,
+    dataset: str,
+    head_id: str,
+    meta: dict[str, Any],
+    agent: httpx.Client,
+    admin: httpx.Client,
+    embedder: Any,
+    maps: Any,
+) -> dict[str, Any]:
     test = load_split(datasets, dataset, "test", args.test_limit)
     labels = np.array(test.labels)
     n = len(test.texts)
     print(f"[client] classifying {n} {dataset} test texts through the encrypted path ...")
     # The provider's own plaintext evaluation (a reference figure) runs alongside, on spare cycles.
     background = ThreadPoolExecutor(max_workers=1)
-    native_future = background.submit(lambda: _check(admin.post(f"/v1/admin/heads/{head_id}/evaluate", json={
-        "dataset": dataset, "split": "test", "limit": args.test_limit})))
+    native_future = background.submit(
+        lambda: _check(
+            admin.post(
+                f"/v1/admin/heads/{head_id}/evaluate",
+                json={"dataset": dataset, "split": "test", "limit": args.test_limit},
+            )
+        )
+    )
     t = time.perf_counter()
     batches = [test.texts[i : i + 256] for i in range(0, n, 256)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # overlap client encryption with provider evaluation
-        replies = list(pool.map(lambda b: _check(agent.post("/v1/classify", json={"texts": b, "head_id": head_id,
-                                                                                 "map_id": meta["map_id"]})), batches))
+        replies = list(
+            pool.map(
+                lambda b: _check(
+                    agent.post("/v1/classify", json={"texts": b, "head_id": head_id, "map_id": meta["map_id"]})
+                ),
+                batches,
+            )
+        )
     bulk_s = time.perf_counter() - t
     enc_logits = np.array([r["logits"] for rep in replies for r in rep["results"]])
     bytes_total = sum(rep["bytes_sent"] + rep["bytes_received"] for rep in replies)
@@ -205,8 +298,13 @@ def evaluate_head(args: argparse.Namespace, datasets: Path, dataset: str, head_i
     mapped = stored.affine.apply(embedder.embed(test.texts).astype(np.float64))
     ref = []
     for i in range(0, n, 2000):
-        ref.extend(_check(admin.post(f"/v1/admin/heads/{head_id}/reference-logits",
-                                     json={"embeddings": mapped[i : i + 2000].tolist()}))["logits"])
+        ref.extend(
+            _check(
+                admin.post(
+                    f"/v1/admin/heads/{head_id}/reference-logits", json={"embeddings": mapped[i : i + 2000].tolist()}
+                )
+            )["logits"]
+        )
     plain_logits = np.array(ref)
     print(f"  plaintext references computed ({time.perf_counter() - t:.1f} s)")
     plain_pred = plain_logits.argmax(1)
@@ -217,17 +315,25 @@ def evaluate_head(args: argparse.Namespace, datasets: Path, dataset: str, head_i
         "plaintext_mapped_accuracy": float(np.mean(plain_pred == labels)),
         "encrypted_vs_plaintext_agreement": float(np.mean(enc_pred == plain_pred)),
         "max_abs_logit_error": float(np.max(np.abs(enc_logits - plain_logits))),
-        "latency_ms_p50": _pct(lat, 50), "latency_ms_p95": _pct(lat, 95),
-        "he_latency_ms_p50": _pct(he_lat, 50), "he_latency_ms_p95": _pct(he_lat, 95),
+        "latency_ms_p50": _pct(lat, 50),
+        "latency_ms_p95": _pct(lat, 95),
+        "he_latency_ms_p50": _pct(he_lat, 50),
+        "he_latency_ms_p95": _pct(he_lat, 95),
         "latency_samples": len(lat),
-        "bytes_per_query": bytes_total / n, "upload_bytes_per_query": bytes_up / n,
+        "bytes_per_query": bytes_total / n,
+        "upload_bytes_per_query": bytes_up / n,
         "bulk_texts_per_second": n / bulk_s,
-        "alignment_seconds": meta["alignment_seconds"], "alignment_bytes_sent": meta["bytes_sent"],
-        "alignment_bytes_received": meta["bytes_received"], "alignment_samples": meta["num_samples"],
-        "map_id": meta["map_id"], "ridge_lambda": meta["ridge_lambda"],
+        "alignment_seconds": meta["alignment_seconds"],
+        "alignment_bytes_sent": meta["bytes_sent"],
+        "alignment_bytes_received": meta["bytes_received"],
+        "alignment_samples": meta["num_samples"],
+        "map_id": meta["map_id"],
+        "ridge_lambda": meta["ridge_lambda"],
     }
-    print(f"  encrypted acc {out['helix_encrypted_accuracy']:.4f}, plaintext-mapped {out['plaintext_mapped_accuracy']:.4f}, "
-          f"agreement {out['encrypted_vs_plaintext_agreement']:.4f}, max |logit err| {out['max_abs_logit_error']:.2e}")
+    print(
+        f"  encrypted acc {out['helix_encrypted_accuracy']:.4f}, plaintext-mapped {out['plaintext_mapped_accuracy']:.4f}, "
+        f"agreement {out['encrypted_vs_plaintext_agreement']:.4f}, max |logit err| {out['max_abs_logit_error']:.2e}"
+    )
     return out
 
 
@@ -249,7 +355,9 @@ def print_table(report: dict[str, Any]) -> None:
     names = list(heads)
     width = 34
     print()
-    print(f"HELIX demo: provider {report['provider_encoder']} <- client {report['client_embedder']}, corpus {report['corpus']}")
+    print(
+        f"HELIX demo: provider {report['provider_encoder']} <- client {report['client_embedder']}, corpus {report['corpus']}"
+    )
     print("-" * (width + 16 * len(names)))
     print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))
     for label, key, fmt in rows:

@@ -37,8 +37,14 @@ def measure(spec: str, n: int = 1000, repeats: int = 3) -> dict[str, float | str
         emb.embed(texts)
         runs.append(time.perf_counter() - start)
     best, median = min(runs), statistics.median(runs)
-    return {"model_id": emb.model_id, "dim": emb.dim, "load_s": load_s, "best_s": best, "median_s": median,
-            "texts_per_s": n / best}
+    return {
+        "model_id": emb.model_id,
+        "dim": emb.dim,
+        "load_s": load_s,
+        "best_s": best,
+        "median_s": median,
+        "texts_per_s": n / best,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,8 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError as exc:
             print(f"| {spec} | - | skipped: {exc} | | | |")
             continue
-        print(f"| {r['model_id']} | {r['dim']} | {r['load_s']:.1f} | {r['best_s']:.3f} | {r['median_s']:.3f} "
-              f"| {r['texts_per_s']:.0f} |", flush=True)
+        print(
+            f"| {r['model_id']} | {r['dim']} | {r['load_s']:.1f} | {r['best_s']:.3f} | {r['median_s']:.3f} "
+            f"| {r['texts_per_s']:.0f} |",
+            flush=True,
+        )
     print(f"loadavg_after={os.getloadavg()[0]:.2f}")
 
 

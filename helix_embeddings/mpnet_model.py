@@ -9,6 +9,7 @@ The copy is keyed by the parts' versions, written to a temporary sibling and ren
 into place, so concurrent first loads are safe and a crash never leaves a folder
 that looks complete.
 """
+
 from __future__ import annotations
 
 import importlib.metadata

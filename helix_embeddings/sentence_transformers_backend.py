@@ -41,8 +41,14 @@ from .fingerprint import directory_fingerprint  # noqa: E402
 from .specs import bool_option, reject_unknown_options  # noqa: E402
 from .torch_threads import THREADS_ENV, configure_torch_threads  # noqa: E402
 
-__all__ = ["THREADS_ENV", "SentenceTransformerEmbedder", "bundled_minilm_dir", "configure_torch_threads",
-           "directory_fingerprint", "from_spec"]
+__all__ = [
+    "THREADS_ENV",
+    "SentenceTransformerEmbedder",
+    "bundled_minilm_dir",
+    "configure_torch_threads",
+    "directory_fingerprint",
+    "from_spec",
+]
 
 BACKEND = "sentence-transformers"
 MINILM_NAME = "all-MiniLM-L6-v2"

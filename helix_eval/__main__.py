@@ -1,4 +1,5 @@
 """``python -m helix_eval`` == ``helix-eval``."""
+
 import sys
 
 from .cli import main

@@ -11,6 +11,7 @@ target (e.g. 1.5 points) the target is out of reach for any map on that client e
     python -m helix_eval.bounds docs/results/runs-train5000 --cache-dir .helix/eval-cache-big
     python -m helix_eval.bounds docs/results/runs --pattern 'minilm__smollm2__*' --out docs/results/bounds/runs-smollm2.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,14 @@ from .report import pair_name
 C_GRID = tuple(float(c) for c in np.logspace(-5, 2, 8))
 
 
-def best_probe_accuracy(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray,
-                        seed: int = 0) -> tuple[float, float]:
+def best_probe_accuracy(
+    x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, seed: int = 0
+) -> tuple[float, float]:
     """Test accuracy of a CV-tuned (train split only) logistic probe, and the C it chose."""
-    probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=list(C_GRID), cv=5, max_iter=3000, random_state=seed,
-                                                                 scoring="accuracy"))
+    probe = make_pipeline(
+        StandardScaler(),
+        LogisticRegressionCV(Cs=list(C_GRID), cv=5, max_iter=3000, random_state=seed, scoring="accuracy"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's notices about LogisticRegressionCV attributes
         probe.fit(x_tr, y_tr)
@@ -47,9 +51,16 @@ def bound_for_run(run: dict[str, Any], emb: Embeddings) -> dict[str, Any]:
     spec = SampleSpec(**cfg["sample"])
     data = load_labelled(Path(cfg["dataset"]), spec)
     lab_tr, lab_te = np.asarray(data.train.labels), np.asarray(data.test.labels)
-    out: dict[str, Any] = {"pair": pair_name(run), "target": cfg["target"], "source": cfg["source"], "dataset": run["dataset"],
-                           "train": len(lab_tr), "test": len(lab_te), "baseline_accuracy": run["baseline_accuracy"],
-                           "c_grid": list(C_GRID)}
+    out: dict[str, Any] = {
+        "pair": pair_name(run),
+        "target": cfg["target"],
+        "source": cfg["source"],
+        "dataset": run["dataset"],
+        "train": len(lab_tr),
+        "test": len(lab_te),
+        "baseline_accuracy": run["baseline_accuracy"],
+        "c_grid": list(C_GRID),
+    }
     for side in ("source", "target"):
         x_tr = emb.embed(cfg[side], data.train.texts)
         x_te = emb.embed(cfg[side], data.test.texts)
@@ -73,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(args.runs.glob(args.pattern)):
         row = bound_for_run(json.loads(path.read_text()), emb)
         rows.append(row)
-        print(f"{row['pair']} {row['dataset']}: baseline {row['baseline_accuracy']:.3f}, client probe "
-              f"{row['source_probe_accuracy']:.3f} (C={row['source_probe_c']:g}), provider probe {row['target_probe_accuracy']:.3f}, "
-              f"gap a map cannot close {row['reachable_gap']:+.3f}", flush=True)
+        print(
+            f"{row['pair']} {row['dataset']}: baseline {row['baseline_accuracy']:.3f}, client probe "
+            f"{row['source_probe_accuracy']:.3f} (C={row['source_probe_c']:g}), provider probe {row['target_probe_accuracy']:.3f}, "
+            f"gap a map cannot close {row['reachable_gap']:+.3f}",
+            flush=True,
+        )
     out = args.out or Path("docs/results/bounds") / f"{args.runs.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")

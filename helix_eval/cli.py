@@ -4,6 +4,7 @@ Subcommands: ``embed`` (fill the embedding cache for models x datasets, e.g. in 
 ``run`` (one target/source pair on one dataset, JSON out), ``report`` (tables and plots from
 result JSON files).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+from helix_alignment.methods import METHODS
+
 from .data import SampleSpec, load_labelled, load_mix_texts, load_public
 from .embedding import Embeddings
 from .experiment import DEFAULT_METHODS, ExperimentConfig, run_experiment
-from helix_alignment.methods import METHODS
 
 
 def _datasets_root() -> Path:
@@ -30,12 +32,19 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--public-size", type=int, default=d.public_size, help="public corpus passages")
     p.add_argument("--max-chars", type=int, default=d.max_chars, help="texts are cut to this many characters")
     p.add_argument("--seed", type=int, default=d.seed, help="subsampling seed")
-    p.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default $HELIX_EVAL_CACHE or .helix/eval-cache)")
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="embedding cache (default $HELIX_EVAL_CACHE or .helix/eval-cache)"
+    )
 
 
 def _sample_spec(args: argparse.Namespace) -> SampleSpec:
-    return SampleSpec(train_size=args.train_size, test_size=args.test_size, public_size=args.public_size,
-                      max_chars=args.max_chars, seed=args.seed)
+    return SampleSpec(
+        train_size=args.train_size,
+        test_size=args.test_size,
+        public_size=args.public_size,
+        max_chars=args.max_chars,
+        seed=args.seed,
+    )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -52,7 +61,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         for name, texts in sets:
             t0 = time.perf_counter()
             for start in range(0, len(texts), 250):  # the cache stores per call: an interrupted fill keeps its progress
-                emb.embed(model, texts[start:start + 250])
+                emb.embed(model, texts[start : start + 250])
             print(f"{model} {name}: {len(texts)} texts in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 
@@ -66,8 +75,19 @@ SETTINGS = {
     "full": {"methods": DEFAULT_METHODS, "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "paper": {"methods": ("ridge",), "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "quick": {"methods": ("ridge", "ridge_scaled"), "few_shot_sizes": (32,), "few_shot_seeds": (0,)},
-    "mix": {"methods": ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "anchored_ridge", "anchored_ridge_cv",
-                        "whitened_procrustes"), "few_shot_sizes": (), "few_shot_seeds": ()},
+    "mix": {
+        "methods": (
+            "ridge",
+            "ridge_scaled",
+            "ridge_cv",
+            "procrustes",
+            "anchored_ridge",
+            "anchored_ridge_cv",
+            "whitened_procrustes",
+        ),
+        "few_shot_sizes": (),
+        "few_shot_seeds": (),
+    },
 }
 
 
@@ -85,21 +105,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     for target, source in args.pair:
         for folder in args.datasets:
             folder = Path(folder)
-            ood = args.ood if args.ood is not None else (
-                folder.parent / DEFAULT_OOD[folder.name] if folder.name in DEFAULT_OOD else None)
-            cfg = ExperimentConfig(target=target, source=source, dataset=folder, public=args.public, ood=ood, sample=spec,
-                                   methods=methods, few_shot_sizes=preset["few_shot_sizes"],
-                                   few_shot_seeds=preset["few_shot_seeds"], corpus_sizes=tuple(args.corpus_sizes),
-                                   public_mix=tuple(args.public_mix), cv_folds=args.cv_folds)
+            ood = (
+                args.ood
+                if args.ood is not None
+                else (folder.parent / DEFAULT_OOD[folder.name] if folder.name in DEFAULT_OOD else None)
+            )
+            cfg = ExperimentConfig(
+                target=target,
+                source=source,
+                dataset=folder,
+                public=args.public,
+                ood=ood,
+                sample=spec,
+                methods=methods,
+                few_shot_sizes=preset["few_shot_sizes"],
+                few_shot_seeds=preset["few_shot_seeds"],
+                corpus_sizes=tuple(args.corpus_sizes),
+                public_mix=tuple(args.public_mix),
+                cv_folds=args.cv_folds,
+            )
             result = run_experiment(cfg, emb)
             result["setting"] = args.setting
             name = f"{_safe(target)}__{_safe(source)}__{result['dataset']}{args.tag}.json"
             (args.out / name).write_text(json.dumps(result, separators=(",", ":")))  # compact: results are committed
             pub = result["settings"]["public"]
             best = max(pub, key=lambda m: pub[m]["accuracy"])
-            print(f"{target} <- {source} {result['dataset']}: baseline {result['baseline_accuracy']:.3f}, "
-                  f"public ridge {pub.get('ridge', {}).get('accuracy', float('nan')):.3f}, best {best} "
-                  f"{pub[best]['accuracy']:.3f} ({result['seconds']:.0f} s) -> {args.out / name}", flush=True)
+            print(
+                f"{target} <- {source} {result['dataset']}: baseline {result['baseline_accuracy']:.3f}, "
+                f"public ridge {pub.get('ridge', {}).get('accuracy', float('nan')):.3f}, best {best} "
+                f"{pub[best]['accuracy']:.3f} ({result['seconds']:.0f} s) -> {args.out / name}",
+                flush=True,
+            )
     return 0
 
 
@@ -134,21 +170,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", required=True, help="embedder specs (minilm, e5, mpnet, ...)")
     p.add_argument("--datasets", nargs="*", default=[], help="labelled dataset folders")
     p.add_argument("--public", type=Path, default=_datasets_root() / "wikipedia", help="public corpus folder or jsonl")
-    p.add_argument("--public-mix", nargs="*", default=[], help="questions[:COUNT] or FOLDER[:COUNT]: extra public texts for the alignment corpus")
+    p.add_argument(
+        "--public-mix",
+        nargs="*",
+        default=[],
+        help="questions[:COUNT] or FOLDER[:COUNT]: extra public texts for the alignment corpus",
+    )
     p.add_argument("--progress", action="store_true")
     _add_sample_args(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("run", help="run experiments, one JSON per (target, source, dataset)")
-    p.add_argument("--pair", nargs=2, action="append", required=True, metavar=("TARGET", "SOURCE"),
-                   help="provider (target) and client (source) embedder specs; repeatable")
+    p.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("TARGET", "SOURCE"),
+        help="provider (target) and client (source) embedder specs; repeatable",
+    )
     p.add_argument("--datasets", nargs="+", required=True, help="labelled dataset folders")
     p.add_argument("--public", type=Path, default=_datasets_root() / "wikipedia", help="public corpus folder or jsonl")
-    p.add_argument("--public-mix", nargs="*", default=[], help="questions[:COUNT] or FOLDER[:COUNT]: extra public texts for the alignment corpus")
+    p.add_argument(
+        "--public-mix",
+        nargs="*",
+        default=[],
+        help="questions[:COUNT] or FOLDER[:COUNT]: extra public texts for the alignment corpus",
+    )
     p.add_argument("--ood", type=Path, default=None, help="OOD dataset folder (default: a fixed other dataset)")
     p.add_argument("--setting", choices=sorted(SETTINGS), default="full")
-    p.add_argument("--methods", nargs="*", default=None, help=f"map methods (default per setting; known: {sorted(METHODS)})")
-    p.add_argument("--corpus-sizes", nargs="*", type=int, default=[], help="also fit public-only maps on these corpus sizes")
+    p.add_argument(
+        "--methods", nargs="*", default=None, help=f"map methods (default per setting; known: {sorted(METHODS)})"
+    )
+    p.add_argument(
+        "--corpus-sizes", nargs="*", type=int, default=[], help="also fit public-only maps on these corpus sizes"
+    )
     p.add_argument("--cv-folds", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("docs/results/runs"))
     p.add_argument("--tag", default="", help="suffix for the result file names")

@@ -6,6 +6,7 @@ A labelled dataset is any folder in the ``../shared/datasets`` format: ``train.j
 optional ``labels.json``. Texts are cut to ``max_chars`` characters so long documents (IMDB)
 cost a bounded amount for every model and every model sees exactly the same input.
 """
+
 from __future__ import annotations
 
 import random
@@ -83,7 +84,7 @@ def load_public(corpus: Path, spec: SampleSpec, size: int | None = None) -> list
     texts = load_texts(folder.parent, folder.name, filename)
     order = list(range(len(texts)))
     random.Random(spec.seed).shuffle(order)  # a prefix of one permutation: smaller corpora nest in larger ones
-    return _cut([texts[i] for i in order[:size or spec.public_size]], spec.max_chars)
+    return _cut([texts[i] for i in order[: size or spec.public_size]], spec.max_chars)
 
 
 def load_mix_texts(item: str, spec: SampleSpec, public: Path, exclude: str | None = None) -> list[str]:
@@ -104,7 +105,7 @@ def load_mix_texts(item: str, spec: SampleSpec, public: Path, exclude: str | Non
         texts = load_texts(folder.parent, folder.name, filename)
         order = list(range(len(texts)))
         random.Random(spec.seed).shuffle(order)
-        tail = [texts[i] for i in order[spec.public_size:]][::-1]
+        tail = [texts[i] for i in order[spec.public_size :]][::-1]
         return _cut(templated_questions(tail, count, spec.seed), spec.max_chars)
     folder = Path(head).resolve()
     if exclude is not None and folder.name == exclude:

@@ -1,4 +1,5 @@
 """Embedding text sets through the cached embedder (each (model, text) is embedded once, ever)."""
+
 from __future__ import annotations
 
 import os

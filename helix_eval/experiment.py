@@ -3,6 +3,7 @@
 Everything that decides a number is recorded in the result: model ids, sample sizes, seeds,
 text truncation, head recipe, each map method's parameters and what it chose.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,17 @@ from .embedding import Embeddings
 from .ood import ood_report
 from .similarity import similarity_report
 
-DEFAULT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "procrustes", "anchored_ridge", "anchored_ridge_cv",
-                   "whitened_procrustes", "reduced_rank", "cca")
+DEFAULT_METHODS = (
+    "ridge",
+    "ridge_scaled",
+    "ridge_cv",
+    "procrustes",
+    "anchored_ridge",
+    "anchored_ridge_cv",
+    "whitened_procrustes",
+    "reduced_rank",
+    "cca",
+)
 PAPER_METHOD = "ridge"
 #: Methods also run in the public + k setting (9 fits per method: kept to the ones compared there).
 FEW_SHOT_METHODS = ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")
@@ -45,14 +55,25 @@ class ExperimentConfig:
     svcca_dims: tuple[int, ...] = (64, 128)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "source": self.source, "dataset": str(self.dataset), "public": str(self.public),
-                "ood": str(self.ood) if self.ood else None, "sample": self.sample.as_dict(), "methods": list(self.methods),
-                "method_params": {m: _jsonable(METHODS[m].params) for m in self.methods},
-                "few_shot_sizes": list(self.few_shot_sizes), "few_shot_seeds": list(self.few_shot_seeds),
-                "few_shot_methods": list(self.few_shot_methods),
-                "corpus_sizes": list(self.corpus_sizes), "public_mix": list(self.public_mix), "cv_folds": self.cv_folds,
-                "svcca_dims": list(self.svcca_dims), "kappa_grid": list(KAPPA_GRID),
-                "head": {"type": "LogisticRegression", "C": retention.HEAD_C, "max_iter": retention.HEAD_MAX_ITER}}
+        return {
+            "target": self.target,
+            "source": self.source,
+            "dataset": str(self.dataset),
+            "public": str(self.public),
+            "ood": str(self.ood) if self.ood else None,
+            "sample": self.sample.as_dict(),
+            "methods": list(self.methods),
+            "method_params": {m: _jsonable(METHODS[m].params) for m in self.methods},
+            "few_shot_sizes": list(self.few_shot_sizes),
+            "few_shot_seeds": list(self.few_shot_seeds),
+            "few_shot_methods": list(self.few_shot_methods),
+            "corpus_sizes": list(self.corpus_sizes),
+            "public_mix": list(self.public_mix),
+            "cv_folds": self.cv_folds,
+            "svcca_dims": list(self.svcca_dims),
+            "kappa_grid": list(KAPPA_GRID),
+            "head": {"type": "LogisticRegression", "C": retention.HEAD_C, "max_iter": retention.HEAD_MAX_ITER},
+        }
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +108,7 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
     y_tr, x_tr = emb.embed(cfg.target, data.train.texts), emb.embed(cfg.source, data.train.texts)
     y_te, x_te = emb.embed(cfg.target, data.test.texts), emb.embed(cfg.source, data.test.texts)
     y_pub_all, x_pub_all = emb.embed(cfg.target, public), emb.embed(cfg.source, public)
-    y_pub, x_pub = y_pub_all[:s.public_size], x_pub_all[:s.public_size]
+    y_pub, x_pub = y_pub_all[: s.public_size], x_pub_all[: s.public_size]
     if mix:
         y_pub = np.vstack([y_pub, emb.embed(cfg.target, mix)])
         x_pub = np.vstack([x_pub, emb.embed(cfg.source, mix)])
@@ -96,11 +117,19 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
     head = retention.train_head(y_tr, lab_tr, seed=s.seed)
     base_acc = head.accuracy(y_te, lab_te)
     result: dict[str, Any] = {
-        "config": cfg.as_dict(), "dataset": data.name, "split_note": data.split_note,
-        "target_model_id": emb.model_id(cfg.target), "source_model_id": emb.model_id(cfg.source),
+        "config": cfg.as_dict(),
+        "dataset": data.name,
+        "split_note": data.split_note,
+        "target_model_id": emb.model_id(cfg.target),
+        "source_model_id": emb.model_id(cfg.source),
         "dims": {"target": int(y_tr.shape[1]), "source": int(x_tr.shape[1])},
-        "sizes": {"train": len(lab_tr), "test": len(lab_te), "public": int(x_pub.shape[0]), "public_mix": len(mix),
-                  "classes": len(data.train.class_names)},
+        "sizes": {
+            "train": len(lab_tr),
+            "test": len(lab_te),
+            "public": int(x_pub.shape[0]),
+            "public_mix": len(mix),
+            "classes": len(data.train.class_names),
+        },
         "similarity": similarity_report(x_tr, y_tr, x_te, y_te, cfg.svcca_dims, s.seed),
         "baseline_accuracy": base_acc,
         "source_own_accuracy": retention.train_head(x_tr, lab_tr, seed=s.seed).accuracy(x_te, lab_te),
@@ -110,8 +139,12 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
         m, info = _fit(method, x_fit, y_fit, cfg.cv_folds, seed)
         mapped = m.apply(x_te)
         acc = head.accuracy(mapped, lab_te)
-        return {"accuracy": acc, "retention": acc / base_acc if base_acc else 0.0, "test_cosine": _mean_cos(mapped, y_te),
-                "chosen": info}, m
+        return {
+            "accuracy": acc,
+            "retention": acc / base_acc if base_acc else 0.0,
+            "test_cosine": _mean_cos(mapped, y_te),
+            "chosen": info,
+        }, m
 
     settings: dict[str, dict[str, Any]] = {"in_distribution": {}, "public": {}, "train_plus_public": {}}
     maps: dict[tuple[str, str], Any] = {}
@@ -130,22 +163,34 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
             for method in fs_methods:
                 per_method[method].append(evaluate(xf, yf, method, seed)[0]["accuracy"])
             own.append(retention.train_head(x_tr[idx], lab_tr[idx], seed=seed).accuracy(x_te, lab_te))
-        few[str(k)] = {"few_shot_own_head": float(np.mean(own)), "few_shot_own_head_runs": own,
-                       **{m: {"accuracy": float(np.mean(v)), "retention": float(np.mean(v)) / base_acc, "runs": v}
-                          for m, v in per_method.items()}}
+        few[str(k)] = {
+            "few_shot_own_head": float(np.mean(own)),
+            "few_shot_own_head_runs": own,
+            **{
+                m: {"accuracy": float(np.mean(v)), "retention": float(np.mean(v)) / base_acc, "runs": v}
+                for m, v in per_method.items()
+            },
+        }
     settings["public_plus_k"] = few
     if cfg.corpus_sizes:
         sizes: dict[str, Any] = {}
         for n in cfg.corpus_sizes:
-            sizes[str(n)] = {m: evaluate(x_pub_all[:n], y_pub_all[:n], m)[0] for m in cfg.methods if m in ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")}
+            sizes[str(n)] = {
+                m: evaluate(x_pub_all[:n], y_pub_all[:n], m)[0]
+                for m in cfg.methods
+                if m in ("ridge", "ridge_scaled", "ridge_cv", "anchored_ridge_cv")
+            }
         settings["public_corpus_size"] = sizes
     result["settings"] = settings
 
     if cfg.ood is not None:
         ood_data = load_labelled(cfg.ood, s)
         y_ood, x_ood = emb.embed(cfg.target, ood_data.test.texts), emb.embed(cfg.source, ood_data.test.texts)
-        ood: dict[str, Any] = {"ood_dataset": ood_data.name, "ood_size": len(ood_data.test.texts),
-                               "baseline": ood_report(head.logits(y_te), head.logits(y_ood))}
+        ood: dict[str, Any] = {
+            "ood_dataset": ood_data.name,
+            "ood_size": len(ood_data.test.texts),
+            "baseline": ood_report(head.logits(y_te), head.logits(y_ood)),
+        }
         for (setting, method), m in maps.items():
             ood.setdefault(setting, {})[method] = ood_report(head.logits(m.apply(x_te)), head.logits(m.apply(x_ood)))
         result["ood"] = ood

@@ -4,6 +4,7 @@ energy(x) = -logsumexp(logits(x)): low on in-distribution inputs. We score "in-d
 as -energy, so AUROC is P(score_ID > score_OOD) and FPR@95 is the fraction of OOD inputs accepted
 at the threshold that keeps 95 % of in-distribution inputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ def auroc(score_in: np.ndarray, score_out: np.ndarray) -> float:
         j = i
         while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     n1, n0 = len(score_in), len(score_out)
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
@@ -46,8 +47,10 @@ def fpr_at_tpr(score_in: np.ndarray, score_out: np.ndarray, tpr: float = 0.95) -
 def roc_points(score_in: np.ndarray, score_out: np.ndarray, points: int = 50) -> dict[str, list[float]]:
     """A down-sampled ROC curve (FPR, TPR) for plots."""
     thresholds = np.quantile(np.concatenate([score_in, score_out]), np.linspace(1, 0, points))
-    return {"fpr": [float(np.mean(score_out >= t)) for t in thresholds],
-            "tpr": [float(np.mean(score_in >= t)) for t in thresholds]}
+    return {
+        "fpr": [float(np.mean(score_out >= t)) for t in thresholds],
+        "tpr": [float(np.mean(score_in >= t)) for t in thresholds],
+    }
 
 
 def ood_report(logits_in: np.ndarray, logits_out: np.ndarray) -> dict[str, object]:

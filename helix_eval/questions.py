@@ -7,6 +7,7 @@ Rewriting public sentences as questions ("Powell was a leader." -> "Who was a le
 variation without any private or labelled data. The questions need not be fluent: alignment data
 only has to be embedded by both parties, not answered.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,6 +27,6 @@ def templated_questions(sentences: list[str], count: int, seed: int = 0) -> list
         words = pool[i % len(pool)].rstrip(" .!?\"')").split()
         wh = WH[rng.randrange(len(WH))]
         cut = min(len(words) - 1, 1 + (len(words) > 12 and rng.random() < 0.5))
-        body = " ".join(words[cut:cut + rng.randint(3, 9)])  # TREC-like length: questions are short
+        body = " ".join(words[cut : cut + rng.randint(3, 9)])  # TREC-like length: questions are short
         out.append(f"{wh} {body[:1].lower()}{body[1:]}?")
     return out

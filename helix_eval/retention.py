@@ -4,6 +4,7 @@ The head is what a provider would deploy: multinomial logistic regression on its
 (raw, unnormalised) embeddings of the train split. Retention = accuracy on mapped client
 embeddings / accuracy on the provider's own embeddings of the same test texts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@
   canonical correlation. Directions are fitted on a training sample and, for the held-out score,
   applied unchanged to new inputs (in-sample CCA on few points overfits towards 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,13 +79,22 @@ def svcca(x: np.ndarray, y: np.ndarray, k: int = 64) -> float:
     return float(np.mean(fit_svcca(x, y, k).train_corrs))
 
 
-def similarity_report(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                      ks: tuple[int, ...] = (64, 128), seed: int = 0) -> dict[str, float]:
+def similarity_report(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    ks: tuple[int, ...] = (64, 128),
+    seed: int = 0,
+) -> dict[str, float]:
     """CKA and SVCCA on train and held-out inputs, each beside a shuffled-pairs control."""
     rng = np.random.default_rng(seed)
     shuf_tr, shuf_te = rng.permutation(len(y_train)), rng.permutation(len(y_test))
-    out = {"cka_train": linear_cka(x_train, y_train), "cka_test": linear_cka(x_test, y_test),
-           "cka_test_shuffled": linear_cka(x_test, y_test[shuf_te])}
+    out = {
+        "cka_train": linear_cka(x_train, y_train),
+        "cka_test": linear_cka(x_test, y_test),
+        "cka_test_shuffled": linear_cka(x_test, y_test[shuf_te]),
+    }
     for k in ks:
         model = fit_svcca(x_train, y_train, k)
         ctrl = fit_svcca(x_train, y_train[shuf_tr], k)

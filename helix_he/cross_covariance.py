@@ -23,6 +23,7 @@ and decrypt the packed result. Server half, in steps:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -65,6 +66,19 @@ class ResultShape(Protocol):
     def output_columns(self) -> int: ...
     @property
     def stride_bits(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class PackedResultShape:
+    """A `ResultShape` from the layout itself (what the provider's result header announces)."""
+
+    feature_dim: int
+    output_columns: int
+    stride_bits: int
+
+    @classmethod
+    def of(cls, layout: CrossCovarianceLayout, output_columns: int) -> PackedResultShape:
+        return cls(layout.feature_dim, output_columns, layout.stride_bits)
 
 
 def decrypt_cross_covariance(

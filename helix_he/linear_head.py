@@ -17,6 +17,7 @@ leaves the provider:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -67,6 +68,26 @@ class ReplyShape(BatchReplyShape, Protocol):
     def class_groups(self) -> Sequence[Sequence[int]]: ...
     @property
     def output_positions(self) -> Sequence[Sequence[int]]: ...
+
+
+@dataclass(frozen=True)
+class LogitsShape:
+    """A `ReplyShape` built from the layout itself (what the provider's reply header announces)."""
+
+    num_queries: int
+    num_classes: int
+    class_groups: tuple[tuple[int, ...], ...]
+    output_positions: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, layout: LinearHeadLayout, num_queries: int) -> LogitsShape:
+        groups = layout.class_groups()
+        return cls(
+            num_queries,
+            layout.k,
+            tuple(tuple(g) for g in groups),
+            tuple(tuple(int(p) for p in layout.output_positions(i)) for i in range(len(groups))),
+        )
 
 
 def decrypt_logits(keys: ClientKeys, shape: ReplyShape, blobs: Sequence[bytes], max_bytes: int = 1 << 22) -> np.ndarray:

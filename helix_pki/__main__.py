@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ._pki import DEFAULT_HOSTNAMES, PKIError, ensure_demo_pki
 
@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m helix_pki",
         description="Create (or reuse) the HELIX demo CA and the provider/client server certificates.",
     )
-    p.add_argument("--dir", required=True, type=Path, help="base directory (ca/, provider/, client/ are created under it)")
+    p.add_argument(
+        "--dir", required=True, type=Path, help="base directory (ca/, provider/, client/ are created under it)"
+    )
     p.add_argument(
         "--host",
         action="append",
@@ -29,8 +31,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="H",
         help=f"hostname or IP for both certificates (repeatable; default: {' '.join(DEFAULT_HOSTNAMES)})",
     )
-    p.add_argument("--provider-host", action="append", default=[], metavar="H", help="extra name for the provider certificate only")
-    p.add_argument("--client-host", action="append", default=[], metavar="H", help="extra name for the client-agent certificate only")
+    p.add_argument(
+        "--provider-host", action="append", default=[], metavar="H", help="extra name for the provider certificate only"
+    )
+    p.add_argument(
+        "--client-host",
+        action="append",
+        default=[],
+        metavar="H",
+        help="extra name for the client-agent certificate only",
+    )
     p.add_argument("--json", action="store_true", help="print the paths as a JSON object")
     return p
 

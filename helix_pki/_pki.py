@@ -20,9 +20,9 @@ import datetime as _dt
 import ipaddress
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -68,7 +68,7 @@ _CLOCK_SKEW = _dt.timedelta(minutes=5)
 _CA_CERT_NAME = "ca.pem"
 _CA_KEY_NAME = "ca-key.pem"
 
-_IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class PKIError(RuntimeError):
@@ -104,7 +104,7 @@ class DemoPKI:
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
@@ -241,7 +241,9 @@ def ensure_ca(dir: Path) -> CAPaths:  # noqa: A002 - name fixed by the public AP
         if bc is None or not bc.ca:
             raise PKIError(f"{paths.cert} is not a CA certificate")
         if cert.not_valid_after_utc <= _now():
-            raise PKIError(f"CA {paths.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}; delete {dir} to recreate it")
+            raise PKIError(
+                f"CA {paths.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}; delete {dir} to recreate it"
+            )
         _tighten_key_mode(paths.key)
         return paths
 
@@ -428,8 +430,6 @@ def ensure_demo_pki(
     """
     base_dir = Path(base_dir)
     ca = ensure_ca(base_dir / "ca")
-    provider = issue_server_cert(
-        ca, base_dir / "provider", "provider", [*hostnames, *provider_hostnames]
-    )
+    provider = issue_server_cert(ca, base_dir / "provider", "provider", [*hostnames, *provider_hostnames])
     client = issue_server_cert(ca, base_dir / "client", "client", [*hostnames, *client_hostnames])
     return DemoPKI(ca=ca, provider=provider, client=client)

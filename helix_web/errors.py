@@ -1,4 +1,5 @@
 """One error shape for every failure: {"error": code, "detail": sentence naming the problem}."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
@@ -31,9 +32,14 @@ def install_error_handlers(app: FastAPI) -> None:
         for e in exc.errors():
             loc = ".".join(str(p) for p in e.get("loc", ()))
             parts.append(f"{loc}: {e.get('msg')}")
-        return JSONResponse({"error": "invalid_request", "detail": "; ".join(parts) or "invalid request"}, status_code=422)
+        return JSONResponse(
+            {"error": "invalid_request", "detail": "; ".join(parts) or "invalid request"}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": f"http_{exc.status_code}", "detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": f"http_{exc.status_code}", "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

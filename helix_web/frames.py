@@ -1,4 +1,5 @@
 """Reading framed binary request bodies in FastAPI handlers, with 4xx errors that name the problem."""
+
 from __future__ import annotations
 
 from typing import TypeVar
@@ -14,7 +15,9 @@ from .errors import ApiError
 M = TypeVar("M", bound=BaseModel)
 
 
-async def read_frame(request: Request, header_model: type[M], *, max_blobs: int, max_blob_bytes: int) -> tuple[M, list[bytes]]:
+async def read_frame(
+    request: Request, header_model: type[M], *, max_blobs: int, max_blob_bytes: int
+) -> tuple[M, list[bytes]]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip()
     if ctype != FRAME_MEDIA_TYPE:
         raise ApiError(415, "unsupported_media_type", f"send the body as {FRAME_MEDIA_TYPE}, not {ctype or 'nothing'}")

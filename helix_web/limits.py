@@ -3,6 +3,7 @@
 Starlette has no request-size limit: without this a client could stream gigabytes into memory. The
 middleware rejects an over-long Content-Length at once (413) and, for chunked bodies, counts bytes
 as they arrive and stops at the limit."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,17 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send, detail: str) -> None:
         body = json.dumps({"error": "request_too_large", "detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,7 +52,10 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     length = -1
                 if length < 0 or length > self.max_bytes:
-                    await self._reject(send, f"request body of {value.decode(errors='replace')} bytes exceeds the limit of {self.max_bytes}")
+                    await self._reject(
+                        send,
+                        f"request body of {value.decode(errors='replace')} bytes exceeds the limit of {self.max_bytes}",
+                    )
                     return
         seen = 0
         started = False

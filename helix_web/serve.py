@@ -1,4 +1,5 @@
 """Run a FastAPI app under uvicorn with TLS when certificates are configured."""
+
 from __future__ import annotations
 
 from pathlib import Path

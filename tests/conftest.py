@@ -7,15 +7,11 @@ HTTPS (trusting only the test CA) with a bounded deadline; a daemon that dies wh
 the test with its captured log. Every daemon writes its log to a file in a pytest tmp dir, and the
 tail of every daemon log is attached to the report of a failing test.
 """
+
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +21,7 @@ import httpx
 import pytest
 
 from helix_pki import DemoPKI, ensure_demo_pki
+from helix_web.launcher import Daemon, DaemonError, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_DEADLINE_S = 120.0
@@ -32,121 +29,33 @@ ADMIN_TOKEN = "pytest-admin-token-3f9c2a"
 MiB = 1024 * 1024
 
 #: Every daemon started in this session, so a failing test's report can show their logs.
-_SERVICES: list["ServiceProcess"] = []
+_SERVICES: list[ServiceProcess] = []
 
 
 # --------------------------------------------------------------------------- daemons
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class ServiceProcess(Daemon):
+    """A daemon of the shared launcher that fails the test (with its log) instead of raising, and that
+    the report hook below knows about. The tests decide every setting: the parent's HELIX_PROVIDER_* /
+    HELIX_CLIENT_* variables are not passed on."""
 
+    def __init__(
+        self, name: str, module: str, env: Mapping[str, str], *, ca_cert: Path, port: int, log_dir: Path
+    ) -> None:
+        super().__init__(
+            name, module, env, ca_cert=ca_cert, port=port, log_dir=log_dir, cwd=REPO_ROOT, pythonpath=REPO_ROOT
+        )
 
-def _clean_environ() -> dict[str, str]:
-    """os.environ without HELIX_PROVIDER_* / HELIX_CLIENT_* (the test decides every setting)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_PROVIDER_", "HELIX_CLIENT_"))}
-
-
-class ServiceProcess:
-    """One daemon subprocess (`python -m <module> serve`) on a loopback port, logging to a file."""
-
-    def __init__(self, name: str, module: str, env: Mapping[str, str], *, ca_cert: Path, port: int,
-                 log_dir: Path) -> None:
-        self.name = name
-        self.module = module
-        self.env = dict(env)
-        self.ca_cert = ca_cert
-        self.port = port
-        self.log_dir = log_dir
-        self.log_path: Path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._stopped: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "<no log written>"
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def start(self, deadline_s: float = READY_DEADLINE_S) -> "ServiceProcess":
-        assert self.proc is None or self.proc.poll() is not None, f"{self.name} is already running"
-        self.starts += 1
-        # One log file per start, so a restart keeps the previous run's log readable.
-        self.log_path = self.log_dir / f"{self.name}.{self.starts}.log"
-        env = _clean_environ()
-        env.update(self.env)
-        env["HF_HUB_OFFLINE"] = "1"
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONFAULTHANDLER"] = "1"  # a crashing daemon or HE worker leaves a traceback in the log
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-        with self.log_path.open("wb") as log:
-            # Own session: stop() can reach the HE worker processes the daemon spawns.
-            self.proc = subprocess.Popen([sys.executable, "-m", self.module, "serve"], cwd=REPO_ROOT, env=env,
-                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+    def start(self, deadline_s: float = READY_DEADLINE_S) -> ServiceProcess:
+        assert not self.running, f"{self.name} is already running"
         if self not in _SERVICES:
             _SERVICES.append(self)
-        self.wait_ready(deadline_s)
+        try:
+            super().start(deadline_s)
+        except DaemonError as exc:
+            pytest.fail(str(exc), pytrace=False)
         return self
-
-    def wait_ready(self, deadline_s: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + deadline_s
-        last_error = "no attempt yet"
-        with httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca_cert)), timeout=5.0) as http:
-            while True:
-                rc = self.proc.poll()
-                if rc is not None:
-                    pytest.fail(f"{self.name} exited with code {rc} while starting; log {self.log_path}:\n{self.log_text()}",
-                                pytrace=False)
-                try:
-                    resp = http.get(f"{self.url}/healthz")
-                    if resp.status_code == 200:
-                        return
-                    last_error = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                except httpx.TransportError as exc:
-                    last_error = repr(exc)
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"{self.name} not ready after {deadline_s:.0f} s (last: {last_error}); "
-                                f"log {self.log_path}:\n{self.log_tail(200)}", pytrace=False)
-                time.sleep(0.2)  # polling interval of the readiness loop, not a synchronisation sleep
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM (graceful uvicorn shutdown), wait, then SIGKILL; also reap leftover workers of
-        the daemon's own process group (the HE pool's spawned children)."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if self._stopped is proc:  # already stopped and reaped: never signal a stale group id again
-            return proc.returncode
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout_s)
-        try:  # the group id is the pid of the process we started
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._stopped = proc
-        return proc.returncode
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -179,7 +88,6 @@ def rr(keys: Any) -> Any:
     pk = seal.PublicKey()
     seal.KeyGenerator(keys.he.context, keys.secret_key).create_public_key(pk)
     return Rerandomizer(keys.he, pk)
-
 
 
 @pytest.fixture(scope="session")
@@ -253,7 +161,9 @@ def open_provider_clients(url: str, ca: str) -> tuple[httpx.Client, httpx.Client
 
 
 def checked(resp: httpx.Response, status: int) -> Any:
-    assert resp.status_code == status, f"{resp.request.method} {resp.request.url} -> {resp.status_code}: {resp.text[:2000]}"
+    assert resp.status_code == status, (
+        f"{resp.request.method} {resp.request.url} -> {resp.status_code}: {resp.text[:2000]}"
+    )
     return resp.json() if resp.content else None
 
 
@@ -264,15 +174,31 @@ def provider(pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPath
     base = tmp_path_factory.mktemp("provider")
     data_dir = base / "data"
     port = free_port()
-    svc = ServiceProcess("provider", "provider_server.cli", provider_env(pki, data_dir, datasets_dir, port),
-                         ca_cert=pki.ca.cert, port=port, log_dir=base)
+    svc = ServiceProcess(
+        "provider",
+        "provider_server.cli",
+        provider_env(pki, data_dir, datasets_dir, port),
+        ca_cert=pki.ca.cert,
+        port=port,
+        log_dir=base,
+    )
     svc.start()
     http, admin = open_provider_clients(svc.url, str(pki.ca.cert))
     try:
-        checked(admin.post("/v1/admin/heads", json={"name": "sst2", "dataset": "sst2", "max_examples": 400,
-                                                    "in_distribution_texts": 32}), 201)
-        checked(admin.post("/v1/admin/corpora", json={"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl",
-                                                      "limit": 400}), 201)
+        checked(
+            admin.post(
+                "/v1/admin/heads",
+                json={"name": "sst2", "dataset": "sst2", "max_examples": 400, "in_distribution_texts": 32},
+            ),
+            201,
+        )
+        checked(
+            admin.post(
+                "/v1/admin/corpora",
+                json={"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 400},
+            ),
+            201,
+        )
         yield Provider(service=svc, data_dir=data_dir, ca=str(pki.ca.cert), http=http, admin=admin)
     finally:
         http.close()
@@ -281,8 +207,9 @@ def provider(pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
-def provider_service_factory(pki: DemoPKI, datasets_dir: Path,
-                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServiceProcess]]:
+def provider_service_factory(
+    pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ServiceProcess]]:
     """Make (not start) extra provider daemons, each with its own data dir and port unless given;
     all are stopped at the end of the session at the latest."""
     made: list[ServiceProcess] = []
@@ -300,7 +227,9 @@ def provider_service_factory(pki: DemoPKI, datasets_dir: Path,
         svc.stop()
 
 
-def client_env(pki: DemoPKI, data_dir: Path, datasets: Path, port: int, provider_url: str, **overrides: str) -> dict[str, str]:
+def client_env(
+    pki: DemoPKI, data_dir: Path, datasets: Path, port: int, provider_url: str, **overrides: str
+) -> dict[str, str]:
     env = {
         "HELIX_CLIENT_ENV_FILE": str(data_dir.parent / "no-such-client.env"),
         "HELIX_CLIENT_HOST": "127.0.0.1",
@@ -333,12 +262,19 @@ class ClientAgent:
         self.service.stop()
 
 
-def start_client_agent(name: str, pki: DemoPKI, datasets: Path, provider: Provider, base: Path,
-                       **overrides: str) -> ClientAgent:
+def start_client_agent(
+    name: str, pki: DemoPKI, datasets: Path, provider: Provider, base: Path, **overrides: str
+) -> ClientAgent:
     data_dir = base / "data"
     port = free_port()
-    svc = ServiceProcess(name, "client_agent.cli", client_env(pki, data_dir, datasets, port, provider.url, **overrides),
-                         ca_cert=pki.ca.cert, port=port, log_dir=base)
+    svc = ServiceProcess(
+        name,
+        "client_agent.cli",
+        client_env(pki, data_dir, datasets, port, provider.url, **overrides),
+        ca_cert=pki.ca.cert,
+        port=port,
+        log_dir=base,
+    )
     try:
         svc.start()
     finally:
@@ -348,8 +284,9 @@ def start_client_agent(name: str, pki: DemoPKI, datasets: Path, provider: Provid
 
 
 @pytest.fixture(scope="session")
-def client_agent_factory(pki: DemoPKI, datasets_dir: Path, provider: Provider,
-                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ClientAgent]]:
+def client_agent_factory(
+    pki: DemoPKI, datasets_dir: Path, provider: Provider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ClientAgent]]:
     """Start extra agents against the session provider (each with its own data dir); whatever a
     test does not close itself is stopped at the end of the session."""
     started: list[ClientAgent] = []
@@ -406,5 +343,10 @@ def public_alignment_texts(provider: Provider, provider_encoder: Any) -> PublicA
     assert len(head["texts"]) == 32
     texts = corpus["texts"] + head["texts"]
     y = provider_encoder.embed(texts).astype(np.float64)
-    return PublicAlignmentTexts(corpus_texts=corpus["texts"], head_texts=head["texts"], corpus_sha256=corpus["sha256"],
-                                y_corpus=y[:400], y_head=y[400:])
+    return PublicAlignmentTexts(
+        corpus_texts=corpus["texts"],
+        head_texts=head["texts"],
+        corpus_sha256=corpus["sha256"],
+        y_corpus=y[:400],
+        y_head=y[400:],
+    )

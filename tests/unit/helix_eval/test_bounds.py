@@ -1,4 +1,5 @@
 """The client-probe bound: a CV-tuned probe on the train split, and the verdict each run gets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +19,17 @@ def test_probe_finds_signal_and_not_noise() -> None:
 
 
 def _row(baseline: float, probe: float, mapped: float) -> dict[str, object]:
-    return {"pair": "A <- B", "dataset": "d", "train": 10, "baseline_accuracy": baseline, "source_probe_accuracy": probe,
-            "source_probe_c": 1.0, "target_probe_accuracy": baseline, "reachable_gap": baseline - probe,
-            "in_distribution_accuracy": {"ridge": mapped, "ridge_cv": mapped - 0.01}}
+    return {
+        "pair": "A <- B",
+        "dataset": "d",
+        "train": 10,
+        "baseline_accuracy": baseline,
+        "source_probe_accuracy": probe,
+        "source_probe_c": 1.0,
+        "target_probe_accuracy": baseline,
+        "reachable_gap": baseline - probe,
+        "in_distribution_accuracy": {"ridge": mapped, "ridge_cv": mapped - 0.01},
+    }
 
 
 def test_verdicts() -> None:

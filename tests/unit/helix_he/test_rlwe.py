@@ -1,14 +1,23 @@
 """Compact RLWE ciphertexts: the randomness both parties draw and the wire forms' validation."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from helix_he.keys import ClientKeys
 from helix_he.context import he_context
-from helix_he.rlwe import (CBD_ETA, CompactCiphertextError, ReplyCiphertext, SeededCiphertext, centered_binomial,
-                                  expand_uniform, new_seed, ternary)
+from helix_he.keys import ClientKeys
+from helix_he.rlwe import (
+    CBD_ETA,
+    CompactCiphertextError,
+    ReplyCiphertext,
+    SeededCiphertext,
+    centered_binomial,
+    expand_uniform,
+    new_seed,
+    ternary,
+)
 
 PSET = "ckks-n8192-q200"
 
@@ -20,7 +29,7 @@ def test_expand_uniform_is_deterministic_uniform_and_seed_dependent() -> None:
     a = expand_uniform(seed, primes, he.n)
     assert np.array_equal(a, expand_uniform(seed, primes, he.n))  # both parties derive the same c1
     assert not np.array_equal(a[0], expand_uniform(new_seed(), primes, he.n)[0])
-    for row, q in zip(a, primes):
+    for row, q in zip(a, primes, strict=False):
         assert int(row.max()) < q
         counts = np.bincount((row.astype(np.float64) / q * 16).astype(int), minlength=16)
         assert float(((counts - he.n / 16) ** 2 / (he.n / 16)).sum()) < 60
@@ -78,7 +87,9 @@ def test_wire_forms_round_trip_and_reject_malformed_bytes() -> None:
     bad_scale[8:16] = np.float64(np.nan).tobytes()
     with pytest.raises(CompactCiphertextError, match="scale"):
         SeededCiphertext.from_bytes(bytes(bad_scale), **kw)
-    reply = ReplyCiphertext(2.0**48, rng.integers(0, q, size=3, dtype=np.uint64), rng.integers(0, q, size=he.n, dtype=np.uint64))
+    reply = ReplyCiphertext(
+        2.0**48, rng.integers(0, q, size=3, dtype=np.uint64), rng.integers(0, q, size=he.n, dtype=np.uint64)
+    )
     rraw = reply.to_bytes(q, lvl.index)
     rb = ReplyCiphertext.from_bytes(rraw, level=lvl.index, q=q, n=he.n, count=3)
     assert np.array_equal(rb.c0, reply.c0) and np.array_equal(rb.c1, reply.c1)

@@ -1,4 +1,5 @@
 """Exact modular arithmetic and the SEAL-ordered NTT (native kernel and numpy reference)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_mulmod_matches_python_integers() -> None:
         a = rng.integers(0, q, size=2000, dtype=np.uint64)
         b = rng.integers(0, q, size=2000, dtype=np.uint64)
         got = modmath.mulmod(a, b, q)
-        want = np.array([int(x) * int(y) % q for x, y in zip(a, b)], dtype=np.uint64)
+        want = np.array([int(x) * int(y) % q for x, y in zip(a, b, strict=False)], dtype=np.uint64)
         assert np.array_equal(got, want)
 
 
@@ -54,7 +55,9 @@ def test_our_plaintexts_equal_seal_encoder_plaintexts() -> None:
     coeffs = rng.integers(-1000, 1000, size=he.n)
     scale = float(2**20)
     pt_seal = seal.Plaintext()
-    he.encoder.encode([complex(v) for v in coeffs_to_slots(coeffs / scale)], list(he.levels[0].parms_id), scale, pt_seal)
+    he.encoder.encode(
+        [complex(v) for v in coeffs_to_slots(coeffs / scale)], list(he.levels[0].parms_id), scale, pt_seal
+    )
     ours = he.plaintext_from_coeffs(coeffs, he.levels[0], scale)
     assert np.array_equal(he.plaintext_residues(pt_seal), he.plaintext_residues(ours))
 
@@ -75,7 +78,7 @@ def test_add_sub_and_residues_match_python_integers_at_the_edges() -> None:
     q = 1152921504606748673
     a, b = uniform_mod(q, 5000), uniform_mod(q, 5000)
     a[:3], b[:3] = [0, q - 1, q - 1], [0, q - 1, 1]
-    assert [int(v) for v in addmod(a, b, q)] == [(int(x) + int(y)) % q for x, y in zip(a, b)]
-    assert [int(v) for v in submod(a, b, q)] == [(int(x) - int(y)) % q for x, y in zip(a, b)]
+    assert [int(v) for v in addmod(a, b, q)] == [(int(x) + int(y)) % q for x, y in zip(a, b, strict=False)]
+    assert [int(v) for v in submod(a, b, q)] == [(int(x) - int(y)) % q for x, y in zip(a, b, strict=False)]
     v = np.concatenate([np.random.default_rng(1).integers(-q + 1, q, size=5000), [-q, q, -3 * q - 1, 2 * q + 5, 0, -1]])
     assert [int(r) for r in to_residues(v, q)] == [int(x) % q for x in v]

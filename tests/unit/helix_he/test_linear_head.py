@@ -1,32 +1,31 @@
 """The provider's circuits end to end in one process: correctness, reply hygiene, noise flooding."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import tenseal.sealapi as seal
 
-from helix_he.budget import QUERY_SCALE_BITS
-from helix_he.keys import ClientKeys
-from helix_he.budget import HEAD_WEIGHT_SCALE_BITS
-from helix_he.keys import Rerandomizer
-from helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.budget import HEAD_WEIGHT_SCALE_BITS, QUERY_SCALE_BITS
 from helix_he.context import CiphertextError
-from shared_protocol.messages import AlignmentResultHeader, ClassifyBatchReplyHeader, ClassifyReplyHeader
+from helix_he.keys import ClientKeys, Rerandomizer
+from helix_he.linear_head import (
+    EncryptedLinearHead,
+    LogitsShape,
+    decrypt_batch_logits,
+    decrypt_logits,
+    encrypt_batch,
+    encrypt_queries,
+    encrypted_linear_head,
+    encrypted_linear_head_batch,
+)
 from helix_he.modmath import mulmod
 from helix_he.rlwe import CompactCiphertextError, ReplyCiphertext, SeededCiphertext, expand_uniform
-from helix_he.packing import CrossCovarianceLayout
-from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
-from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 
 PSET = "ckks-n8192-q200"
 
 
-def reply_header(head: EncryptedLinearHead, n: int) -> ClassifyReplyHeader:
-    lay = head.layout
-    return ClassifyReplyHeader(head_id="h", num_queries=n, ciphertexts_per_query=lay.ciphertexts_per_query,
-                               class_groups=[list(g) for g in lay.class_groups()],
-                               output_positions=[lay.output_positions(g).tolist() for g in range(lay.ciphertexts_per_query)],
-                               num_classes=lay.k)
+def reply_header(head: EncryptedLinearHead, n: int) -> LogitsShape:
+    return LogitsShape.of(head.layout, n)
 
 
 @pytest.mark.parametrize("d,k", [(384, 2), (384, 4), (768, 14), (3072, 4)])
@@ -92,8 +91,9 @@ def test_noise_flooding_costs_the_documented_precision(keys: ClientKeys, rr: Rer
     x = rng.normal(size=(20, 64))
     bits = 36
     head = EncryptedLinearHead(keys.he, w, b, noise_flooding_bits=bits)
-    replies = encrypted_linear_head(head, encrypt_queries(keys, x, head.layout), rr, max_ciphertext_bytes=1 << 20,
-                                    query_scale_bits=QUERY_SCALE_BITS)
+    replies = encrypted_linear_head(
+        head, encrypt_queries(keys, x, head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS
+    )
     logits = decrypt_logits(keys, reply_header(head, 20), [r for q in replies for r in q])
     err = np.abs(logits - (x @ w + b))
     out_bits = QUERY_SCALE_BITS + HEAD_WEIGHT_SCALE_BITS
@@ -129,7 +129,7 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
         "from helix_he.keys import ClientKeys\n"
         "from helix_he.keys import Rerandomizer\nfrom helix_he.linear_head import EncryptedLinearHead, encrypted_linear_head, encrypt_queries\n"
         "from helix_he.packing import CrossCovarianceLayout\n"
-        "from shared_protocol.messages import AlignmentResultHeader\n"
+        "from helix_he.cross_covariance import PackedResultShape\n"
         "k = ClientKeys.generate('ckks-n8192-q200'); he = k.he\n"
         "pk = seal.PublicKey(); seal.KeyGenerator(he.context, k.secret_key).create_public_key(pk); rr = Rerandomizer(he, pk)\n"
         "rng = np.random.default_rng(0); x = rng.uniform(-1, 1, (40, 8)); y = rng.normal(size=(40, 3))\n"
@@ -138,7 +138,7 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
         "lay = CrossCovarianceLayout(he.n, 8, 40, 2); blobs = encrypt_alignment_data(k, x, lay, 0, lay.num_ciphertexts)\n"
         "gk = seal.GaloisKeys(); load_from_bytes(gk, he.context, k.galois_key_bytes(2))\n"
         "cols, s = encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 21), y, range(1), rr, gk, y_scale_bits=20)\n"
-        "h = AlignmentResultHeader(session_id='s', feature_dim=8, output_columns=3, stride_bits=2, value_scale=s, y_sum=[0.0] * 3)\n"
+        "h = PackedResultShape.of(lay, 3)\n"
         "assert np.abs(decrypt_cross_covariance(k, h, cols) - x.T @ y).max() < 1e-5\n"
         "head_w = rng.normal(size=(8, 2)); head = EncryptedLinearHead(he, head_w, np.zeros(2))\n"
         "r = encrypted_linear_head(head, encrypt_queries(k, x[:1], head.layout), rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"
@@ -160,11 +160,12 @@ def test_feature_major_batch_matches_plaintext_and_carries_only_the_batch(keys: 
     head = EncryptedLinearHead(keys.he, w, b)
     features = encrypt_batch(keys, x, head.layout)
     assert len(features) == d
-    replies = encrypted_linear_head_batch(head, features, m, rr, max_ciphertext_bytes=1 << 20,
-                                          query_scale_bits=QUERY_SCALE_BITS)
+    replies = encrypted_linear_head_batch(
+        head, features, m, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS
+    )
     he, q = keys.he, keys.he.output_level.primes[0]
     assert [len(r) for r in replies] == [ReplyCiphertext.wire_size(q, he.n, m)] * k
-    logits = decrypt_batch_logits(keys, ClassifyBatchReplyHeader(head_id="h", num_queries=m, num_classes=k), replies)
+    logits = decrypt_batch_logits(keys, LogitsShape(m, k, (), ()), replies)
     assert np.max(np.abs(logits - (x @ w + b))) < 1e-4
     for r in replies:
         assert_uniform(ReplyCiphertext.from_bytes(r, level=he.output_level.index, q=q, n=he.n, count=m).c1, q)
@@ -174,8 +175,12 @@ def test_feature_major_batch_rejects_wrong_shapes(keys: ClientKeys, rr: Rerandom
     head = EncryptedLinearHead(keys.he, np.ones((8, 2)), np.zeros(2))
     features = encrypt_batch(keys, np.ones((5, 8)), head.layout)
     with pytest.raises(CiphertextError, match="8 feature ciphertexts, got 7"):
-        encrypted_linear_head_batch(head, features[:7], 5, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+        encrypted_linear_head_batch(
+            head, features[:7], 5, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS
+        )
     with pytest.raises(CiphertextError, match="1 to 8192 queries"):
-        encrypted_linear_head_batch(head, features, 9000, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS)
+        encrypted_linear_head_batch(
+            head, features, 9000, rr, max_ciphertext_bytes=1 << 20, query_scale_bits=QUERY_SCALE_BITS
+        )
     with pytest.raises(ValueError, match="1 to 8192 queries"):
         encrypt_batch(keys, np.ones((8193, 8)), head.layout)

@@ -1,12 +1,23 @@
 """Map methods in helix_alignment.methods: each against a closed form or a defining property."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from helix_alignment import fit_ridge, solve_ridge_from_stats
-from helix_alignment.methods import (KAPPA_GRID, METHODS, cv_select, fold_stats, held_out_loss, relative_lambda,
-                                     ridge_path_losses, solve_method, solve_ridge_scaled, stats_of)
+from helix_alignment.methods import (
+    KAPPA_GRID,
+    METHODS,
+    cv_select,
+    fold_stats,
+    held_out_loss,
+    relative_lambda,
+    ridge_path_losses,
+    solve_method,
+    solve_ridge_scaled,
+    stats_of,
+)
 
 
 def _data(n: int = 400, dx: int = 12, dy: int = 8, noise: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +70,7 @@ def test_cv_from_fold_statistics_matches_explicit_cross_validation() -> None:
             total += float(np.sum((m.apply(x[idx]) - y[idx]) ** 2))
         explicit.append(total)
     fast = ridge_path_losses(stats_of(x, y), folds, grid)
-    const = float(np.sum(y ** 2))
+    const = float(np.sum(y**2))
     np.testing.assert_allclose(np.asarray(fast) + const, explicit, rtol=1e-7)
     best, generic = cv_select(stats_of(x, y), folds, lambda s, k: solve_ridge_scaled(s, k)[0], grid)
     assert best == grid[int(np.argmin(explicit))]
@@ -117,7 +128,7 @@ def test_whitened_procrustes_fits_a_whitened_rotation() -> None:
     q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
     y = 3.0 * z @ q  # provider = rotated, scaled whitened features
     m, _ = solve_method("whitened_procrustes", stats_of(x, y), kappa=1e-9)
-    assert np.mean((m.apply(x) - y) ** 2) < 0.05 * np.mean(y ** 2)
+    assert np.mean((m.apply(x) - y) ** 2) < 0.05 * np.mean(y**2)
 
 
 def test_methods_declare_what_they_reveal() -> None:

@@ -1,14 +1,15 @@
 """Ciphertext (de)serialization and validation against the pinned parameter sets."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helix_he.keys import ClientKeys
 from helix_he.context import CiphertextError, check_seal_header, he_context
+from helix_he.keys import ClientKeys
+from helix_he.linear_head import encrypt_queries
 from helix_he.packing import LinearHeadLayout
 from helix_he.params import PARAMETER_SETS, get_parameter_set
-from helix_he.linear_head import encrypt_queries
 
 PSET = "ckks-n8192-q200"
 

@@ -93,7 +93,19 @@ def test_glove_tokenizer() -> None:
     from helix_embeddings.glove_backend import tokenize
 
     assert tokenize("I don't think it's U.S. well-known, $5.00!") == [
-        "i", "do", "n't", "think", "it", "'s", "u.s", ".", "well-known", ",", "$", "5.00", "!",
+        "i",
+        "do",
+        "n't",
+        "think",
+        "it",
+        "'s",
+        "u.s",
+        ".",
+        "well-known",
+        ",",
+        "$",
+        "5.00",
+        "!",
     ]
     assert tokenize("") == []
 
@@ -137,8 +149,15 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     path = tmp_path_factory.mktemp("lm") / "tiny-llama"
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -301,10 +320,13 @@ def test_smollm2_gguf_conversion_is_cached_and_faithful(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("spec", "model_id", "dim"), [
-    pytest.param("smollm2", "causal-lm:smollm2-135m-instruct-q4_1", 576, marks=needs_smollm2),
-    pytest.param("gemma3", "causal-lm:gemma-3-270m-q4_k_m", 640, marks=needs_gemma3),
-])
+@pytest.mark.parametrize(
+    ("spec", "model_id", "dim"),
+    [
+        pytest.param("smollm2", "causal-lm:smollm2-135m-instruct-q4_1", 576, marks=needs_smollm2),
+        pytest.param("gemma3", "causal-lm:gemma-3-270m-q4_k_m", 640, marks=needs_gemma3),
+    ],
+)
 def test_packaged_gguf_llms(spec: str, model_id: str, dim: int) -> None:
     emb = load_embedder(spec)  # default model cache: slow once per machine, then seconds
     assert emb.model_id == model_id

@@ -1,4 +1,5 @@
 """Smoke test of ``helix-eval`` end to end on a tiny synthetic dataset folder, with static models."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def _write(folder: Path, name: str, rows: list[dict]) -> None:
 
 def _rows(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    return [{"text": " ".join(rng.choice(TOPICS[lab]) for _ in range(6)), "label": lab} for lab in (i % 2 for i in range(n))]
+    return [
+        {"text": " ".join(rng.choice(TOPICS[lab]) for _ in range(6)), "label": lab} for lab in (i % 2 for i in range(n))
+    ]
 
 
 @pytest.fixture()
@@ -37,18 +40,49 @@ def tree(tmp_path: Path) -> Path:
     rng = random.Random(2)
     _write(root / "qs", "test.jsonl", [{"text": f"{rng.choice(QUESTIONS)} {i}?", "label": i % 2} for i in range(60)])
     words = [w for ws in TOPICS.values() for w in ws] + ["city", "river", "history", "music", "science", "war"]
-    _write(root / "wiki", "passages.jsonl", [{"text": " ".join(rng.choice(words) for _ in range(10)) + ".", "source": "t"}
-                                            for _ in range(150)])
+    _write(
+        root / "wiki",
+        "passages.jsonl",
+        [{"text": " ".join(rng.choice(words) for _ in range(10)) + ".", "source": "t"} for _ in range(150)],
+    )
     return root
 
 
 def test_run_and_report_write_results(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     common = ["--train-size", "60", "--test-size", "30", "--public-size", "120", "--cache-dir", str(tmp_path / "cache")]
-    assert main(["run", "--pair", "wordllama", "glove", "--datasets", str(tree / "tiny"), "--public", str(tree / "wiki"),
-                 "--ood", str(tree / "qs"), "--setting", "quick", "--methods", "ridge", "ridge_scaled", "ridge_cv", "cca",
-                 "--public-mix", "questions:20", str(tree / "qs") + ":10", "--corpus-sizes", "60",
-                 "--out", str(out / "runs"), *common]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--pair",
+                "wordllama",
+                "glove",
+                "--datasets",
+                str(tree / "tiny"),
+                "--public",
+                str(tree / "wiki"),
+                "--ood",
+                str(tree / "qs"),
+                "--setting",
+                "quick",
+                "--methods",
+                "ridge",
+                "ridge_scaled",
+                "ridge_cv",
+                "cca",
+                "--public-mix",
+                "questions:20",
+                str(tree / "qs") + ":10",
+                "--corpus-sizes",
+                "60",
+                "--out",
+                str(out / "runs"),
+                *common,
+            ]
+        )
+        == 0
+    )
     files = list((out / "runs").glob("*.json"))
     assert len(files) == 1
     r = json.loads(files[0].read_text())
@@ -62,12 +96,49 @@ def test_run_and_report_write_results(tree: Path, tmp_path: Path) -> None:
     assert r["similarity"]["cka_test"] > r["similarity"]["cka_test_shuffled"]
     assert "60" in r["settings"]["public_corpus_size"]
 
-    assert main(["matrix", "--models", "wordllama", "glove", "--datasets", str(tree / "tiny"),
-                 "--out", str(out / "cka_matrix.json"), *common]) == 0
+    assert (
+        main(
+            [
+                "matrix",
+                "--models",
+                "wordllama",
+                "glove",
+                "--datasets",
+                str(tree / "tiny"),
+                "--out",
+                str(out / "cka_matrix.json"),
+                *common,
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "cka_matrix.json").read_text())
     assert m["cka"]["tiny"][0][0] == pytest.approx(1.0)
-    assert main(["run", "--pair", "wordllama", "glove", "--datasets", str(tree / "tiny"), "--public", str(tree / "wiki"),
-                 "--setting", "mix", "--methods", "ridge", "ridge_scaled", "--public-mix", "questions:20", "--out", str(out / "runs-mix"), *common]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--pair",
+                "wordllama",
+                "glove",
+                "--datasets",
+                str(tree / "tiny"),
+                "--public",
+                str(tree / "wiki"),
+                "--setting",
+                "mix",
+                "--methods",
+                "ridge",
+                "ridge_scaled",
+                "--public-mix",
+                "questions:20",
+                "--out",
+                str(out / "runs-mix"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert main(["report", "--results", str(out), "--out", str(out)]) == 0
     table = (out / "tables.md").read_text()
     assert "WordLlama <- GloVe" in table and "tiny" in table and "questions:20" in table

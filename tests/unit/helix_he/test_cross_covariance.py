@@ -1,18 +1,23 @@
 """The secure-alignment circuit in one process with real SEAL: correctness of the packed result,
 reply hygiene (whole replies decrypted), re-randomisation, and refusal without the right keys."""
+
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from helix_he.keys import ClientKeys
 from helix_he.budget import Y_MAX_BITS, y_scale_bits_for
-from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
-from helix_he.keys import Rerandomizer
 from helix_he.context import load_from_bytes
-from shared_protocol.folds import fold_rows
-from shared_protocol.messages import AlignmentResultHeader
+from helix_he.cross_covariance import (
+    PackedResultShape,
+    decrypt_cross_covariance,
+    encrypt_alignment_data,
+    encrypted_cross_covariance,
+)
+from helix_he.keys import ClientKeys, Rerandomizer
 from helix_he.modmath import centered
 from helix_he.packing import CrossCovarianceLayout
 
@@ -41,23 +46,39 @@ def second_component(keys: ClientKeys, blob: bytes) -> np.ndarray:
     return keys.he.ciphertext_data(ct)[1, 0]
 
 
-def run_alignment(keys: ClientKeys, rr: Rerandomizer, x: np.ndarray, y: np.ndarray, stride_bits: int
-                  ) -> tuple[CrossCovarianceLayout, list[bytes], AlignmentResultHeader]:
+@dataclass(frozen=True)
+class ResultHeader:
+    """What a result announces: its shape (`helix_he.cross_covariance.ResultShape`) and value scale."""
+
+    feature_dim: int
+    output_columns: int
+    stride_bits: int
+    value_scale: float
+
+
+def run_alignment(
+    keys: ClientKeys, rr: Rerandomizer, x: np.ndarray, y: np.ndarray, stride_bits: int
+) -> tuple[CrossCovarianceLayout, list[bytes], ResultHeader]:
     he = keys.he
     lay = CrossCovarianceLayout.for_key(he.n, x.shape[1], x.shape[0], stride_bits)
     blobs = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     out, scale = encrypted_cross_covariance(
-        he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 20), y,
-        range(len(lay.result_groups(y.shape[1]))), rr, galois(keys, lay.stride_bits),
-        y_scale_bits=y_scale_bits_for(y, lay.data_scale_bits))
-    header = AlignmentResultHeader(session_id="s", feature_dim=x.shape[1], output_columns=y.shape[1],
-                                   stride_bits=lay.stride_bits, value_scale=scale, y_sum=y.sum(0).tolist())
-    return lay, out, header
+        he,
+        lay,
+        lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 20),
+        y,
+        range(len(lay.result_groups(y.shape[1]))),
+        rr,
+        galois(keys, lay.stride_bits),
+        y_scale_bits=y_scale_bits_for(y, lay.data_scale_bits),
+    )
+    return lay, out, ResultHeader(x.shape[1], y.shape[1], lay.stride_bits, scale)
 
 
 @pytest.mark.parametrize("n,db,da,bits", [(300, 20, 6, 6), (200, 384, 40, 4), (64, 5, 3, 1)])
-def test_cross_covariance_matches_plaintext_and_handles_zero_columns(keys: ClientKeys, rr: Rerandomizer, n: int, db: int,
-                                                                     da: int, bits: int) -> None:
+def test_cross_covariance_matches_plaintext_and_handles_zero_columns(
+    keys: ClientKeys, rr: Rerandomizer, n: int, db: int, da: int, bits: int
+) -> None:
     rng = np.random.default_rng(11 + n)
     x = rng.uniform(-1, 1, size=(n, db))
     y = rng.normal(size=(n, da))
@@ -122,8 +143,16 @@ def test_alignment_replies_are_rerandomised(keys: ClientKeys, rr: Rerandomizer) 
     gk = galois(keys, 3)
 
     def once() -> bytes:
-        return encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level,
-                                          max_bytes=1 << 20), y, range(1), rr, gk, y_scale_bits=20)[0][0]
+        return encrypted_cross_covariance(
+            he,
+            lay,
+            lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 20),
+            y,
+            range(1),
+            rr,
+            gk,
+            y_scale_bits=20,
+        )[0][0]
 
     r1, r2 = once(), once()
     a, _ = raw_coefficients(keys, r1)
@@ -151,8 +180,16 @@ def test_galois_keys_for_a_smaller_stride_cannot_pack(keys: ClientKeys, rr: Rera
     lay = CrossCovarianceLayout.for_key(he.n, 8, 32, 3)
     blobs = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     with pytest.raises((RuntimeError, ValueError)):
-        encrypted_cross_covariance(he, lay, lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level,
-                                   max_bytes=1 << 20), y, range(1), rr, galois(keys, 2), y_scale_bits=20)
+        encrypted_cross_covariance(
+            he,
+            lay,
+            lambda c: he.ciphertext_from_bytes(blobs[c], level=he.output_level, max_bytes=1 << 20),
+            y,
+            range(1),
+            rr,
+            galois(keys, 2),
+            y_scale_bits=20,
+        )
 
 
 def test_galois_keys_are_small_and_seeded(keys: ClientKeys) -> None:
@@ -170,15 +207,28 @@ def test_per_fold_results_match_each_folds_plaintext_product(keys: ClientKeys, r
     y = rng.normal(size=(n_corpus + n_head, 9))
     he = keys.he
     lay = CrossCovarianceLayout.for_key(he.n, x.shape[1], x.shape[0], 4)
-    rows = fold_rows(n_corpus, n_head, 3)
+    # folds as the provider cuts them: corpus and head texts each in 3 contiguous blocks
+    rows = [
+        np.concatenate([c, h])
+        for c, h in zip(
+            np.array_split(np.arange(n_corpus), 3), np.array_split(n_corpus + np.arange(n_head), 3), strict=True
+        )
+    ]
     data = encrypt_alignment_data(keys, x, lay, 0, lay.num_ciphertexts)
     groups = range(len(lay.result_groups(y.shape[1])))
     out, scale = encrypted_cross_covariance(
-        he, lay, lambda c: he.ciphertext_from_bytes(data[c], level=he.output_level, max_bytes=1 << 20), y, groups, rr,
-        galois(keys, lay.stride_bits), y_scale_bits=y_scale_bits_for(y, lay.data_scale_bits), folds=rows)
+        he,
+        lay,
+        lambda c: he.ciphertext_from_bytes(data[c], level=he.output_level, max_bytes=1 << 20),
+        y,
+        groups,
+        rr,
+        galois(keys, lay.stride_bits),
+        y_scale_bits=y_scale_bits_for(y, lay.data_scale_bits),
+        folds=rows,
+    )
     assert len(out) == 3 * len(groups)
-    header = AlignmentResultHeader(session_id="s", feature_dim=x.shape[1], output_columns=y.shape[1],
-                                   stride_bits=lay.stride_bits, value_scale=scale, y_sum=y.sum(0).tolist())
+    header = PackedResultShape.of(lay, y.shape[1])
     total = np.zeros((x.shape[1], y.shape[1]))
     for k, r in enumerate(rows):
         got = decrypt_cross_covariance(keys, header, out[k * len(groups) : (k + 1) * len(groups)])

@@ -18,8 +18,8 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography import x509
@@ -37,7 +37,7 @@ from helix_pki import (
     issue_server_cert,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _load(path: Path) -> x509.Certificate:
@@ -207,12 +207,12 @@ def test_reissued_when_expiring_within_renewal_window(tmp_path: Path) -> None:
     ca = ensure_ca(tmp_path / "ca")
     leaf = issue_server_cert(ca, tmp_path / "srv", "srv", validity=dt.timedelta(days=3))
     short = _load(leaf.cert)
-    assert short.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) < dt.timedelta(days=7)
+    assert short.not_valid_after_utc - dt.datetime.now(dt.UTC) < dt.timedelta(days=7)
 
     issue_server_cert(ca, tmp_path / "srv", "srv")  # default 7-day renewal window
     renewed = _load(leaf.cert)
     assert renewed.serial_number != short.serial_number
-    assert renewed.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=300)
+    assert renewed.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=300)
 
 
 def test_reissued_when_missing_or_key_mismatch(tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ class _TLSServer:
         while not self.stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break
@@ -294,7 +294,7 @@ class _TLSServer:
             finally:
                 conn.close()
 
-    def __enter__(self) -> "_TLSServer":
+    def __enter__(self) -> _TLSServer:
         self.thread.start()
         assert self.ready.wait(10), "TLS server thread did not start"
         return self
@@ -350,7 +350,18 @@ def test_tls_handshake_fails_for_name_not_in_san(demo: DemoPKI, tls_server: _TLS
 
 
 def test_cli_creates_and_prints_paths(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "helix_pki", "--dir", str(tmp_path), "--host", "localhost", "--provider-host", "provider", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "helix_pki",
+        "--dir",
+        str(tmp_path),
+        "--host",
+        "localhost",
+        "--provider-host",
+        "provider",
+        "--json",
+    ]
     out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True)
     paths = json.loads(out.stdout)
     assert paths["ca_cert"] == str(tmp_path / "ca" / "ca.pem")

@@ -1,4 +1,5 @@
 """The fixed validation partition both parties derive, and the disclosure guard."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ def test_folds_partition_every_sample_once_and_head_texts_never_move_corpus_samp
     alone = fold_rows(1003, 0, 5)
     assert np.array_equal(np.sort(np.concatenate(with_heads)), np.arange(1067))
     assert max(len(r) for r in with_heads) - min(len(r) for r in with_heads) <= 2
-    for a, b in zip(with_heads, alone):
+    for a, b in zip(with_heads, alone, strict=False):
         assert np.array_equal(a[a < 1003], b)  # the same corpus samples with or without head texts
         assert np.all(np.diff(a) > 0)
 

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import threading
 import tomllib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -32,7 +33,7 @@ from cryptography import x509
 from helix_pki import ensure_demo_pki
 from helix_pki.__main__ import main as pki_main
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DEFAULT_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 
@@ -159,7 +160,10 @@ def test_compose_file_is_valid_against_the_compose_spec(compose, validator) -> N
     ("mutation", "where"),
     [
         (lambda d: d["services"]["provider"].__setitem__("ports", {"8443": 8443}), "ports"),
-        (lambda d: d["services"]["provider"]["depends_on"]["pki"].__setitem__("condition", "service_done"), "depends_on"),
+        (
+            lambda d: d["services"]["provider"]["depends_on"]["pki"].__setitem__("condition", "service_done"),
+            "depends_on",
+        ),
         (lambda d: d["services"]["client"].__setitem__("not_a_compose_key", True), "client"),
     ],
     ids=["ports-as-object", "bad-depends-condition", "unknown-service-key"],

@@ -1,4 +1,5 @@
 """The ridge affine map from sufficient statistics against independent closed forms."""
+
 from __future__ import annotations
 
 import numpy as np

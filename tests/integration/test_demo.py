@@ -1,4 +1,5 @@
 """The README's first command, at toy sizes: both services as real processes, full report."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import pytest
 
 from helix_demo.__main__ import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def datasets_dir() -> Path:
@@ -19,9 +20,26 @@ def datasets_dir() -> Path:
 @pytest.mark.skipif(not (datasets_dir() / "sst2").exists(), reason="shared datasets not present")
 def test_demo_runs_end_to_end_and_reports_every_figure(tmp_path: Path) -> None:
     report_path = tmp_path / "demo-report.json"
-    report = main(["--datasets-dir", str(datasets_dir()), "--work-dir", str(tmp_path / "work"), "--corpus-size", "300",
-                   "--train-limit", "300", "--test-limit", "60", "--latency-samples", "3", "--workers", "2",
-                   "--report", str(report_path)])
+    report = main(
+        [
+            "--datasets-dir",
+            str(datasets_dir()),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--corpus-size",
+            "300",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "60",
+            "--latency-samples",
+            "3",
+            "--workers",
+            "2",
+            "--report",
+            str(report_path),
+        ]
+    )
     on_disk = json.loads(report_path.read_text())
     assert on_disk["heads"].keys() == {"sst2", "ag_news"}
     for head in on_disk["heads"].values():

@@ -1,4 +1,5 @@
 """CKA and SVCCA against their defining properties."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -128,7 +128,11 @@ class FakeEmbeddingAPI:
             failure = self.failures.popleft() if self.failures else None
         if failure is not None:
             return failure[0], error_body(api, failure[0], "scripted failure"), failure[1]
-        key = headers.get("x-goog-api-key") if api == "gemini" else headers.get("authorization", "").removeprefix("Bearer ")
+        key = (
+            headers.get("x-goog-api-key")
+            if api == "gemini"
+            else headers.get("authorization", "").removeprefix("Bearer ")
+        )
         if key != API_KEY:
             return 401, error_body(api, 401, "invalid api key"), {}
         if api == "openai":
@@ -239,8 +243,12 @@ def test_openai_request_shape(server: FakeEmbeddingAPI) -> None:
     (req,) = server.requests
     assert req.path == "/v1/embeddings"
     assert req.headers["authorization"] == f"Bearer {API_KEY}"
-    assert req.body == {"model": "text-embedding-3-small", "input": [t or " " for t in TEXTS], "dimensions": 8,
-                        "encoding_format": "float"}
+    assert req.body == {
+        "model": "text-embedding-3-small",
+        "input": [t or " " for t in TEXTS],
+        "dimensions": 8,
+        "encoding_format": "float",
+    }
     assert emb.dim == 8
     assert emb.model_id == f"openai:text-embedding-3-small?base_url={quote_plus(server.url + '/v1')}&dimensions=8"
 
@@ -276,13 +284,17 @@ def test_gemini_request_shape(server: FakeEmbeddingAPI) -> None:
 # --- batching -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("api", "n", "sizes"), [
-    ("openai", 2049, [2048, 1]),
-    ("cohere", 200, [96, 96, 8]),
-    ("gemini", 250, [100, 100, 50]),
-])
-def test_batches_to_documented_limits_and_keeps_order(server: FakeEmbeddingAPI, api: str, n: int,
-                                                      sizes: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("api", "n", "sizes"),
+    [
+        ("openai", 2049, [2048, 1]),
+        ("cohere", 200, [96, 96, 8]),
+        ("gemini", 250, [100, 100, 50]),
+    ],
+)
+def test_batches_to_documented_limits_and_keeps_order(
+    server: FakeEmbeddingAPI, api: str, n: int, sizes: list[int]
+) -> None:
     texts = [f"sentence {i}" for i in range(n)]
     out = load_embedder(spec_for(api, server, dim=4)).embed(texts)
     assert server.sizes() == sizes
@@ -326,8 +338,9 @@ def test_429_honours_retry_after(server: FakeEmbeddingAPI, api: str) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_bad_key_gives_clear_auth_error_without_retrying(server: FakeEmbeddingAPI, api: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_key_gives_clear_auth_error_without_retrying(
+    server: FakeEmbeddingAPI, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in KEY_ENVS:
         monkeypatch.setenv(name, "wrong-key")
     emb = load_embedder(spec_for(api, server, extra="max_attempts=4"))
@@ -371,13 +384,17 @@ def test_connection_errors_are_retried_then_reported(api: str) -> None:
         load_embedder(spec_for(api, f"http://127.0.0.1:{port}", extra="max_attempts=2")).embed(TEXTS[:1])
 
 
-@pytest.mark.parametrize(("api", "envs"), [
-    ("openai", ["OPENAI_API_KEY"]),
-    ("cohere", ["COHERE_API_KEY", "CO_API_KEY"]),
-    ("gemini", ["GEMINI_API_KEY", "GOOGLE_API_KEY"]),
-])
-def test_missing_key_is_a_clear_value_error(server: FakeEmbeddingAPI, api: str, envs: list[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("api", "envs"),
+    [
+        ("openai", ["OPENAI_API_KEY"]),
+        ("cohere", ["COHERE_API_KEY", "CO_API_KEY"]),
+        ("gemini", ["GEMINI_API_KEY", "GOOGLE_API_KEY"]),
+    ],
+)
+def test_missing_key_is_a_clear_value_error(
+    server: FakeEmbeddingAPI, api: str, envs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in KEY_ENVS:
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(MissingCredentialsError, match=" or ".join(envs)):
@@ -387,8 +404,9 @@ def test_missing_key_is_a_clear_value_error(server: FakeEmbeddingAPI, api: str, 
 
 
 @pytest.mark.parametrize(("api", "key_env"), [("cohere", "CO_API_KEY"), ("gemini", "GOOGLE_API_KEY")])
-def test_alternative_key_variables(server: FakeEmbeddingAPI, api: str, key_env: str,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alternative_key_variables(
+    server: FakeEmbeddingAPI, api: str, key_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in KEY_ENVS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(key_env, API_KEY)
@@ -399,13 +417,17 @@ def test_alternative_key_variables(server: FakeEmbeddingAPI, api: str, key_env: 
 # --- configuration ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("api", "env", "suffix"), [
-    ("openai", "OPENAI_BASE_URL", "/v1"),
-    ("cohere", "COHERE_BASE_URL", ""),
-    ("gemini", "GEMINI_BASE_URL", ""),
-])
-def test_base_url_from_environment(server: FakeEmbeddingAPI, monkeypatch: pytest.MonkeyPatch, api: str, env: str,
-                                   suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("api", "env", "suffix"),
+    [
+        ("openai", "OPENAI_BASE_URL", "/v1"),
+        ("cohere", "COHERE_BASE_URL", ""),
+        ("gemini", "GEMINI_BASE_URL", ""),
+    ],
+)
+def test_base_url_from_environment(
+    server: FakeEmbeddingAPI, monkeypatch: pytest.MonkeyPatch, api: str, env: str, suffix: str
+) -> None:
     monkeypatch.setenv(env, server.url + suffix)
     model = {"openai": "text-embedding-3-small", "cohere": "embed-v4.0", "gemini": "gemini-embedding-001"}[api]
     # A spec no other test uses, so the registry's instance cache cannot hand back an older client.
@@ -430,14 +452,17 @@ def test_known_model_size_needs_no_request(server: FakeEmbeddingAPI) -> None:
     assert emb.dim == 3072 and server.requests == []
 
 
-@pytest.mark.parametrize("spec", [
-    "openai:text-embedding-3-small?dims=8",
-    "openai:text-embedding-3-small?dimensions=0",
-    "openai:text-embedding-ada-002?dimensions=256",
-    "cohere:embed-v4.0?input_type=sideways",
-    "gemini:gemini-embedding-001?max_attempts=x",
-    "openai:text-embedding-3-small?timeout=-1",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "openai:text-embedding-3-small?dims=8",
+        "openai:text-embedding-3-small?dimensions=0",
+        "openai:text-embedding-ada-002?dimensions=256",
+        "cohere:embed-v4.0?input_type=sideways",
+        "gemini:gemini-embedding-001?max_attempts=x",
+        "openai:text-embedding-3-small?timeout=-1",
+    ],
+)
 def test_bad_cloud_specs(spec: str) -> None:
     with pytest.raises(ValueError):
         load_embedder(spec)

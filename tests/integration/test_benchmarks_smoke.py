@@ -1,4 +1,5 @@
 """The benchmark suite's quick mode end to end, in a subprocess, writing only into tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     out, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--doc", str(doc)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--doc", str(doc)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     res = json.loads(out.read_text())
@@ -57,7 +64,10 @@ def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert [c["workers"] for c in res["concurrency"]] == [1, 2]
     assert all(c["queries_per_s"] > 0 for c in res["concurrency"])
     flood = {f["bits"]: f for f in res["noise_flooding"]}
-    assert flood[36]["max_abs_error"] <= flood[36]["bound"] * 1.01 and flood[36]["max_abs_error"] > flood[0]["max_abs_error"]
+    assert (
+        flood[36]["max_abs_error"] <= flood[36]["bound"] * 1.01
+        and flood[36]["max_abs_error"] > flood[0]["max_abs_error"]
+    )
 
     keys = res["key_material"]
     # Alignment keys carry the packing tree's Galois keys (5 at d_B = 256): a few MB, not TenSEAL's 33.7 MB.
@@ -80,7 +90,9 @@ def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
         f"note = write_report(res, Path({str(tmp_path / 'nomatplotlib.md')!r}), Path({str(tmp_path / 'none.png')!r}), None)\n"
         "assert note and 'matplotlib' in note, note\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "plot skipped" in (tmp_path / "nomatplotlib.md").read_text()
     assert not (tmp_path / "none.png").exists()

@@ -20,13 +20,16 @@ def test_round_trip() -> None:
     assert out == blobs
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda b: b"XXXX" + b[4:], "bad magic"),
-    (lambda b: b[:4] + b"\x09" + b[5:], "version"),
-    (lambda b: b[:-1], "truncated"),
-    (lambda b: b[:12], "truncated"),
-    (lambda b: b + b"!", "trailing"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda b: b"XXXX" + b[4:], "bad magic"),
+        (lambda b: b[:4] + b"\x09" + b[5:], "version"),
+        (lambda b: b[:-1], "truncated"),
+        (lambda b: b[:12], "truncated"),
+        (lambda b: b + b"!", "trailing"),
+    ],
+)
 def test_malformed_frames_are_named(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FrameError, match=message):
         decode(mutate(encode_frame(HEADER, [b"abc", b"defg"])))

@@ -1,5 +1,6 @@
 """Packing layouts checked by exact negacyclic polynomial products in plain integers (no HE):
 the outputs land where the layout says, and nothing else lands there."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,7 +69,9 @@ def pack_tree(polys: list[np.ndarray], m: int) -> np.ndarray:
     return even + shifted + automorphism(even - shifted, 1 + k * n // m)
 
 
-@pytest.mark.parametrize("n,dim,samples,bits", [(64, 5, 40, 3), (64, 8, 8, 3), (128, 9, 100, 2), (64, 64, 3, 0), (64, 3, 50, 4)])
+@pytest.mark.parametrize(
+    "n,dim,samples,bits", [(64, 5, 40, 3), (64, 8, 8, 3), (128, 9, 100, 2), (64, 64, 3, 0), (64, 3, 50, 4)]
+)
 def test_cross_covariance_layout_yields_exact_packed_columns(n: int, dim: int, samples: int, bits: int) -> None:
     """Products summed over ciphertexts, then the packing tree: column g*m + j of X^T Y (times m) at
     a*m + j, and every coefficient beyond the outputs exactly zero (the trace removed all partial
@@ -89,7 +92,7 @@ def test_cross_covariance_layout_yields_exact_packed_columns(n: int, dim: int, s
     if bits:  # without the trace the polynomials do carry partial products off the outputs
         assert any(np.any(zj[np.arange(n) % m != 0] != 0) for zj in z)
     got = np.zeros((dim, cols), dtype=np.int64)
-    for g, group in enumerate(lay.result_groups(cols)):
+    for _g, group in enumerate(lay.result_groups(cols)):
         members = [z[b] for b in group] + [np.zeros(n, dtype=object)] * (m - len(group))
         packed = pack_tree(members, m)
         pos = lay.result_positions(len(group))

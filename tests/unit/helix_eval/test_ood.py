@@ -1,4 +1,5 @@
 """Energy score, AUROC and FPR@95 against sklearn and hand-computed cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,8 @@ def test_fpr95_hand_case_and_against_sklearn_curve() -> None:
 
 def test_ood_report_separates_confident_from_flat_logits() -> None:
     rng = np.random.default_rng(2)
-    confident = rng.normal(0, 1, (200, 4)); confident[np.arange(200), rng.integers(0, 4, 200)] += 8  # noqa: E702
+    confident = rng.normal(0, 1, (200, 4))
+    confident[np.arange(200), rng.integers(0, 4, 200)] += 8  # noqa: E702
     flat = rng.normal(0, 0.1, (200, 4))
     r = ood_report(confident, flat)
     assert r["auroc"] > 0.95 and r["fpr95"] < 0.1 and len(r["roc"]["fpr"]) == len(r["roc"]["tpr"])

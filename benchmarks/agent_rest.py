@@ -1,0 +1,225 @@
+"""python -m benchmarks.agent_rest: single-text classify through the client agent's REST API, today's
+agent against an earlier revision's agent, in the same run, against the same provider.
+
+Why a second agent from another revision: a latency claim about the agent's own request path needs its
+baseline measured under the same load, machine state and provider. The baseline is the tree of a git
+revision (default: the last one before the agent cached its keys and heads), unpacked with
+`git archive` into a temporary folder and started from there; the wire protocol is unchanged, so both
+agents talk to one provider started from this tree. Both agents align once to the same head and corpus,
+then the requests alternate between them (one text each, over loopback HTTPS with a kept-alive
+connection), so drift in the machine's load hits both alike.
+
+Reports p50/p95 of the client-side wall time, the agents' own latency_ms and he_latency_ms fields, and
+the ratios baseline / today.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from helix_pki import ensure_demo_pki
+from helix_web.launcher import Daemon, free_port
+
+from .timing import summary_ms
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The last revision whose agent reloaded its key from disk and fetched the head on every classify.
+DEFAULT_BASELINE = "f27a20d"
+TEXTS = [
+    "a gripping, beautifully acted film",
+    "dull and far too long",
+    "the plot makes no sense at all",
+    "one of the best performances this year",
+]
+
+
+def _check(resp: httpx.Response, status: int = 200) -> Any:
+    if resp.status_code != status:
+        raise RuntimeError(f"{resp.request.method} {resp.request.url} -> {resp.status_code}: {resp.text[:500]}")
+    return resp.json() if resp.content else None
+
+
+def unpack_revision(rev: str, into: Path) -> str:
+    """The tree of `rev` under `into` (no git metadata); returns the full commit id."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, check=True, capture_output=True)
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
+
+
+def _align(agent: httpx.Client, head: str, corpus: str, deadline_s: float = 900.0) -> str:
+    job = _check(agent.post("/v1/alignments", json={"head_id": head, "corpus_id": corpus}), 202)
+    end = time.monotonic() + deadline_s
+    while job["state"] == "running":
+        if time.monotonic() > end:
+            raise TimeoutError(f"alignment {job['job_id']} still running after {deadline_s} s")
+        time.sleep(0.25)  # polling interval of a job status, not a synchronisation sleep
+        job = _check(agent.get(f"/v1/alignments/{job['job_id']}"))
+    if job["state"] != "done":
+        raise RuntimeError(f"alignment failed: {job.get('error')}")
+    return str(job["map_id"])
+
+
+def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
+    pki = ensure_demo_pki(work / "pki")
+    ca = ssl.create_default_context(cafile=str(pki.ca.cert))
+    token = secrets.token_urlsafe(16)
+    datasets = Path(os.environ.get("HELIX_DATASETS", ROOT.parent / "shared" / "datasets"))
+    baseline_dir = work / "baseline-tree"
+    baseline_dir.mkdir()
+    commit = unpack_revision(baseline_rev, baseline_dir)
+    p_port = free_port()
+    provider = Daemon(
+        "provider",
+        "provider_server.cli",
+        {
+            "HELIX_PROVIDER_PORT": str(p_port),
+            "HELIX_PROVIDER_DATA_DIR": str(work / "provider"),
+            "HELIX_PROVIDER_DATASETS_DIR": str(datasets),
+            "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
+            "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
+            "HELIX_PROVIDER_ADMIN_TOKEN": token,
+            "HELIX_PROVIDER_WORKERS": "2",
+            "HELIX_PROVIDER_ENV_FILE": str(work / "none.env"),
+        },
+        ca_cert=pki.ca.cert,
+        port=p_port,
+        log_dir=work / "logs",
+        cwd=ROOT,
+        pythonpath=ROOT,
+        die_with_parent=True,
+    )
+    agents: dict[str, Daemon] = {}
+    try:
+        provider.start(180.0)
+        with httpx.Client(
+            base_url=provider.url, verify=ca, timeout=600, headers={"Authorization": f"Bearer {token}"}
+        ) as admin:
+            _check(
+                admin.post(
+                    "/v1/admin/heads",
+                    json={"name": "sst2", "dataset": "sst2", "max_examples": 400, "in_distribution_texts": 32},
+                ),
+                201,
+            )
+            _check(
+                admin.post(
+                    "/v1/admin/corpora",
+                    json={"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 400},
+                ),
+                201,
+            )
+        for name, tree in (("baseline", baseline_dir), ("today", ROOT)):
+            port = free_port()
+            agents[name] = Daemon(
+                f"agent-{name}",
+                "client_agent.cli",
+                {
+                    "HELIX_CLIENT_PORT": str(port),
+                    "HELIX_CLIENT_DATA_DIR": str(work / f"agent-{name}"),
+                    "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
+                    "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
+                    "HELIX_CLIENT_PROVIDER_URL": provider.url,
+                    "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
+                    "HELIX_CLIENT_EMBEDDER": "wordllama",
+                    "HELIX_CLIENT_CLIENT_NAME": f"bench-{name}",
+                    "HELIX_CLIENT_ENV_FILE": str(work / "none.env"),
+                    "HELIX_NATIVE_CACHE": str(work / "native"),
+                },
+                ca_cert=pki.ca.cert,
+                port=port,
+                log_dir=work / "logs",
+                cwd=tree,
+                pythonpath=tree,
+                die_with_parent=True,
+            ).start(180.0)
+        clients = {name: httpx.Client(base_url=a.url, verify=ca, timeout=120) for name, a in agents.items()}
+        try:
+            for client in clients.values():
+                _align(client, "sst2", "wiki")
+            wall: dict[str, list[float]] = {name: [] for name in clients}
+            served: dict[str, list[float]] = {name: [] for name in clients}
+            he: dict[str, list[float]] = {name: [] for name in clients}
+            for i in range(requests + 4):
+                for name in ("baseline", "today") if i % 2 == 0 else ("today", "baseline"):
+                    t0 = time.perf_counter()
+                    body = _check(
+                        clients[name].post("/v1/classify", json={"head_id": "sst2", "texts": [TEXTS[i % len(TEXTS)]]})
+                    )
+                    if i >= 4:  # the first requests warm caches and connections on both sides
+                        wall[name].append(time.perf_counter() - t0)
+                        served[name].append(body["latency_ms"] / 1e3)
+                        he[name].append(body["he_latency_ms"] / 1e3)
+        finally:
+            for client in clients.values():
+                client.close()
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        provider.stop()
+    out: dict[str, Any] = {"baseline_commit": commit, "requests_per_agent": requests, "agents": {}}
+    for name in wall:
+        out["agents"][name] = {
+            "rest_wall": summary_ms(wall[name]),
+            "agent_latency": summary_ms(served[name]),
+            "agent_he_latency": summary_ms(he[name]),
+        }
+    base, today = out["agents"]["baseline"], out["agents"]["today"]
+    out["ratio_p50_wall"] = base["rest_wall"]["p50_ms"] / today["rest_wall"]["p50_ms"]
+    out["ratio_p95_wall"] = base["rest_wall"]["p95_ms"] / today["rest_wall"]["p95_ms"]
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = ["| agent | REST p50 ms | REST p95 ms | agent latency p50 ms | agent HE p50 ms |", "|---|---|---|---|---|"]
+    for name, label in (("baseline", f"baseline {result['baseline_commit'][:8]}"), ("today", "today")):
+        a = result["agents"][name]
+        rows.append(
+            f"| {label} | {a['rest_wall']['p50_ms']:.1f} | {a['rest_wall']['p95_ms']:.1f} | "
+            f"{a['agent_latency']['p50_ms']:.1f} | {a['agent_he_latency']['p50_ms']:.1f} |"
+        )
+    rows.append(
+        f"\nbaseline / today: p50 x{result['ratio_p50_wall']:.2f}, p95 x{result['ratio_p95_wall']:.2f} "
+        f"({result['requests_per_agent']} single-text requests per agent, alternating)"
+    )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.agent_rest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--baseline-rev", default=DEFAULT_BASELINE, help="git revision of the baseline agent")
+    ap.add_argument("--requests", type=int, default=200, help="measured single-text requests per agent")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "agent_rest.json"))
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="helix-agent-bench-") as tmp:
+        result = run(args.baseline_rev, args.requests, Path(tmp))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(render(result))
+    print(f"[bench] wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
