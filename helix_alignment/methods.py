@@ -15,9 +15,9 @@ chose (lambda, rank, scale), which callers record with the map.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -79,11 +79,16 @@ def sum_stats(parts: Sequence[SufficientStats]) -> SufficientStats:
     """Statistics of the union of disjoint parts."""
     return SufficientStats(
         n=sum(p.n for p in parts),
-        xtx=sum(p.xtx for p in parts),
-        x_sum=sum(p.x_sum for p in parts),
-        xty=sum(p.xty for p in parts),
-        y_sum=sum(p.y_sum for p in parts),
+        xtx=_array_sum(p.xtx for p in parts),
+        x_sum=_array_sum(p.x_sum for p in parts),
+        xty=_array_sum(p.xty for p in parts),
+        y_sum=_array_sum(p.y_sum for p in parts),
     )
+
+
+def _array_sum(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    # ``sum`` starts from the int 0, which the first array absorbs; callers pass at least one part.
+    return cast(np.ndarray, sum(arrays))
 
 
 def held_out_loss(m: AffineMap, part: SufficientStats) -> float:
@@ -191,12 +196,14 @@ def solve_anchored_ridge_cv(
 def _inv_sqrt(a: np.ndarray, eps: float) -> np.ndarray:
     vals, vecs = np.linalg.eigh((a + a.T) / 2)
     vals = np.maximum(vals, 0) + eps
-    return (vecs / np.sqrt(vals)) @ vecs.T
+    inv_sqrt: np.ndarray = (vecs / np.sqrt(vals)) @ vecs.T
+    return inv_sqrt
 
 
 def _sqrt(a: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh((a + a.T) / 2)
-    return (vecs * np.sqrt(np.maximum(vals, 0))) @ vecs.T
+    sqrt: np.ndarray = (vecs * np.sqrt(np.maximum(vals, 0))) @ vecs.T
+    return sqrt
 
 
 def solve_whitened_procrustes(stats: SufficientStats, kappa: float = DEFAULT_KAPPA) -> tuple[AffineMap, dict[str, Any]]:

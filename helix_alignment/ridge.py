@@ -46,7 +46,8 @@ class AffineMap:
     bias: np.ndarray  # (dA,)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64) @ self.weight + self.bias
+        mapped: np.ndarray = np.asarray(x, dtype=np.float64) @ self.weight + self.bias
+        return mapped
 
     @property
     def source_dim(self) -> int:

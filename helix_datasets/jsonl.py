@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PAIR_SEPARATOR = "\n"
@@ -25,7 +26,7 @@ def dataset_path(root: Path, dataset: str, filename: str) -> Path:
     return root / dataset / filename
 
 
-def _row_text(row: dict) -> str:
+def _row_text(row: dict[str, Any]) -> str:
     text = row.get("text")
     if not isinstance(text, str):
         raise ValueError("each row needs a string 'text'")
@@ -57,12 +58,13 @@ def parse_labelled_jsonl(lines: Iterable[str], class_names: list[str] | None = N
         raw.append(label)
     if not texts:
         raise ValueError("no labelled rows")
-    if all(isinstance(v, str) for v in raw):
-        names = list(class_names) if class_names else list(dict.fromkeys(raw))  # type: ignore[arg-type]
-        unknown = sorted({v for v in raw if v not in names})  # type: ignore[misc]
+    strings = [v for v in raw if isinstance(v, str)]
+    if len(strings) == len(raw):
+        names = list(class_names) if class_names else list(dict.fromkeys(strings))
+        unknown = sorted({v for v in strings if v not in names})
         if unknown:
             raise ValueError(f"labels {unknown[:5]} are not among the class names {names}")
-        labels = [names.index(v) for v in raw]  # type: ignore[arg-type]
+        labels = [names.index(v) for v in strings]
     elif all(isinstance(v, int) for v in raw):
         labels = [int(v) for v in raw]
         k = max(labels) + 1

@@ -364,7 +364,7 @@ def print_table(report: dict[str, Any]) -> None:
         cells = []
         for n in names:
             h = heads[n]
-            if key is None:
+            if key is None or fmt is None:  # the bytes row has neither: it shows two values
                 cells.append(f"{h['alignment_bytes_sent'] / 1e6:.1f} / {h['alignment_bytes_received'] / 1e6:.1f}")
             elif key == "bytes_per_query":
                 cells.append(fmt.format(h[key] / 1e3))

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from helix_alignment.methods import METHODS
 
@@ -70,8 +71,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
 #: and text style: topic news vs sentiment, questions vs reviews, single sentences vs pairs).
 DEFAULT_OOD = {"sst2": "ag_news", "imdb": "ag_news", "ag_news": "sst2", "trec": "sst2", "mrpc": "sst2", "mnli": "trec"}
 
+
+class Setting(TypedDict):
+    """The experiment grid that one --setting name stands for."""
+
+    methods: tuple[str, ...]
+    few_shot_sizes: tuple[int, ...]
+    few_shot_seeds: tuple[int, ...]
+
+
 #: What each --setting runs.
-SETTINGS = {
+SETTINGS: dict[str, Setting] = {
     "full": {"methods": DEFAULT_METHODS, "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "paper": {"methods": ("ridge",), "few_shot_sizes": (32, 64, 128), "few_shot_seeds": (0, 1, 2)},
     "quick": {"methods": ("ridge", "ridge_scaled"), "few_shot_sizes": (32,), "few_shot_seeds": (0,)},

@@ -70,7 +70,10 @@ def load_labelled(folder: Path, spec: SampleSpec) -> LabelledSet:
         order = list(range(len(full.texts)))
         random.Random(spec.seed).shuffle(order)
         half = len(order) // 2
-        pick = lambda ids: LabelledSplit([full.texts[i] for i in ids], [full.labels[i] for i in ids], full.class_names)  # noqa: E731
+
+        def pick(ids: list[int]) -> LabelledSplit:
+            return LabelledSplit([full.texts[i] for i in ids], [full.labels[i] for i in ids], full.class_names)
+
         train = _subsample(pick(sorted(order[:half])), spec.train_size, spec.seed)
         test = _subsample(pick(sorted(order[half:])), spec.test_size, spec.seed)
         note = f"test.jsonl only: split in halves by a random.Random({spec.seed}) permutation"

@@ -16,7 +16,8 @@ def energy(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim == 1:
         z = np.stack([np.zeros_like(z), z], axis=1)
-    return -logsumexp(z, axis=1)
+    scores: np.ndarray = -logsumexp(z, axis=1)
+    return scores
 
 
 def auroc(score_in: np.ndarray, score_out: np.ndarray) -> float:

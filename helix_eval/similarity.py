@@ -16,7 +16,8 @@ import numpy as np
 
 def _centre(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
-    return a - a.mean(axis=0)
+    centred: np.ndarray = a - a.mean(axis=0)
+    return centred
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -45,7 +46,8 @@ class SvccaModel:
         b = (np.asarray(y, dtype=np.float64) - self.mean_y) @ self.proj_y
         a, b = a - a.mean(0), b - b.mean(0)
         den = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0)
-        return np.divide(np.sum(a * b, axis=0), den, out=np.zeros(a.shape[1]), where=den > 0)
+        corrs: np.ndarray = np.divide(np.sum(a * b, axis=0), den, out=np.zeros(a.shape[1]), where=den > 0)
+        return corrs
 
 
 def _pca(a: np.ndarray, k: int) -> np.ndarray:
@@ -57,7 +59,8 @@ def _pca(a: np.ndarray, k: int) -> np.ndarray:
 def _whitener(a: np.ndarray, eps: float) -> np.ndarray:
     cov = a.T @ a
     vals, vecs = np.linalg.eigh(cov)
-    return (vecs / np.sqrt(np.maximum(vals, 0) + eps * max(float(vals.max()), 1e-12))) @ vecs.T
+    whitener: np.ndarray = (vecs / np.sqrt(np.maximum(vals, 0) + eps * max(float(vals.max()), 1e-12))) @ vecs.T
+    return whitener
 
 
 def fit_svcca(x: np.ndarray, y: np.ndarray, k: int = 64, eps: float = 1e-8) -> SvccaModel:

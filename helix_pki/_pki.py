@@ -69,6 +69,9 @@ _CA_CERT_NAME = "ca.pem"
 _CA_KEY_NAME = "ca-key.pem"
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: An iPAddress general name decodes to a network when it carries a mask (name constraints); a
+#: certificate's SAN read back may in principle hold one, which then simply fails to match.
+_IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class PKIError(RuntimeError):
@@ -199,7 +202,7 @@ def _parse_hostnames(hostnames: Sequence[str]) -> tuple[frozenset[str], frozense
     return frozenset(dns), frozenset(ips)
 
 
-def _cert_sans(cert: x509.Certificate) -> tuple[frozenset[str], frozenset[_IPAddress]]:
+def _cert_sans(cert: x509.Certificate) -> tuple[frozenset[str], frozenset[_IPAddress | _IPNetwork]]:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

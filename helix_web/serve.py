@@ -11,7 +11,11 @@ from fastapi import FastAPI
 def serve(app: FastAPI, host: str, port: int, cert: Path | None, key: Path | None, log_level: str = "info") -> None:
     if (cert is None) != (key is None):
         raise SystemExit("set both the TLS certificate and key, or neither")
-    kwargs = {}
-    if cert is not None and key is not None:
-        kwargs = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **kwargs)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ssl_certfile=None if cert is None else str(cert),
+        ssl_keyfile=None if key is None else str(key),
+    )
