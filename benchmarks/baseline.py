@@ -66,7 +66,8 @@ def linear_head(ctx: Any, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int
 
         def provider() -> bytes:
             v = ts.ckks_vector_from(ctx, query)
-            return (v.matmul(w_list) + b_list).serialize()
+            blob: bytes = (v.matmul(w_list) + b_list).serialize()
+            return blob
 
         c0 = time.process_time()
         reply, t_prov = timed(provider)
@@ -114,6 +115,7 @@ def alignment_naive(
                 for s in range(n_ct):
                     prod = cts[s] * float(ys[s, col])
                     acc = prod if acc is None else acc + prod
+                assert acc is not None  # the slice holds at least one ciphertext
                 out.append(acc.serialize())
             return out
 

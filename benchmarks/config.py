@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 PARAMETER_SET = "ckks-n8192-q200"
 
@@ -40,7 +41,7 @@ class Mode:
     full: bool = False
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["alignment"] = [asdict(c) for c in self.alignment]
         return d

@@ -49,7 +49,7 @@ class OurParty:
         seal.KeyGenerator(self.keys.he.context, self.keys.secret_key).create_public_key(pk)
         self.rerandomizer = Rerandomizer(self.keys.he, pk)
         self.he = self.keys.he
-        self.setup = {
+        self.setup: dict[str, Any] = {
             "parameter_set": parameter_set,
             "context_and_secret_key_s": t1 - t0,  # includes building the SEAL context once per process
             "public_key_s": t2 - t1,
