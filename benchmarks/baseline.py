@@ -136,7 +136,9 @@ def alignment_naive(
     est_dec = d_a * dec_per_col
     sample_major = {
         "extrapolated": True,
-        "description": "one TenSEAL ciphertext per sample; column b = sum_s Enc(x_s) * Y[s, b] (CKKSVector * plain, then +)",
+        "description": (
+            "one TenSEAL ciphertext per sample; column b = sum_s Enc(x_s) * Y[s, b] (CKKSVector * plain, then +)"
+        ),
         "measured_slice": {"ciphertexts": n_ct, "columns": n_col, "reps": reps, "max_abs_error": max(errs)},
         "measured_encrypt_per_ciphertext_ms": enc_per_ct * 1e3,
         "measured_per_ciphertext_column_ms": per_pair * 1e3,
@@ -180,7 +182,9 @@ def alignment_naive(
     }
     one_dot = {
         "extrapolated": True,
-        "description": "one TenSEAL ciphertext per feature of X (samples in the slots); X^T Y[a, b] = Enc(X[:, a]).dot(Y[:, b])",
+        "description": (
+            "one TenSEAL ciphertext per feature of X (samples in the slots); X^T Y[a, b] = Enc(X[:, a]).dot(Y[:, b])"
+        ),
         "measured_slice": {
             "dots": fa * fb,
             "samples_per_ciphertext": m,
@@ -188,7 +192,9 @@ def alignment_naive(
         },
         "measured_per_dot_ms": per_dot * 1e3,
         "measured_decrypt_per_output_ms": dec_per_out * 1e3,
-        "model": f"d_B*d_A*ceil(n/{slots}) = {n_dots} dots; encrypt d_B*ceil(n/{slots}) ciphertexts; decrypt d_B*d_A results",
+        "model": (
+            f"d_B*d_A*ceil(n/{slots}) = {n_dots} dots; encrypt d_B*ceil(n/{slots}) ciphertexts; decrypt d_B*d_A results"
+        ),
         **est,
         "total_s": sum(est.values()),
         "bytes_up": d_b * chunks * len(fcts[0]),

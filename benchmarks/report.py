@@ -101,18 +101,21 @@ def render_markdown(
     w = out.append
     w("# Benchmarks: encrypted linear head, secure alignment, key material\n")
     w(
-        f"All numbers on this page come from one run of `python -m benchmarks{' --quick' if mode.startswith('quick') else ''}"
+        "All numbers on this page come from one run of "
+        f"`python -m benchmarks{' --quick' if mode.startswith('quick') else ''}"
         f"{' --full' if cfg.get('full') else ''}` (mode **{mode}**), started {results['timestamp_utc']}, "
         f"which took {fmt_s(results['runtime_s'])}. "
         f"Machine: {m['cpu_count']} CPUs ({m.get('cpu_model') or 'unknown model'}), Python {m['python']}, "
-        f"TenSEAL {m['tenseal']}, numpy {m['numpy']}, native NTT kernel {'loaded' if m['native_ntt_kernel'] else 'NOT loaded (numpy fallback)'}; "
+        f"TenSEAL {m['tenseal']}, numpy {m['numpy']}, "
+        f"native NTT kernel {'loaded' if m['native_ntt_kernel'] else 'NOT loaded (numpy fallback)'}; "
         f"load average at start {', '.join(f'{v:.1f}' for v in m['load_average_at_start'] or [])} "
         f"(other processes were running, so absolute times are noisy; ratios come from the same run and inputs).\n"
     )
     if mode.startswith("quick"):
         w(
             f"> **These are quick-mode numbers** (smaller grid, {cfg['head_runs']} runs per point, "
-            f"{cfg['baseline_runs']} baseline run(s) at k=2 only, smaller alignment). Run the default mode for the full grid.\n"
+            f"{cfg['baseline_runs']} baseline run(s) at k=2 only, smaller alignment). "
+            "Run the default mode for the full grid.\n"
         )
     if json_rel:
         w(f"Machine-readable results: [`{json_rel}`]({json_rel}).\n")
@@ -140,9 +143,11 @@ def render_markdown(
         "(`ClientKeys.encrypt_queries`: a compact seeded ciphertext at the last level), the provider runs "
         "`encrypted_linear_head` on the serialized query (parse + validate every residue, expand the seed, one "
         "plaintext×ciphertext product on NTT residues, re-randomise with a fresh public-key encryption of zero, "
-        "keep c0 only at the logit coefficients, serialize) and the client decrypts (`decrypt_logits`). **TenSEAL** is the obvious high-level alternative with the same "
+        "keep c0 only at the logit coefficients, serialize) and the client decrypts (`decrypt_logits`). "
+        "**TenSEAL** is the obvious high-level alternative with the same "
         "CKKS parameters (N=8192, primes 60/40/40/60, scale 2^40): `ts.ckks_vector(ctx, x).matmul(W) + b`, "
-        "which uses the diagonal method (one rotation and one plaintext product per input dimension, so it needs Galois keys); its timing also includes "
+        "which uses the diagonal method (one rotation and one plaintext product per input dimension, "
+        "so it needs Galois keys); its timing also includes "
         "(de)serialization, but it does no masking or re-randomisation. "
         "*Speed-up* = TenSEAL p50 / ours p50 (>1 means ours is faster). p50/p95 are over the stated number of "
         "timed runs (ours after one warm-up). *Error* is the max absolute difference between decrypted logits "
@@ -155,21 +160,26 @@ def render_markdown(
     rows = results["linear_head"]
     w("## 1. Encrypted linear head, one query\n")
     w(
-        f"Ours: {cfg['head_runs']} timed runs per point; TenSEAL: {cfg['baseline_runs']} run(s) per point where measured.\n"
+        f"Ours: {cfg['head_runs']} timed runs per point; "
+        f"TenSEAL: {cfg['baseline_runs']} run(s) per point where measured.\n"
     )
     w(
         "| d | k | ours provider p50 (ms) | ours p95 (ms) | TenSEAL provider p50 (ms) | **speed-up** | "
-        "ours client enc / dec p50 (ms) | TenSEAL enc / dec p50 (ms) | ours bytes up / down | TenSEAL bytes up / down | "
+        "ours client enc / dec p50 (ms) | TenSEAL enc / dec p50 (ms) | ours bytes up / down | "
+        "TenSEAL bytes up / down | "
         "max abs err ours / TenSEAL |"
     )
     w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         o, b = r["ours"], r["baseline"]
+        tenseal_enc_dec = (
+            f"{fmt_ms(b['client_encrypt']['p50_ms'])} / {fmt_ms(b['client_decrypt']['p50_ms'])}" if b else "–"
+        )
         w(
             f"| {r['d']} | {r['k']} | {fmt_ms(o['provider']['p50_ms'])} | {fmt_ms(o['provider']['p95_ms'])} | "
             f"{fmt_ms(b['provider']['p50_ms']) if b else '–'} | **{fmt_x(r['speedup_provider_p50'])}** | "
             f"{fmt_ms(o['client_encrypt']['p50_ms'])} / {fmt_ms(o['client_decrypt']['p50_ms'])} | "
-            f"{(fmt_ms(b['client_encrypt']['p50_ms']) + ' / ' + fmt_ms(b['client_decrypt']['p50_ms'])) if b else '–'} | "
+            f"{tenseal_enc_dec} | "
             f"{fmt_bytes(o['bytes_up'])} / {fmt_bytes(o['bytes_down'])} ({o['reply_ciphertexts']} ct) | "
             f"{(fmt_bytes(b['bytes_up']) + ' / ' + fmt_bytes(b['bytes_down'])) if b else '–'} | "
             f"{o['max_abs_error']:.1e} / {(format(b['max_abs_error'], '.1e')) if b else '–'} |"
@@ -180,8 +190,10 @@ def render_markdown(
         sp = [r["speedup_provider_p50"] for r in cmp_rows]
         e2e = [r["speedup_end_to_end_p50"] for r in cmp_rows]
         w(
-            f"Speed-up of the provider step over the {len(cmp_rows)} compared points: **{fmt_x(min(sp))} to {fmt_x(max(sp))}**; "
-            f"end to end (client encrypt + provider + client decrypt, p50 sums): {fmt_x(min(e2e))} to {fmt_x(max(e2e))}. "
+            f"Speed-up of the provider step over the {len(cmp_rows)} compared points: "
+            f"**{fmt_x(min(sp))} to {fmt_x(max(sp))}**; "
+            "end to end (client encrypt + provider + client decrypt, p50 sums): "
+            f"{fmt_x(min(e2e))} to {fmt_x(max(e2e))}. "
             "TenSEAL's time grows with d (one rotation per input dimension) and hardly with k; ours grows with the "
             "number of reply ciphertexts, ceil(k / floor(8192/d)).\n"
         )
@@ -205,22 +217,27 @@ def render_markdown(
         o, s1 = bt["ours"], bt["per_query_path"]
         w("## 1b. Many queries at once: feature-major batch\n")
         w(
-            f"d={o['d']}, k={o['k']}: the client encrypts one ciphertext per embedding dimension, coefficient t holding "
+            f"d={o['d']}, k={o['k']}: the client encrypts one ciphertext per embedding dimension, "
+            "coefficient t holding "
             "query t's feature (`ClientKeys.encrypt_batch`); the provider forms k integer combinations of them "
-            "(`encrypted_linear_head_batch`), so coefficient t of reply j is query t's logit j. Baseline: the per-query "
+            "(`encrypted_linear_head_batch`), so coefficient t of reply j is query t's logit j. "
+            "Baseline: the per-query "
             "path above, one query after another, on the same kind of inputs (first 64 queries).\n"
         )
         w(
-            "| path | queries | client encrypt | provider | client decrypt | **queries/s** | bytes up per query | bytes down per query | max abs err |"
+            "| path | queries | client encrypt | provider | client decrypt | **queries/s** | bytes up per query | "
+            "bytes down per query | max abs err |"
         )
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         w(
-            f"| batch (median of {o['runs']}) | {o['queries']} | {fmt_s(o['client_encrypt_s'])} | {fmt_s(o['provider_s'])} | "
+            f"| batch (median of {o['runs']}) | {o['queries']} | {fmt_s(o['client_encrypt_s'])} | "
+            f"{fmt_s(o['provider_s'])} | "
             f"{fmt_s(o['client_decrypt_s'])} | **{o['queries_per_s']:,.0f}** | {fmt_bytes(o['bytes_up_per_query'])} | "
             f"{fmt_bytes(o['bytes_down_per_query'])} | {o['max_abs_error']:.1e} |"
         )
         w(
-            f"| per-query path | {s1['queries']} | | | | {s1['queries_per_s']:,.0f} | {fmt_bytes(s1['bytes_up_per_query'])} | | |"
+            f"| per-query path | {s1['queries']} | | | | {s1['queries_per_s']:,.0f} | "
+            f"{fmt_bytes(s1['bytes_up_per_query'])} | | |"
         )
         w("")
         w(f"Throughput ratio batch / per-query: **{fmt_x(bt['speedup_throughput'])}**.\n")
@@ -238,7 +255,8 @@ def render_markdown(
         if len(conc) > 1:
             w(
                 f"\nScaling from {conc[0]['workers']} to {conc[-1]['workers']} workers: "
-                f"{fmt_x(conc[-1]['queries_per_s'] / conc[0]['queries_per_s'])} (the machine's other load limits this).\n"
+                f"{fmt_x(conc[-1]['queries_per_s'] / conc[0]['queries_per_s'])} "
+                "(the machine's other load limits this).\n"
             )
     fl = results.get("noise_flooding")
     if fl:
@@ -269,44 +287,56 @@ def render_markdown(
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in results["alignment"]:
         o, sm, od = c["ours"], c["baseline"]["sample_major"], c["baseline"]["one_dot_per_output"]
-        label = f"n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}" + (" (`--full`)" if c["full_size_only_with_flag"] else "")
+        label = f"n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}"
+        label += " (`--full`)" if c["full_size_only_with_flag"] else ""
         w(
             f"| {label} | ours ({o['data_ciphertexts']} data ct, {o['samples_per_ciphertext']} samples/ct, "
-            f"{o.get('result_ciphertexts', '?')} result ct, rel. err {o.get('relative_error_frobenius', float('nan')):.1e}) | "
+            f"{o.get('result_ciphertexts', '?')} result ct, "
+            f"rel. err {o.get('relative_error_frobenius', float('nan')):.1e}) | "
             f"{fmt_s(o['client_encrypt_s'])} | {fmt_s(o['provider_s'])} | {fmt_s(o['client_decrypt_s'])} | "
-            f"**{fmt_s(o['total_s'])}** | {fmt_bytes(o['bytes_up'])} | {fmt_bytes(o['bytes_down'])} | {o['max_abs_error']:.1e} |"
+            f"**{fmt_s(o['total_s'])}** | {fmt_bytes(o['bytes_up'])} | {fmt_bytes(o['bytes_down'])} | "
+            f"{o['max_abs_error']:.1e} |"
         )
         w(
-            f"| | naive sample-major, TenSEAL, **extrapolated** ({sm['ciphertexts_up']} ct) | {fmt_s(sm['client_encrypt_s'])} | "
+            f"| | naive sample-major, TenSEAL, **extrapolated** ({sm['ciphertexts_up']} ct) | "
+            f"{fmt_s(sm['client_encrypt_s'])} | "
             f"{fmt_s(sm['provider_s'])} | {fmt_s(sm['client_decrypt_s'])} | **{fmt_s(sm['total_s'])}** | "
-            f"{fmt_bytes(sm['bytes_up'])} | {fmt_bytes(sm['bytes_down'])} | {sm['measured_slice']['max_abs_error']:.1e} (slice) |"
+            f"{fmt_bytes(sm['bytes_up'])} | {fmt_bytes(sm['bytes_down'])} | "
+            f"{sm['measured_slice']['max_abs_error']:.1e} (slice) |"
         )
         w(
             f"| | one `dot` per output, TenSEAL, **extrapolated** | {fmt_s(od['client_encrypt_s'])} | "
             f"{fmt_s(od['provider_s'])} | {fmt_s(od['client_decrypt_s'])} | **{fmt_s(od['total_s'])}** | "
-            f"{fmt_bytes(od['bytes_up'])} | {fmt_bytes(od['bytes_down'])} | {od['measured_slice']['max_abs_error']:.1e} (slice) |"
+            f"{fmt_bytes(od['bytes_up'])} | {fmt_bytes(od['bytes_down'])} | "
+            f"{od['measured_slice']['max_abs_error']:.1e} (slice) |"
         )
     w("")
     for c in results["alignment"]:
         o = c["ours"]
         if "provider_folds_s" in o:
             w(
-                f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}, per-fold results ({o['validation_folds']} validation folds, for "
-                f"`ridge_cv`): provider {fmt_s(o['provider_folds_s'])} = **{o['provider_folds_ratio']:.2f}x** the single result "
+                f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}, per-fold results "
+                f"({o['validation_folds']} validation folds, for `ridge_cv`): "
+                f"provider {fmt_s(o['provider_folds_s'])} = **{o['provider_folds_ratio']:.2f}x** the single result "
                 f"in the same run, {fmt_bytes(o['bytes_down_folds'])} down, max abs err {o['folds_max_abs_error']:.1e}."
             )
     for c in results["alignment"]:
         sm, od = c["baseline"]["sample_major"], c["baseline"]["one_dot_per_output"]
         sl = sm["measured_slice"]
         w(
-            f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}: speed-up (total) **{fmt_x(c['speedup_total_vs_sample_major_extrapolated'])}** "
+            f"- n={c['n']}, d_B={c['d_B']}, d_A={c['d_A']}: "
+            f"speed-up (total) **{fmt_x(c['speedup_total_vs_sample_major_extrapolated'])}** "
             f"vs naive sample-major (provider part alone {fmt_x(c['speedup_provider_vs_sample_major_extrapolated'])}), "
             f"**{fmt_x(c['speedup_total_vs_one_dot_extrapolated'])}** vs one dot per output; upload "
-            f"{fmt_x(c['bytes_up_ratio_vs_sample_major'])} smaller. Sample-major model: measured on {sl['ciphertexts']} ciphertexts × "
-            f"{sl['columns']} columns ({sl['reps']} rep(s)): {sm['measured_per_ciphertext_column_ms']:.2f} ms per (ciphertext, column), "
-            f"{sm['measured_encrypt_per_ciphertext_ms']:.1f} ms per encryption, {sm['measured_decrypt_per_column_ms']:.1f} ms per "
+            f"{fmt_x(c['bytes_up_ratio_vs_sample_major'])} smaller. "
+            f"Sample-major model: measured on {sl['ciphertexts']} ciphertexts × "
+            f"{sl['columns']} columns ({sl['reps']} rep(s)): "
+            f"{sm['measured_per_ciphertext_column_ms']:.2f} ms per (ciphertext, column), "
+            f"{sm['measured_encrypt_per_ciphertext_ms']:.1f} ms per encryption, "
+            f"{sm['measured_decrypt_per_column_ms']:.1f} ms per "
             f"decryption; {sm['model']}. One-dot model: {od['measured_per_dot_ms']:.1f} ms per dot "
-            f"({od['measured_slice']['dots']} measured, {od['measured_slice']['samples_per_ciphertext']} samples per ciphertext); {od['model']}."
+            f"({od['measured_slice']['dots']} measured, "
+            f"{od['measured_slice']['samples_per_ciphertext']} samples per ciphertext); {od['model']}."
         )
     if not cfg.get("full"):
         w("- The slow full-size case (n=16384, d_B=d_A=768) is only run with `--full`.")
@@ -325,7 +355,8 @@ def render_markdown(
     w("| relinearization keys | 0 B (no ciphertext×ciphertext products) | included |")
     w(
         f"| **total** | **{fmt_bytes(k['ours_public_key_bytes'])}** (alignment key: "
-        f"{fmt_bytes(k.get('ours_alignment_key_bytes', k['ours_public_key_bytes']))}) | **{fmt_bytes(k['tenseal_public_context_with_galois_bytes'])}** "
+        f"{fmt_bytes(k.get('ours_alignment_key_bytes', k['ours_public_key_bytes']))}) | "
+        f"**{fmt_bytes(k['tenseal_public_context_with_galois_bytes'])}** "
         f"({k['tenseal_public_context_with_galois_bytes']:,} B; without Galois keys "
         f"{fmt_bytes(k['tenseal_public_context_without_galois_bytes'])}) |"
     )
@@ -333,21 +364,24 @@ def render_markdown(
     w("")
     w(
         f"The TenSEAL context the provider would need for `matmul` is **{fmt_x(k['ratio_tenseal_context_to_ours'])}** "
-        "the size of our public key (`ClientKeys.public_key_bytes()`, SEAL's full non-seeded form, as the binding returns it). "
+        "the size of our public key (`ClientKeys.public_key_bytes()`, SEAL's full non-seeded form, "
+        "as the binding returns it). "
         "Our provider uses the public key only to re-randomise replies.\n"
     )
 
     # --- notes -----------------------------------------------------------------------------------
     w("## Method notes\n")
     w(
-        "- Inputs: x ~ N(0, 1)^d, W ~ N(0, 1/d), b ~ N(0, 1) for the head; X ~ U(-1, 1), Y ~ N(0, 1) for alignment; "
+        "- Inputs: x ~ N(0, 1)^d, W ~ N(0, 1/d), b ~ N(0, 1) for the head; "
+        "X ~ U(-1, 1), Y ~ N(0, 1) for alignment; "
         f"fixed seed {cfg['seed']}."
     )
     base_rows = [r for r in rows if r["baseline"] is not None]
     ours_cpu = max(r["ours"]["provider_cpu_time_over_wall"] for r in rows)
     base_cpu = max((r["baseline"]["provider_cpu_time_over_wall"] for r in base_rows), default=float("nan"))
     w(
-        f"- Single process. Provider CPU time / wall time (max over points): ours {ours_cpu:.2f}, TenSEAL {base_cpu:.2f} "
+        "- Single process. Provider CPU time / wall time (max over points): "
+        f"ours {ours_cpu:.2f}, TenSEAL {base_cpu:.2f} "
         "(1.0 = one core busy; TenSEAL may use its thread pool, ours is single-threaded, so on an idle multi-core "
         "machine the gap per wall-clock second can differ from per CPU-second). The baseline gets no warm-up "
         "because one call takes seconds."

@@ -110,8 +110,8 @@ def run(
         "speedup_throughput": batch["queries_per_s"] / single["queries_per_s"],
     }
     log(
-        f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, {batch['bytes_up_per_query']:.0f} B up per "
-        f"query; per-query path {single['queries_per_s']:.0f} q/s"
+        f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, "
+        f"{batch['bytes_up_per_query']:.0f} B up per query; per-query path {single['queries_per_s']:.0f} q/s"
     )
     flooding = [ours.noise_flooding_cost(party, bx[:50], bw, bb, bits) for bits in (0, 20, 28, 36)]
     cx = bx[: mode.concurrency_queries]
