@@ -181,7 +181,8 @@ def _provider_setup(args: argparse.Namespace, admin: httpx.Client) -> None:
             )
         )
         print(
-            f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded ({time.perf_counter() - t:.1f} s)"
+            f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded "
+            f"({time.perf_counter() - t:.1f} s)"
         )
 
 
@@ -215,7 +216,10 @@ def run(
             time.sleep(0.5)
             job = _check(agent.get(f"/v1/alignments/{job['job_id']}"))
             p = job["progress"]
-            line = f"  {p['phase']}: uploaded {p['uploaded_ciphertexts']}/{p['total_ciphertexts']} ct, computed {p['computed_columns']}/{p['total_columns']} columns"
+            line = (
+                f"  {p['phase']}: uploaded {p['uploaded_ciphertexts']}/{p['total_ciphertexts']} ct, "
+                f"computed {p['computed_columns']}/{p['total_columns']} columns"
+            )
             if line != last:
                 print(line)
                 last = line
@@ -331,7 +335,8 @@ def evaluate_head(
         "ridge_lambda": meta["ridge_lambda"],
     }
     print(
-        f"  encrypted acc {out['helix_encrypted_accuracy']:.4f}, plaintext-mapped {out['plaintext_mapped_accuracy']:.4f}, "
+        f"  encrypted acc {out['helix_encrypted_accuracy']:.4f}, "
+        f"plaintext-mapped {out['plaintext_mapped_accuracy']:.4f}, "
         f"agreement {out['encrypted_vs_plaintext_agreement']:.4f}, max |logit err| {out['max_abs_logit_error']:.2e}"
     )
     return out
@@ -356,7 +361,8 @@ def print_table(report: dict[str, Any]) -> None:
     width = 34
     print()
     print(
-        f"HELIX demo: provider {report['provider_encoder']} <- client {report['client_embedder']}, corpus {report['corpus']}"
+        f"HELIX demo: provider {report['provider_encoder']} <- client {report['client_embedder']}, "
+        f"corpus {report['corpus']}"
     )
     print("-" * (width + 16 * len(names)))
     print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))

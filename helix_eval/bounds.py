@@ -1,4 +1,4 @@
-"""How much a map can retain at most: the client's best linear probe on the same task.
+r"""How much a map can retain at most: the client's best linear probe on the same task.
 
 Why: a map followed by the provider's frozen linear head is one linear classifier on the client's
 embedding. So the mapped accuracy can exceed the best linear classifier the client's own
@@ -9,7 +9,8 @@ reports the gap a map would have to close: ``baseline - client probe``. When tha
 target (e.g. 1.5 points) the target is out of reach for any map on that client embedding.
 
     python -m helix_eval.bounds docs/results/runs-train5000 --cache-dir .helix/eval-cache-big
-    python -m helix_eval.bounds docs/results/runs --pattern 'minilm__smollm2__*' --out docs/results/bounds/runs-smollm2.json
+    python -m helix_eval.bounds docs/results/runs --pattern 'minilm__smollm2__*' \
+        --out docs/results/bounds/runs-smollm2.json
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(
             f"{row['pair']} {row['dataset']}: baseline {row['baseline_accuracy']:.3f}, client probe "
-            f"{row['source_probe_accuracy']:.3f} (C={row['source_probe_c']:g}), provider probe {row['target_probe_accuracy']:.3f}, "
+            f"{row['source_probe_accuracy']:.3f} (C={row['source_probe_c']:g}), "
+            f"provider probe {row['target_probe_accuracy']:.3f}, "
             f"gap a map cannot close {row['reachable_gap']:+.3f}",
             flush=True,
         )

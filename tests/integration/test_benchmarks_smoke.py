@@ -87,7 +87,8 @@ def test_quick_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
         "from pathlib import Path\n"
         "from benchmarks.report import write_report\n"
         f"res = json.loads(Path({str(out)!r}).read_text())\n"
-        f"note = write_report(res, Path({str(tmp_path / 'nomatplotlib.md')!r}), Path({str(tmp_path / 'none.png')!r}), None)\n"
+        f"note = write_report(res, Path({str(tmp_path / 'nomatplotlib.md')!r}), "
+        f"Path({str(tmp_path / 'none.png')!r}), None)\n"
         "assert note and 'matplotlib' in note, note\n"
     )
     proc = subprocess.run(

@@ -6,7 +6,8 @@ request/response JSON of the three APIs, and drives the *official SDKs* at it
 through the adapters' ``base_url`` option:
 
 * OpenAI  ``POST /v1/embeddings``          {"model", "input": [...]} -> {"data": [{"index", "embedding"}]}
-* Cohere  ``POST /v2/embed``               {"model", "texts", "input_type", "embedding_types"} -> {"embeddings": {"float": [...]}}
+* Cohere  ``POST /v2/embed``               {"model", "texts", "input_type", "embedding_types"}
+                                           -> {"embeddings": {"float": [...]}}
 * Gemini  ``POST /v1beta/models/{m}:batchEmbedContents``  {"requests": [{"content": {"parts": [{"text"}]}}]}
                                            -> {"embeddings": [{"values": [...]}]}
 
