@@ -1,4 +1,5 @@
-"""One error shape for every failure: {"error": code, "detail": sentence naming the problem}."""
+"""One error shape for every failure: {"error": code, "detail": sentence naming the problem}, the wire's
+`shared_protocol.messages.ErrorResponse`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared_protocol.messages import ErrorResponse
 
 
 class ApiError(Exception):
@@ -20,11 +23,16 @@ def not_found(kind: str, ident: str) -> ApiError:
     return ApiError(404, f"unknown_{kind}", f"no {kind} with id {ident!r}")
 
 
+def error_body(code: str, detail: str) -> dict[str, str]:
+    """The JSON body of an error answer."""
+    return ErrorResponse(error=code, detail=detail).model_dump()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers)
+        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -32,14 +40,12 @@ def install_error_handlers(app: FastAPI) -> None:
         for e in exc.errors():
             loc = ".".join(str(p) for p in e.get("loc", ()))
             parts.append(f"{loc}: {e.get('msg')}")
-        return JSONResponse(
-            {"error": "invalid_request", "detail": "; ".join(parts) or "invalid request"}, status_code=422
-        )
+        return JSONResponse(error_body("invalid_request", "; ".join(parts) or "invalid request"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"error": f"http_{exc.status_code}", "detail": str(exc.detail)},
+            error_body(f"http_{exc.status_code}", str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

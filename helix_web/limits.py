@@ -10,6 +10,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .errors import error_body
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -27,7 +29,7 @@ class BodySizeLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send, detail: str) -> None:
-        body = json.dumps({"error": "request_too_large", "detail": detail}).encode()
+        body = json.dumps(error_body("request_too_large", detail)).encode()
         await send(
             {
                 "type": "http.response.start",
