@@ -12,7 +12,7 @@ from helix_web.errors import install_error_handlers
 from helix_web.limits import BodySizeLimitMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
-from .routers import admin, alignments, classify, corpora, heads, info, keys
+from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys
 from .settings import ProviderSettings
 from .state import ProviderState
 
@@ -28,14 +28,12 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in list(state.tasks):
-                task.cancel()
             state.close()
 
     app = FastAPI(title="HELIX provider", version=PROTOCOL_VERSION, lifespan=lifespan,
                   description="Homomorphic classification heads over secure linear alignment.")
-    for r in (info.router, heads.router, corpora.router, keys.router, alignments.router, classify.router, admin.router):
-        app.include_router(r)
+    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora):
+        app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     return app

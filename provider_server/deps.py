@@ -1,16 +1,18 @@
-"""FastAPI dependencies: application state, admin authentication, key checks."""
+"""FastAPI dependencies: the application state, admin authentication, and one service per room,
+built per request from the state's long-lived parts (constructor injection, no globals)."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from helix_web.errors import ApiError, not_found
-from shared_protocol.messages import KeyPurpose
+from helix_web.errors import ApiError
 
-from .db import parse_dt, utcnow
+from .services.alignment import AlignmentService
+from .services.catalog import CatalogService
+from .services.inference import InferenceService
+from .services.keys import KeyService
 from .state import ProviderState
 
 
@@ -31,23 +33,23 @@ def require_admin(state: State, authorization: Annotated[str | None, Header()] =
         raise ApiError(401, "unauthorized", "wrong admin token")
 
 
-def usable_key(state: ProviderState, key_id: str, purpose: KeyPurpose) -> dict[str, Any]:
-    """A registered, unrevoked, unexpired key of the right purpose, or a 4xx naming what is wrong."""
-    key = state.repo.get_key(key_id)
-    if key is None or key["revoked"]:
-        raise not_found("key", key_id)
-    if parse_dt(key["expires_at"]) <= utcnow():
-        raise ApiError(410, "key_expired", f"key {key_id!r} expired at {key['expires_at']}; register a new key")
-    if key["purpose"] != purpose.value:
-        raise ApiError(403, "wrong_key_purpose", f"key {key_id!r} is registered for {key['purpose']}, not {purpose.value}")
-    if key["parameter_set"] not in state.settings.parameter_sets:
-        raise ApiError(422, "parameter_set_not_accepted", f"this provider no longer accepts {key['parameter_set']}")
-    return key
+def get_catalog(state: State) -> CatalogService:
+    return CatalogService(state.store, state.blobs, state.embedder, state.settings)
 
 
-def expired(ts: str) -> bool:
-    return parse_dt(ts) <= utcnow()
+def get_keys(state: State) -> KeyService:
+    return KeyService(state.store, state.blobs, state.settings)
 
 
-def now() -> datetime:
-    return utcnow()
+def get_inference(state: State, keys: Annotated[KeyService, Depends(get_keys)]) -> InferenceService:
+    return InferenceService(state.store, state.blobs, state.settings, keys, state.pool)
+
+
+def get_alignments(state: State, keys: Annotated[KeyService, Depends(get_keys)]) -> AlignmentService:
+    return AlignmentService(state.store, state.blobs, state.settings, keys, state.pool, state.tasks)
+
+
+Catalog = Annotated[CatalogService, Depends(get_catalog)]
+Keys = Annotated[KeyService, Depends(get_keys)]
+Inference = Annotated[InferenceService, Depends(get_inference)]
+Alignments = Annotated[AlignmentService, Depends(get_alignments)]

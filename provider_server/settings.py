@@ -54,8 +54,6 @@ class ProviderSettings(BaseSettings):
         return self.alignment_validation_folds if self.alignment_validation_folds >= 2 else 0
 
     @property
-    def sqlite_path(self) -> Path:
-        url = self.database_url or f"sqlite:///{self.data_dir / 'provider.db'}"
-        if not url.startswith("sqlite:///"):
-            raise ValueError(f"unsupported database URL {url!r}: only sqlite:///<path> is built in")
-        return Path(url[len("sqlite:///"):])
+    def store_url(self) -> str:
+        """The database URL the Store is opened from (`provider_server.store.open_store`)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'provider.db'}"

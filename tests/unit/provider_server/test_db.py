@@ -1,31 +1,107 @@
-"""The provider's SQLite repository: databases created before later columns still open and work."""
+"""The provider's SQLite store: databases created before the schema version table still open, migrate
+to the current version and read as before."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from provider_server.db import SCHEMA, Repository
+from provider_server.store import SessionRecord
+from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from shared_protocol.messages import AlignmentState, KeyPurpose
 
-FOLDS_COLUMN = ", validation_folds INTEGER NOT NULL DEFAULT 0"
+
+def unversioned_database(path: Path, version: int) -> sqlite3.Connection:
+    """A database as releases before the version table left it: the schema after `version`
+    migrations, no schema_version table."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS[:version]:
+        for sql in step.statements:
+            conn.execute(sql)
+    return conn
+
+
+def schema_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_sessions_from_before_validation_folds_read_as_without_folds(tmp_path: Path) -> None:
-    assert FOLDS_COLUMN in SCHEMA
     path = tmp_path / "provider.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA.replace(FOLDS_COLUMN, ""))  # the schema as it was before the column
+    conn = unversioned_database(path, 2)  # the schema as it was before the column
     conn.execute("INSERT INTO sessions (session_id, head_id, corpus_id, key_id, parameter_set, state, num_samples, "
                  "feature_dim, samples_per_ciphertext, num_ciphertexts, received, computed_columns, output_columns, "
-                 "created_at, expires_at, include_head_texts, client_model_id) VALUES ('a_old', 'h', 'c', 'k', 'p', "
-                 "'done', 10, 4, 2, 5, '[]', 4, 4, '2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 0, 'm')")
-    conn.commit()
+                 "created_at, expires_at, include_head_texts, client_model_id) VALUES ('a_old', 'h', 'c', 'k', "
+                 "'ckks-n8192-q200', 'done', 10, 4, 2, 5, '[]', 4, 4, '2026-01-01T00:00:00+00:00', "
+                 "'2026-01-02T00:00:00+00:00', 0, 'm')")
     conn.close()
-    repo = Repository(path)
+    store = SqliteStore(path)
     try:
-        old = repo.get_session("a_old")
-        assert old is not None and old["validation_folds"] == 0 and old["state"] == "done"
-        repo.update_session("a_old", validation_folds=5)
-        again = repo.get_session("a_old")
-        assert again is not None and again["validation_folds"] == 5
+        old = store.get_session("a_old")
+        assert old is not None and old.validation_folds == 0 and old.state == AlignmentState.done
+        assert old.created_at == datetime(2026, 1, 1, tzinfo=UTC)
+        new = replace(old, session_id="a_new", validation_folds=5, state=AlignmentState.receiving)
+        store.add_session(new)
+        assert store.get_session("a_new") == new
     finally:
-        repo.close()
+        store.close()
+    assert schema_version(path) == SCHEMA_VERSION
+
+
+def test_keys_from_before_galois_keys_read_as_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "provider.db"
+    conn = unversioned_database(path, 1)
+    conn.execute("INSERT INTO keys (key_id, client_name, purpose, parameter_set, fingerprint, created_at, expires_at, "
+                 "public_key_blob) VALUES ('k_old', 'c', 'inference', 'ckks-n8192-q200', 'f', "
+                 "'2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 'pk')")
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        key = store.get_key("k_old")
+        assert key is not None and key.purpose == KeyPurpose.inference and not key.revoked
+        assert key.galois_keys_blob is None and key.galois_elements == ()
+        assert key.expires_at - key.created_at == timedelta(days=1)
+    finally:
+        store.close()
+    assert schema_version(path) == SCHEMA_VERSION
+
+
+def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
+    """A database from the last release before the version table has every column: it only gets
+    the version recorded, and opening it again changes nothing."""
+    path = tmp_path / "provider.db"
+    unversioned_database(path, SCHEMA_VERSION).close()
+    for _ in range(2):
+        SqliteStore(path).close()
+        assert schema_version(path) == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+        folds = [r for r in conn.execute("PRAGMA table_info(sessions)") if r[1] == "validation_folds"]
+        assert len(folds) == 1
+    finally:
+        conn.close()
+
+
+def _session() -> SessionRecord:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return SessionRecord(session_id="a_1", head_id="h", corpus_id="c", key_id="k", parameter_set="ckks-n8192-q200",
+                         state=AlignmentState.receiving, num_samples=10, feature_dim=4, samples_per_ciphertext=2,
+                         num_ciphertexts=5, received=(), computed_columns=0, output_columns=4, error=None,
+                         created_at=now, expires_at=now + timedelta(hours=1), include_head_texts=False,
+                         client_model_id="m", data_scale_bits=None, result_blob=None)
+
+
+def test_a_fresh_database_runs_every_migration(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "provider.db"
+    store = SqliteStore(path)
+    try:
+        store.add_session(_session())
+        assert store.get_session("a_1") == _session()
+    finally:
+        store.close()
+    assert schema_version(path) == SCHEMA_VERSION

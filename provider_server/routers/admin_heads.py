@@ -1,0 +1,57 @@
+"""Admin (bearer admin token): train heads on the provider's own data, evaluate and delete them."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from shared_protocol.messages import (
+    HeadCreateFromDataset,
+    HeadEvaluateRequest,
+    HeadEvaluateResponse,
+    HeadTrainingReport,
+    Identifier,
+    ReferenceLogitsRequest,
+    ReferenceLogitsResponse,
+)
+
+from .. import views
+from ..deps import Catalog, require_admin
+
+router = APIRouter(prefix="/v1/admin/heads", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+@router.get("", response_model=list[HeadTrainingReport])
+def list_heads(catalog: Catalog) -> list[HeadTrainingReport]:
+    return [views.training_report(h) for h in catalog.list_heads()]
+
+
+@router.post("", response_model=HeadTrainingReport, status_code=201)
+async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrainingReport:
+    return views.trained(await catalog.train_from_dataset(body))
+
+
+@router.post("/upload", response_model=HeadTrainingReport, status_code=201)
+async def upload_head(request: Request, catalog: Catalog, name: Identifier = Query(...), task: str = Query("custom"),
+                      class_names: str | None = Query(None, description="comma-separated, in label order"),
+                      in_distribution_texts: int = Query(64, ge=0, le=128),
+                      regularization_c: float = Query(1.0, gt=0), seed: int = 0) -> HeadTrainingReport:
+    """Train from a labelled JSONL upload: one {"text", "label"} object per line."""
+    names = class_names.split(",") if class_names else None
+    outcome = await catalog.train_from_upload(name, task, await request.body(), names, in_distribution_texts,
+                                              regularization_c, seed)
+    return views.trained(outcome)
+
+
+@router.post("/{head_id}/evaluate", response_model=HeadEvaluateResponse)
+async def evaluate_head(head_id: str, body: HeadEvaluateRequest, catalog: Catalog) -> HeadEvaluateResponse:
+    ev = await catalog.evaluate(head_id, body)
+    return HeadEvaluateResponse(head_id=head_id, examples=ev.examples, accuracy=ev.accuracy, predictions=ev.predictions)
+
+
+@router.post("/{head_id}/reference-logits", response_model=ReferenceLogitsResponse)
+def reference_logits(head_id: str, body: ReferenceLogitsRequest, catalog: Catalog) -> ReferenceLogitsResponse:
+    return ReferenceLogitsResponse(head_id=head_id, logits=catalog.reference_logits(head_id, body.embeddings).tolist())
+
+
+@router.delete("/{head_id}", status_code=204)
+def delete_head(head_id: str, catalog: Catalog) -> None:
+    catalog.delete_head(head_id)

@@ -1,0 +1,124 @@
+"""The computation of an alignment session, run as a background task after all chunks arrived.
+
+Enc(X_aug^T Y_A) against the provider's plaintext embeddings of the same public texts: the work is
+split into one piece of result groups per worker, and with validation folds every piece returns its
+groups for each fold in turn, so the pieces are re-interleaved into one fold-major result."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from helix_he.budget import y_scale_bits_for
+from shared_protocol.folds import fold_rows
+from shared_protocol.framing import encode_frame
+from shared_protocol.messages import AlignmentResultHeader
+
+from ..blobs import BlobStore
+from ..errors import Conflict, ProviderError
+from ..session_files import SessionFiles
+from ..settings import ProviderSettings
+from ..store import SessionRecord, Store
+from ..workers.jobs import CrossCovarianceJob
+from ..workers.pool import HePool
+
+log = logging.getLogger("helix.provider.alignment")
+
+
+def piece_bounds(groups: int, workers: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of result groups, one piece per worker: each piece repeats the per-ciphertext
+    preparation, so more pieces cost time; the BLAS products inside a piece are what scales."""
+    pieces = min(groups, max(1, workers))
+    bounds = np.linspace(0, groups, pieces + 1).astype(int)
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+
+def fold_major(parts: list[list[bytes]], folds: int) -> list[bytes]:
+    """Join pieces (each: its groups for fold 0, then fold 1, ...) into all groups of fold 0, then
+    all groups of fold 1, ...; with folds = 1 this is plain concatenation."""
+    out: list[bytes] = []
+    for f in range(folds):
+        for part in parts:
+            size = len(part) // folds
+            out.extend(part[f * size : (f + 1) * size])
+    return out
+
+
+class AlignmentComputation:
+    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings, pool: HePool,
+                 files: SessionFiles) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._settings = settings
+        self._pool = pool
+        self._files = files
+
+    async def run(self, session_id: str) -> None:
+        """Compute and store the result; any failure is recorded on the session, never left "computing"."""
+        session = self._store.get_session(session_id)
+        if session is None:  # deleted before the task started
+            return
+        try:
+            await self._compute(session)
+        except ProviderError as exc:
+            self._store.fail_session(session_id, exc.detail)
+        except Exception as exc:
+            log.exception("alignment %s failed", session_id)
+            self._store.fail_session(session_id, f"computation failed: {exc}")
+
+    async def _compute(self, session: SessionRecord) -> None:
+        sid = session.session_id
+        y, folds = await run_in_threadpool(self._targets, session)
+        key = self._store.get_key(session.key_id)
+        if key is None:
+            raise Conflict("session_orphaned", "the session's key is gone")
+        if not key.galois_keys_blob:
+            raise Conflict("session_orphaned", "the session's key carries no Galois keys")
+        assert session.data_scale_bits is not None, "every chunk was uploaded, so the first fixed the scale"
+        layout = session.layout
+        groups = layout.result_groups(session.output_columns)
+        base = CrossCovarianceJob(
+            parameter_set=session.parameter_set, layout=layout,
+            ciphertext_paths=tuple(self._files.paths(sid, session.num_ciphertexts)),
+            y_path=str(self._blobs.path(self._blobs.put_array(y.astype(np.float64)))), group_start=0, group_stop=0,
+            y_scale_bits=y_scale_bits_for(y, session.data_scale_bits),
+            max_ciphertext_bytes=self._settings.max_ciphertext_bytes,
+            public_key_path=str(self._blobs.path(key.public_key_blob)),
+            galois_keys_path=str(self._blobs.path(key.galois_keys_blob)),
+            folds=tuple(folds) if folds is not None else None,
+        )
+
+        async def piece(lo: int, hi: int) -> tuple[list[bytes], float]:
+            res = await self._pool.run(replace(base, group_start=lo, group_stop=hi))
+            self._store.add_computed_columns(sid, sum(len(g) for g in groups[lo:hi]))
+            return res
+
+        results = await asyncio.gather(*(piece(lo, hi) for lo, hi in piece_bounds(len(groups), self._pool.workers)))
+        replies = fold_major([part for part, _ in results], len(folds) if folds else 1)
+        header = AlignmentResultHeader(session_id=sid, feature_dim=session.feature_dim,
+                                       output_columns=session.output_columns, stride_bits=layout.stride_bits,
+                                       value_scale=results[0][1], y_sum=y.sum(axis=0).tolist(),
+                                       fold_sizes=[len(r) for r in folds or []],
+                                       fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []])
+        result_id = await run_in_threadpool(self._blobs.put, encode_frame(header, replies), ".frame")
+        self._store.complete_session(sid, result_id, session.output_columns)
+        self._files.remove(sid)  # the client's ciphertexts are no longer needed
+
+    def _targets(self, session: SessionRecord) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Y over the session's samples (corpus, then head texts if included) and, for per-fold
+        results, each fold's sample indices."""
+        corpus = self._store.get_corpus(session.corpus_id)
+        head = self._store.get_head(session.head_id)
+        if corpus is None or head is None:
+            raise Conflict("session_orphaned", "the session's corpus or head was deleted")
+        y = self._blobs.get_array(corpus.embeddings_blob)
+        corpus_size = y.shape[0]
+        if session.include_head_texts and head.texts and head.texts_embeddings_blob:
+            y = np.vstack([y, self._blobs.get_array(head.texts_embeddings_blob)])
+        if y.shape[0] != session.num_samples:
+            raise Conflict("session_orphaned", "the corpus changed since the session was created")
+        k = session.validation_folds
+        return y, (fold_rows(corpus_size, y.shape[0] - corpus_size, k) if k else None)

@@ -1,0 +1,224 @@
+"""What the provider offers: heads (trained on its own data), public corpora, and who registered.
+
+Training and corpus embedding are heavy (the provider's encoder runs over every text), so they run
+off the event loop; the name checks run before that work and again, atomically, when storing."""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from helix_datasets import LabelledSplit, load_split, load_texts, parse_labelled_jsonl
+from helix_embeddings import Embedder
+from shared_protocol.corpus import corpus_sha256
+from shared_protocol.messages import CorpusCreate, HeadCreateFromDataset, HeadEvaluateRequest
+
+from ..blobs import BlobStore
+from ..clock import utcnow
+from ..errors import BadRequest, Conflict, NotFound, Unknown, Unprocessable
+from ..settings import ProviderSettings
+from ..store import CorpusRecord, HeadRecord, KeyRecord, RecordExistsError, Store, TrainingReport
+from ..training import sample_texts, train_logistic_head
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    head: HeadRecord
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HeadTraining:
+    """What to train: a head's name and task, its labelled data and the training knobs."""
+
+    name: str
+    task: str
+    data: LabelledSplit
+    in_distribution_texts: int
+    regularization_c: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    examples: int
+    accuracy: float
+    predictions: list[int]
+
+
+class CatalogService:
+    def __init__(self, store: Store, blobs: BlobStore, embedder: Callable[[], Embedder],
+                 settings: ProviderSettings) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._embedder = embedder
+        self._settings = settings
+
+    # -- heads ------------------------------------------------------------------------------------
+    def list_heads(self) -> list[HeadRecord]:
+        return self._store.list_heads()
+
+    def head(self, head_id: str) -> HeadRecord:
+        head = self._store.get_head(head_id)
+        if head is None:
+            raise Unknown("head", head_id)
+        return head
+
+    async def train_from_dataset(self, body: HeadCreateFromDataset) -> TrainingOutcome:
+        self._ensure_new_head(body.name)
+        data = self._split(body.dataset, body.split, body.max_examples, body.seed)
+        return await self._train(HeadTraining(body.name, body.task or body.dataset, data, body.in_distribution_texts,
+                                              body.regularization_c, body.seed))
+
+    async def train_from_upload(self, name: str, task: str, jsonl: bytes, class_names: list[str] | None,
+                                in_distribution_texts: int, regularization_c: float, seed: int) -> TrainingOutcome:
+        """Train from labelled JSONL: one {"text", "label"} object per line."""
+        self._ensure_new_head(name)
+        try:
+            data = parse_labelled_jsonl(jsonl.decode("utf-8").splitlines(), class_names)
+        except UnicodeDecodeError:
+            raise BadRequest("invalid_jsonl", "the upload is not UTF-8 text") from None
+        except ValueError as exc:
+            raise Unprocessable("invalid_jsonl", str(exc)) from None
+        return await self._train(HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed))
+
+    async def evaluate(self, head_id: str, body: HeadEvaluateRequest) -> Evaluation:
+        head = self.head(head_id)
+        w, b = self._blobs.get_array(head.weights_blob), self._blobs.get_array(head.bias_blob)
+        data = self._split(body.dataset, body.split, body.limit, body.seed)
+        if len(data.class_names) != head.num_classes:
+            raise Unprocessable("class_mismatch", f"dataset has {len(data.class_names)} classes, head {head_id!r} "
+                                f"has {head.num_classes}")
+        x = await run_in_threadpool(lambda: self._embedder().embed(data.texts).astype(np.float64))
+        pred = np.argmax(x @ w + b, axis=1)
+        return Evaluation(examples=len(data.texts), accuracy=float(np.mean(pred == np.array(data.labels))),
+                          predictions=pred.tolist())
+
+    def reference_logits(self, head_id: str, embeddings: list[list[float]]) -> np.ndarray:
+        """Plaintext logits x @ W + b for embeddings in the provider's space (an operator's aid)."""
+        head = self.head(head_id)
+        w, b = self._blobs.get_array(head.weights_blob), self._blobs.get_array(head.bias_blob)
+        x = np.asarray(embeddings, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != head.dim:
+            raise Unprocessable("dimension_mismatch", f"embeddings must have {head.dim} columns")
+        return x @ w + b  # type: ignore[no-any-return]
+
+    def delete_head(self, head_id: str) -> None:
+        if not self._store.delete_head(head_id):
+            raise Unknown("head", head_id)
+
+    def _ensure_new_head(self, name: str) -> None:
+        if self._store.get_head(name) is not None:
+            raise _head_exists(name)
+
+    async def _train(self, job: HeadTraining) -> TrainingOutcome:
+        return await run_in_threadpool(self._train_and_store, job)
+
+    def _train_and_store(self, job: HeadTraining) -> TrainingOutcome:
+        t0 = time.perf_counter()
+        emb = self._embedder()
+        x = emb.embed(job.data.texts).astype(np.float64)
+        trained = train_logistic_head(x, job.data.labels, len(job.data.class_names), c=job.regularization_c,
+                                      seed=job.seed)
+        texts = sample_texts(job.data.texts, job.in_distribution_texts, job.seed)
+        texts_emb = self._blobs.put_array(emb.embed(texts).astype(np.float64)) if texts else None
+        head = HeadRecord(
+            id=job.name, name=job.name, task=job.task, class_names=tuple(job.data.class_names), dim=int(x.shape[1]),
+            num_classes=len(job.data.class_names), created_at=utcnow(),
+            weights_blob=self._blobs.put_array(trained.weight), bias_blob=self._blobs.put_array(trained.bias),
+            texts=tuple(texts), texts_embeddings_blob=texts_emb, encoder_model_id=emb.model_id,
+            report=TrainingReport(train_examples=len(job.data.texts), train_accuracy=trained.train_accuracy),
+        )
+        try:
+            self._store.add_head(head)
+        except RecordExistsError:
+            raise _head_exists(job.name) from None
+        return TrainingOutcome(head=head, seconds=time.perf_counter() - t0)
+
+    def _split(self, dataset: str, split: str, limit: int | None, seed: int) -> LabelledSplit:
+        try:
+            return load_split(self._settings.datasets_dir, dataset, split, limit, seed)
+        except FileNotFoundError as exc:
+            raise NotFound("unknown_dataset", str(exc)) from None
+        except ValueError as exc:
+            raise Unprocessable("invalid_dataset", str(exc)) from None
+
+    # -- corpora ----------------------------------------------------------------------------------
+    def list_corpora(self) -> list[CorpusRecord]:
+        return self._store.list_corpora()
+
+    def corpus(self, corpus_id: str) -> CorpusRecord:
+        corpus = self._store.get_corpus(corpus_id)
+        if corpus is None:
+            raise Unknown("corpus", corpus_id)
+        return corpus
+
+    def corpus_texts(self, corpus_id: str) -> tuple[CorpusRecord, list[str]]:
+        corpus = self.corpus(corpus_id)
+        texts: list[str] = json.loads(self._blobs.get(corpus.texts_blob))
+        return corpus, texts
+
+    async def create_corpus(self, body: CorpusCreate) -> CorpusRecord:
+        self._ensure_new_corpus(body.name)
+        if (body.texts is None) == (body.dataset is None):
+            raise Unprocessable("invalid_request",
+                                "give either 'texts' or 'dataset' (with 'file'), not both or neither")
+        if body.texts is not None:
+            texts = body.texts[: body.limit] if body.limit else body.texts
+        else:
+            try:
+                texts = load_texts(self._settings.datasets_dir, body.dataset or "", body.file or "passages.jsonl",
+                                   body.limit, body.seed)
+            except FileNotFoundError as exc:
+                raise NotFound("unknown_dataset", str(exc)) from None
+            except ValueError as exc:
+                raise Unprocessable("invalid_dataset", str(exc)) from None
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise Unprocessable("invalid_corpus", "a corpus needs at least one text and no empty texts")
+        limit = self._settings.max_alignment_samples
+        if len(texts) > limit:
+            raise Unprocessable("too_many_samples", f"{len(texts)} texts exceed the limit of {limit}")
+        return await run_in_threadpool(self._embed_and_store, body.name, texts)
+
+    def delete_corpus(self, corpus_id: str) -> None:
+        if not self._store.delete_corpus(corpus_id):
+            raise Unknown("corpus", corpus_id)
+
+    def _ensure_new_corpus(self, name: str) -> None:
+        if self._store.get_corpus(name) is not None:
+            raise _corpus_exists(name)
+
+    def _embed_and_store(self, name: str, texts: list[str]) -> CorpusRecord:
+        emb = self._embedder()
+        y = emb.embed(texts).astype(np.float64)
+        corpus = CorpusRecord(
+            id=name, name=name, size=len(texts), sha256=corpus_sha256(texts), created_at=utcnow(),
+            texts_blob=self._blobs.put(json.dumps(texts, ensure_ascii=False).encode(), ".json"),
+            embeddings_blob=self._blobs.put_array(y), encoder_model_id=emb.model_id,
+        )
+        try:
+            self._store.add_corpus(corpus)
+        except RecordExistsError:
+            raise _corpus_exists(name) from None
+        return corpus
+
+    # -- clients ----------------------------------------------------------------------------------
+    def clients(self) -> list[tuple[str, list[KeyRecord]]]:
+        """Registered clients by name, each with its unrevoked keys."""
+        by_client: dict[str, list[KeyRecord]] = defaultdict(list)
+        for key in self._store.list_keys():
+            by_client[key.client_name].append(key)
+        return sorted(by_client.items())
+
+
+def _head_exists(name: str) -> Conflict:
+    return Conflict("head_exists", f"a head named {name!r} already exists; delete it first")
+
+
+def _corpus_exists(name: str) -> Conflict:
+    return Conflict("corpus_exists", f"a corpus named {name!r} already exists")

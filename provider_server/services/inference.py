@@ -1,0 +1,128 @@
+"""Private inference: a head evaluated on the client's encrypted queries; replies decrypt to logits only.
+
+Cheap checks (head, key, counts, ciphertext sizes) run here; the workers parse and validate every
+residue and answer a bad ciphertext with CiphertextError, which becomes 422 invalid_ciphertext."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TypeVar
+
+from helix_he.context import CiphertextError, he_context
+from helix_he.packing import LinearHeadLayout
+from helix_he.rlwe import SeededCiphertext
+from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose
+
+from ..blobs import BlobStore
+from ..errors import BadRequest, Unknown, Unprocessable
+from ..settings import ProviderSettings
+from ..store import HeadRecord, KeyRecord, Store
+from ..workers.jobs import ClassifyBatchJob, ClassifyJob, Job
+from ..workers.pool import HePool
+from .keys import KeyService
+
+R = TypeVar("R")
+
+MAX_BATCH_FEATURES = 4096  # feature ciphertexts in one batch frame (embedding dimensions)
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    """Replies per query, `layout.ciphertexts_per_query` each, in query order."""
+
+    head: HeadRecord
+    layout: LinearHeadLayout
+    num_queries: int
+    replies: list[bytes]
+    noise_flooding_bits: int
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One reply per class."""
+
+    head: HeadRecord
+    num_queries: int
+    replies: list[bytes]
+    noise_flooding_bits: int
+
+
+class InferenceService:
+    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings, keys: KeyService,
+                 pool: HePool) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._settings = settings
+        self._keys = keys
+        self._pool = pool
+
+    async def classify(self, header: ClassifyHeader, queries: list[bytes]) -> ClassifyResult:
+        head, key = self._head_and_key(header.head_id, header.key_id)
+        if header.num_queries != len(queries):
+            raise BadRequest("malformed_frame", f"header says {header.num_queries} queries but {len(queries)} "
+                             "ciphertexts were sent")
+        he = he_context(key.parameter_set)
+        _check_sizes(queries, key.parameter_set, "query")
+        s = self._settings
+        # Spread one request over the workers; each worker caches the prepared head.
+        parts = max(1, min(s.workers, len(queries)))
+        size = -(-len(queries) // parts)
+        weights, bias = self._head_paths(head)
+        jobs = [ClassifyJob(parameter_set=key.parameter_set, weights_path=weights, bias_path=bias,
+                            noise_bits=s.noise_flooding_bits, public_key_path=self._path(key.public_key_blob),
+                            queries=tuple(queries[i : i + size]), max_ciphertext_bytes=s.max_ciphertext_bytes,
+                            query_scale_bits=header.query_scale_bits) for i in range(0, len(queries), size)]
+        results = await asyncio.gather(*(self._run(job) for job in jobs))
+        replies = [blob for part in results for per_query in part for blob in per_query]
+        return ClassifyResult(head=head, layout=LinearHeadLayout(n=he.n, d=head.dim, k=head.num_classes),
+                              num_queries=len(queries), replies=replies, noise_flooding_bits=s.noise_flooding_bits)
+
+    async def classify_batch(self, header: ClassifyBatchHeader, features: list[bytes]) -> BatchResult:
+        """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out.
+        One worker evaluates a batch (the work is a few integer combinations of `dim` polynomials)."""
+        head, key = self._head_and_key(header.head_id, header.key_id)
+        he = he_context(key.parameter_set)
+        if header.dim != head.dim or len(features) != head.dim:
+            raise BadRequest("malformed_frame", f"head {header.head_id} takes {head.dim} feature ciphertexts; header "
+                             f"says {header.dim} and the frame has {len(features)}")
+        if header.num_queries > he.n:
+            raise BadRequest("malformed_frame", f"a batch holds at most {he.n} queries under {key.parameter_set}, "
+                             f"header says {header.num_queries}")
+        _check_sizes(features, key.parameter_set, "feature")
+        s = self._settings
+        weights, bias = self._head_paths(head)
+        job = ClassifyBatchJob(parameter_set=key.parameter_set, weights_path=weights, bias_path=bias,
+                               noise_bits=s.noise_flooding_bits, public_key_path=self._path(key.public_key_blob),
+                               features=tuple(features), num_queries=header.num_queries,
+                               max_ciphertext_bytes=s.max_ciphertext_bytes, query_scale_bits=header.query_scale_bits)
+        replies = await self._run(job)
+        return BatchResult(head=head, num_queries=header.num_queries, replies=replies,
+                           noise_flooding_bits=s.noise_flooding_bits)
+
+    def _head_and_key(self, head_id: str, key_id: str) -> tuple[HeadRecord, KeyRecord]:
+        head = self._store.get_head(head_id)
+        if head is None:
+            raise Unknown("head", head_id)
+        return head, self._keys.usable(key_id, KeyPurpose.inference)
+
+    def _path(self, blob_id: str) -> str:
+        return str(self._blobs.path(blob_id))
+
+    def _head_paths(self, head: HeadRecord) -> tuple[str, str]:
+        return self._path(head.weights_blob), self._path(head.bias_blob)
+
+    async def _run(self, job: Job[R]) -> R:
+        try:
+            return await self._pool.run(job)
+        except CiphertextError as exc:
+            raise Unprocessable("invalid_ciphertext", str(exc)) from None
+
+
+def _check_sizes(blobs: list[bytes], parameter_set: str, what: str) -> None:
+    """A cheap check before any worker is busied; the worker parses and validates every residue."""
+    he = he_context(parameter_set)
+    expected = SeededCiphertext.wire_size(he.output_level.primes, he.n)
+    for i, blob in enumerate(blobs):
+        if len(blob) != expected:
+            raise Unprocessable("invalid_ciphertext", f"{what} {i}: ciphertext has {len(blob)} bytes, a query for "
+                                f"{parameter_set} has {expected}")

@@ -1,0 +1,105 @@
+"""Key registration and the one rule for whether a registered key may be used.
+
+Alignment and inference keys are registered separately and expire; only public material is
+registered (the client's CKKS secret key never leaves it). Alignment keys carry Galois keys for
+the packing tree's automorphisms, and for nothing else."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from starlette.concurrency import run_in_threadpool
+
+from helix_he.context import CiphertextError
+from helix_he.keys import load_galois_keys, load_public_key
+from helix_he.packing import MAX_STRIDE_BITS, trace_galois_elements
+from helix_he.params import get_parameter_set
+from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
+
+from ..blobs import BlobStore
+from ..clock import utcnow
+from ..errors import BadRequest, Forbidden, Gone, Unknown, Unprocessable
+from ..settings import ProviderSettings
+from ..store import KeyRecord, Store
+
+
+class KeyService:
+    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._settings = settings
+
+    async def register(self, header: KeyRegistrationHeader, blobs: list[bytes]) -> KeyRecord:
+        """Check the announced parameters, validate the key material with SEAL (off the event loop),
+        then store it; nothing is stored for a refused registration."""
+        s = self._settings
+        if header.parameter_set not in s.parameter_sets:
+            raise Unprocessable("parameter_set_not_accepted",
+                                f"parameter set {header.parameter_set!r} is not accepted; accepted: {s.parameter_sets}")
+        _check_galois_elements(header.parameter_set, header.purpose, header.galois_elements)
+        want = 2 if header.galois_elements else 1
+        if len(blobs) != want:
+            raise BadRequest("malformed_frame", "this key registration carries exactly "
+                             + ("two blobs: the public key and the Galois keys" if want == 2
+                                else "one blob: the public key") + f"; got {len(blobs)}")
+        try:
+            await run_in_threadpool(load_public_key, header.parameter_set, blobs[0])
+        except CiphertextError as exc:
+            raise Unprocessable("invalid_public_key", str(exc)) from None
+        if want == 2:
+            try:
+                await run_in_threadpool(load_galois_keys, header.parameter_set, blobs[1], header.galois_elements)
+            except CiphertextError as exc:
+                raise Unprocessable("invalid_galois_keys", str(exc)) from None
+        inference = header.purpose == KeyPurpose.inference
+        default_ttl = s.inference_key_ttl_seconds if inference else s.alignment_key_ttl_seconds
+        ttl = min(header.ttl_seconds or default_ttl, s.max_key_ttl_seconds)
+        created = utcnow()
+        key = KeyRecord(
+            key_id="k_" + secrets.token_hex(12), client_name=header.client_name, purpose=header.purpose,
+            parameter_set=header.parameter_set, fingerprint=hashlib.sha256(blobs[0]).hexdigest(),
+            created_at=created, expires_at=created + timedelta(seconds=ttl),
+            public_key_blob=self._blobs.put(blobs[0], ".pk"),
+            galois_keys_blob=self._blobs.put(blobs[1], ".gk") if want == 2 else None,
+            galois_elements=tuple(header.galois_elements),
+        )
+        self._store.add_key(key)
+        return key
+
+    def get(self, key_id: str) -> KeyRecord:
+        """A registered key that is not revoked (expired keys are still shown)."""
+        key = self._store.get_key(key_id)
+        if key is None or key.revoked:
+            raise Unknown("key", key_id)
+        return key
+
+    def usable(self, key_id: str, purpose: KeyPurpose) -> KeyRecord:
+        """A registered, unrevoked, unexpired key of the right purpose, or the error naming what is wrong."""
+        key = self.get(key_id)
+        if key.expires_at <= utcnow():
+            raise Gone("key_expired", f"key {key_id!r} expired at {key.expires_at.isoformat()}; register a new key")
+        if key.purpose != purpose:
+            raise Forbidden("wrong_key_purpose",
+                            f"key {key_id!r} is registered for {key.purpose.value}, not {purpose.value}")
+        if key.parameter_set not in self._settings.parameter_sets:
+            raise Unprocessable("parameter_set_not_accepted", f"this provider no longer accepts {key.parameter_set}")
+        return key
+
+    def revoke(self, key_id: str) -> None:
+        if not self._store.revoke_key(key_id):
+            raise Unknown("key", key_id)
+
+
+def _check_galois_elements(parameter_set: str, purpose: KeyPurpose, elements: list[int]) -> None:
+    """Inference keys carry no Galois keys; alignment keys carry exactly the packing tree's."""
+    if purpose == KeyPurpose.inference:
+        if elements:
+            raise Unprocessable("invalid_galois_elements", "inference keys carry no Galois keys")
+        return
+    n = get_parameter_set(parameter_set).poly_modulus_degree
+    expected = trace_galois_elements(n, len(elements))
+    if not 1 <= len(elements) <= MAX_STRIDE_BITS or elements != expected:
+        raise Unprocessable("invalid_galois_elements",
+                            f"alignment keys carry Galois keys for 1 + N/2^i, i < k, 1 <= k <= {MAX_STRIDE_BITS}, in "
+                            f"that order (k=4: {trace_galois_elements(n, 4)}); got {elements}")

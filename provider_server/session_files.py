@@ -1,0 +1,34 @@
+"""The client's uploaded alignment ciphertexts, one file per ciphertext, kept until the result exists.
+
+Why files and not blobs: a session's ciphertexts are read by the workers by path, index by index,
+and deleted together; writes are atomic (temp file + rename) so a retried chunk never leaves a
+half-written ciphertext under a valid name."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+class SessionFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, session_id: str) -> Path:
+        return self.root / session_id
+
+    def write(self, session_id: str, start: int, ciphertexts: list[bytes]) -> None:
+        """Store ciphertexts [start, start + len) of a session (blocking; call it off the event loop)."""
+        folder = self.folder(session_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, blob in enumerate(ciphertexts):
+            target = folder / f"{start + i:06d}.ct"
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(blob)
+            tmp.replace(target)
+
+    def paths(self, session_id: str, count: int) -> list[str]:
+        folder = self.folder(session_id)
+        return [str(folder / f"{i:06d}.ct") for i in range(count)]
+
+    def remove(self, session_id: str) -> None:
+        shutil.rmtree(self.folder(session_id), ignore_errors=True)

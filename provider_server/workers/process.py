@@ -1,0 +1,30 @@
+"""What runs inside an HE worker process, besides the jobs themselves."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TypeVar
+
+from .jobs import Job
+
+R = TypeVar("R")
+
+
+def init_worker() -> None:
+    """End this worker if the server process goes away, so a killed server never leaves workers
+    computing for nobody. (A watchdog on the parent pid, not PR_SET_PDEATHSIG: that signal fires
+    when the *thread* that forked the worker exits, and pools spawn workers from passing threads.)"""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="helix-parent-watchdog", daemon=True).start()
+
+
+def run_job(job: Job[R]) -> R:
+    """Entry point in the worker (a module-level function, so the pool can pickle a reference)."""
+    return job.run()

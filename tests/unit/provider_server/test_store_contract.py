@@ -1,0 +1,254 @@
+"""The contract every Store implementation keeps, run against each of them.
+
+Routers and services rely on exactly this behaviour and nothing else; a new implementation (say,
+PostgreSQL) is added to STORES and must pass unchanged."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from provider_server.store import (
+    INTERRUPTED_ERROR,
+    CorpusRecord,
+    HeadRecord,
+    KeyRecord,
+    RecordExistsError,
+    SessionRecord,
+    Store,
+    TrainingReport,
+    open_store,
+)
+from provider_server.store.sqlite import SqliteStore
+from shared_protocol.messages import AlignmentState, KeyPurpose
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+STORES: dict[str, Callable[[Path], Store]] = {
+    "sqlite": lambda tmp: open_store(f"sqlite:///{tmp / 'provider.db'}"),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = STORES[request.param](tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def head(ident: str = "sst2", minutes: int = 0, texts: tuple[str, ...] = ("a film", "a book")) -> HeadRecord:
+    return HeadRecord(id=ident, name=ident, task="sentiment", class_names=("negative", "positive"), dim=384,
+                      num_classes=2, created_at=T0 + timedelta(minutes=minutes), weights_blob="w.npy",
+                      bias_blob="b.npy", texts=texts, texts_embeddings_blob="t.npy" if texts else None,
+                      encoder_model_id="minilm", report=TrainingReport(train_examples=100, train_accuracy=0.875))
+
+
+def corpus(ident: str = "wiki", minutes: int = 0) -> CorpusRecord:
+    return CorpusRecord(id=ident, name=ident, size=3, sha256="ab" * 32, created_at=T0 + timedelta(minutes=minutes),
+                        texts_blob="texts.json", embeddings_blob="y.npy", encoder_model_id="minilm")
+
+
+def key(ident: str = "k_1", client: str = "alice", minutes: int = 0, galois: tuple[int, ...] = ()) -> KeyRecord:
+    created = T0 + timedelta(minutes=minutes)
+    return KeyRecord(key_id=ident, client_name=client, purpose=KeyPurpose.alignment if galois else KeyPurpose.inference,
+                     parameter_set="ckks-n8192-q200", fingerprint="cd" * 32, created_at=created,
+                     expires_at=created + timedelta(hours=1), public_key_blob="pk",
+                     galois_keys_blob="gk" if galois else None, galois_elements=galois)
+
+
+def session(ident: str = "a_1", num_ciphertexts: int = 64) -> SessionRecord:
+    return SessionRecord(session_id=ident, head_id="sst2", corpus_id="wiki", key_id="k_1",
+                         parameter_set="ckks-n8192-q200", state=AlignmentState.receiving,
+                         num_samples=4 * num_ciphertexts,
+                         feature_dim=384, samples_per_ciphertext=4, num_ciphertexts=num_ciphertexts, received=(),
+                         computed_columns=0, output_columns=384, error=None, created_at=T0,
+                         expires_at=T0 + timedelta(hours=6), include_head_texts=True, client_model_id="wordllama",
+                         data_scale_bits=None, result_blob=None, validation_folds=5)
+
+
+# -- heads and corpora ------------------------------------------------------------------------------
+
+
+def test_a_head_reads_back_as_stored(store: Store) -> None:
+    h = head()
+    store.add_head(h)
+    got = store.get_head("sst2")
+    assert got == h
+    assert got is not None and got.created_at.tzinfo is not None and got.texts == ("a film", "a book")
+
+
+def test_a_head_without_texts_has_no_text_embeddings(store: Store) -> None:
+    store.add_head(head(texts=()))
+    got = store.get_head("sst2")
+    assert got is not None and got.texts == () and got.texts_embeddings_blob is None
+
+
+def test_heads_list_oldest_first_and_delete_once(store: Store) -> None:
+    store.add_head(head("late", minutes=5))
+    store.add_head(head("early", minutes=1))
+    assert [h.id for h in store.list_heads()] == ["early", "late"]
+    assert store.delete_head("early") is True
+    assert store.delete_head("early") is False
+    assert store.get_head("early") is None and store.get_head("missing") is None
+    assert [h.id for h in store.list_heads()] == ["late"]
+
+
+def test_a_head_name_is_taken_once(store: Store) -> None:
+    store.add_head(head())
+    with pytest.raises(RecordExistsError):
+        store.add_head(replace(head(), task="other"))
+    assert store.get_head("sst2") == head()
+
+
+def test_corpora_round_trip_list_and_delete(store: Store) -> None:
+    store.add_corpus(corpus("b", minutes=2))
+    store.add_corpus(corpus("a", minutes=3))
+    assert store.get_corpus("b") == corpus("b", minutes=2)
+    assert [c.id for c in store.list_corpora()] == ["b", "a"]
+    with pytest.raises(RecordExistsError):
+        store.add_corpus(corpus("a"))
+    assert store.delete_corpus("a") is True and store.delete_corpus("a") is False
+    assert store.get_corpus("a") is None
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+def test_keys_round_trip_with_and_without_galois_keys(store: Store) -> None:
+    plain, packed = key("k_1"), key("k_2", galois=(4097, 2049, 1025))
+    store.add_key(plain)
+    store.add_key(packed)
+    assert store.get_key("k_1") == plain
+    assert store.get_key("k_2") == packed
+    with pytest.raises(RecordExistsError):
+        store.add_key(plain)
+
+
+def test_revoked_keys_are_kept_but_not_listed(store: Store) -> None:
+    store.add_key(key("k_b2", client="bob", minutes=2))
+    store.add_key(key("k_a", client="alice", minutes=9))
+    store.add_key(key("k_b1", client="bob", minutes=1))
+    assert [k.key_id for k in store.list_keys()] == ["k_a", "k_b1", "k_b2"]
+    assert store.revoke_key("k_b1") is True
+    assert store.revoke_key("k_b1") is False and store.revoke_key("k_missing") is False
+    revoked = store.get_key("k_b1")
+    assert revoked is not None and revoked.revoked
+    assert [k.key_id for k in store.list_keys()] == ["k_a", "k_b2"]
+
+
+# -- alignment sessions ---------------------------------------------------------------------------
+
+
+def test_a_session_reads_back_as_stored(store: Store) -> None:
+    s = session()
+    store.add_session(s)
+    assert store.get_session("a_1") == s
+    assert store.get_session("a_missing") is None
+    with pytest.raises(RecordExistsError):
+        store.add_session(s)
+
+
+def test_mark_received_merges_indices_and_sets_the_scale(store: Store) -> None:
+    store.add_session(session(num_ciphertexts=8))
+    first = store.mark_received("a_1", [4, 5], 25)
+    assert first is not None and first.received == (4, 5) and first.data_scale_bits == 25
+    second = store.mark_received("a_1", range(0, 5), 25)
+    assert second is not None and second.received == (0, 1, 2, 3, 4, 5)
+    assert second.missing == [6, 7]
+    assert store.mark_received("a_missing", [0], 25) is None
+
+
+def test_concurrent_chunk_uploads_lose_no_index(store: Store) -> None:
+    store.add_session(session(num_ciphertexts=64))
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def upload(worker: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(worker, 64, 8):
+                store.mark_received("a_1", [i], 25)
+        except BaseException as exc:  # surfaced below: a failed thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    got = store.get_session("a_1")
+    assert got is not None and got.received == tuple(range(64)) and got.missing == []
+
+
+def test_compute_is_claimed_once_and_progresses_to_done(store: Store) -> None:
+    store.add_session(session())
+    assert store.claim_for_compute("a_1") is True
+    assert store.claim_for_compute("a_1") is False, "a computing session was claimed twice"
+    assert store.claim_for_compute("a_missing") is False
+    store.add_computed_columns("a_1", 128)
+    store.add_computed_columns("a_1", 64)
+    running = store.get_session("a_1")
+    assert running is not None and running.state == AlignmentState.computing and running.computed_columns == 192
+    store.complete_session("a_1", "result.frame", 384)
+    done = store.get_session("a_1")
+    assert done is not None and done.state == AlignmentState.done
+    assert done.result_blob == "result.frame" and done.computed_columns == 384
+    assert store.claim_for_compute("a_1") is False, "a finished session was claimed again"
+
+
+def test_a_failed_session_can_be_claimed_again(store: Store) -> None:
+    store.add_session(session())
+    assert store.claim_for_compute("a_1")
+    store.add_computed_columns("a_1", 64)
+    store.fail_session("a_1", "computation failed: boom")
+    failed = store.get_session("a_1")
+    assert failed is not None and failed.state == AlignmentState.failed and failed.error == "computation failed: boom"
+    assert store.claim_for_compute("a_1") is True
+    again = store.get_session("a_1")
+    assert again is not None and again.state == AlignmentState.computing
+    assert again.error is None and again.computed_columns == 0
+
+
+def test_a_restart_fails_only_computing_sessions(store: Store) -> None:
+    store.add_session(session("a_running"))
+    store.add_session(session("a_waiting"))
+    store.claim_for_compute("a_running")
+    assert store.interrupt_running_sessions() == 1
+    running, waiting = store.get_session("a_running"), store.get_session("a_waiting")
+    assert running is not None and running.state == AlignmentState.failed and running.error == INTERRUPTED_ERROR
+    assert waiting is not None and waiting.state == AlignmentState.receiving and waiting.error is None
+    assert store.interrupt_running_sessions() == 0
+
+
+def test_sessions_are_deleted_once(store: Store) -> None:
+    store.add_session(session())
+    assert store.delete_session("a_1") is True
+    assert store.delete_session("a_1") is False
+    assert store.get_session("a_1") is None
+
+
+def test_a_session_knows_its_packing_layout() -> None:
+    layout = session(num_ciphertexts=10).layout
+    assert (layout.n, layout.feature_dim, layout.num_samples, layout.stride_bits) == (8192, 384, 40, 2)
+    assert layout.samples_per_ciphertext == 4 and layout.num_ciphertexts == 10
+
+
+# -- the factory ----------------------------------------------------------------------------------
+
+
+def test_the_database_url_selects_the_store(tmp_path: Path) -> None:
+    s = open_store(f"sqlite:///{tmp_path / 'nested' / 'provider.db'}")
+    try:
+        assert isinstance(s, SqliteStore)
+    finally:
+        s.close()
+    assert (tmp_path / "nested" / "provider.db").exists()
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        open_store("postgresql://localhost/helix")
