@@ -1,4 +1,5 @@
 """The provider application: routers per resource, state from the lifespan, limits and errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,12 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         finally:
             state.close()
 
-    app = FastAPI(title="HELIX provider", version=PROTOCOL_VERSION, lifespan=lifespan,
-                  description="Homomorphic classification heads over secure linear alignment.")
+    app = FastAPI(
+        title="HELIX provider",
+        version=PROTOCOL_VERSION,
+        lifespan=lifespan,
+        description="Homomorphic classification heads over secure linear alignment.",
+    )
     for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora):
         app.include_router(module.router)
     install_error_handlers(app)

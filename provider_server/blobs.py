@@ -3,6 +3,7 @@
 Why not in SQLite: ciphertext uploads are tens of MB; files keep the database small and let worker
 processes read blobs by path without shipping bytes through the parent. Writes are atomic
 (temp file + rename) so a crash never leaves a half-written blob under a valid name."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,11 +44,13 @@ class BlobStore:
         return self.path(blob_id).read_bytes()
 
     def get_array(self, blob_id: str) -> np.ndarray:
-        return np.load(self.path(blob_id), allow_pickle=False)
+        return load_array(self.path(blob_id))
 
     def delete(self, blob_id: str) -> None:
         self.path(blob_id).unlink(missing_ok=True)
 
 
 def load_array(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """A stored .npy array (never pickles: a blob is data, not code)."""
+    arr: np.ndarray = np.load(path, allow_pickle=False)
+    return arr

@@ -1,4 +1,5 @@
 """`helix-provider`: run the provider server, or administer one over HTTPS."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="run the provider server (settings from HELIX_PROVIDER_* variables)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    for name, helptext in (("create-head", "train a head on a dataset folder"), ("add-corpus", "add a public corpus"),
-                           ("list-heads", "list heads"), ("list-clients", "list registered clients and keys"),
-                           ("delete-head", "delete a head")):
+    for name, helptext in (
+        ("create-head", "train a head on a dataset folder"),
+        ("add-corpus", "add a public corpus"),
+        ("list-heads", "list heads"),
+        ("list-clients", "list registered clients and keys"),
+        ("delete-head", "delete a head"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--url", default=os.environ.get("HELIX_PROVIDER_URL", "https://127.0.0.1:8443"))
         p.add_argument("--ca", type=Path, default=os.environ.get("HELIX_PROVIDER_CA_CERT"))
@@ -65,11 +70,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     with _admin_client(args) as client:
         if args.cmd == "create-head":
-            _print(client.post("/v1/admin/heads", json={"name": args.name, "dataset": args.dataset, "split": args.split,
-                                                        "max_examples": args.max_examples}))
+            _print(
+                client.post(
+                    "/v1/admin/heads",
+                    json={
+                        "name": args.name,
+                        "dataset": args.dataset,
+                        "split": args.split,
+                        "max_examples": args.max_examples,
+                    },
+                )
+            )
         elif args.cmd == "add-corpus":
-            _print(client.post("/v1/admin/corpora", json={"name": args.name, "dataset": args.dataset, "file": args.file,
-                                                          "limit": args.limit}))
+            _print(
+                client.post(
+                    "/v1/admin/corpora",
+                    json={"name": args.name, "dataset": args.dataset, "file": args.file, "limit": args.limit},
+                )
+            )
         elif args.cmd == "list-heads":
             _print(client.get("/v1/admin/heads"))
         elif args.cmd == "list-clients":

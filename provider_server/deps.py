@@ -1,5 +1,6 @@
 """FastAPI dependencies: the application state, admin authentication, and one service per room,
 built per request from the state's long-lived parts (constructor injection, no globals)."""
+
 from __future__ import annotations
 
 import secrets

@@ -4,6 +4,7 @@ Services raise these and never build HTTP responses; they subclass `helix_web.er
 the one error handler renders every failure as {"error": code, "detail": sentence}. The code is
 part of the API (clients and tests branch on it) and must not change.
 """
+
 from __future__ import annotations
 
 from helix_web.errors import ApiError

@@ -3,6 +3,7 @@
 Why files and not blobs: a session's ciphertexts are read by the workers by path, index by index,
 and deleted together; writes are atomic (temp file + rename) so a retried chunk never leaves a
 half-written ciphertext under a valid name."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """Provider settings from environment variables (HELIX_PROVIDER_*) or a .env file, with embedded
 defaults that run the demo on one machine."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,12 @@ from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
 
 
 class ProviderSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HELIX_PROVIDER_", env_file=os.environ.get("HELIX_PROVIDER_ENV_FILE", ".env"),
-                                      env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HELIX_PROVIDER_",
+        env_file=os.environ.get("HELIX_PROVIDER_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
 
     host: str = "127.0.0.1"
     port: int = 8443
@@ -34,11 +39,21 @@ class ProviderSettings(BaseSettings):
     alignment_key_ttl_seconds: int = 3600
     max_key_ttl_seconds: int = 30 * 24 * 3600
     session_ttl_seconds: int = 6 * 3600
-    alignment_validation_folds: int = Field(5, ge=0, le=20, description="K fixed validation folds a client may ask "
-                                            "per-fold cross-covariances for (shared_protocol.folds); < 2 disables them")
+    alignment_validation_folds: int = Field(
+        5,
+        ge=0,
+        le=20,
+        description="K fixed validation folds a client may ask "
+        "per-fold cross-covariances for (shared_protocol.folds); < 2 disables them",
+    )
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    noise_flooding_bits: int = Field(0, ge=0, le=44, description="uniform noise in [-2^bits, 2^bits] added to each logit "
-                                     "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)")
+    noise_flooding_bits: int = Field(
+        0,
+        ge=0,
+        le=44,
+        description="uniform noise in [-2^bits, 2^bits] added to each logit "
+        "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)",
+    )
 
     @field_validator("parameter_sets")
     @classmethod

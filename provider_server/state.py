@@ -2,6 +2,7 @@
 
 Created in the lifespan and reached through dependencies (no globals); services receive the parts
 they need from it (`deps.py`)."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,9 @@ class LazyEmbedder:
     def __call__(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = CachedEmbedder(load_embedder(self._settings.encoder),
-                                                self._settings.data_dir / "embedding-cache")
+                self._embedder = CachedEmbedder(
+                    load_embedder(self._settings.encoder), self._settings.data_dir / "embedding-cache"
+                )
             return self._embedder
 
 
@@ -46,8 +48,13 @@ class ProviderState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
-        return cls(settings=settings, store=store, blobs=BlobStore(settings.data_dir / "blobs"),
-                   pool=HePool(settings.workers), embedder=LazyEmbedder(settings))
+        return cls(
+            settings=settings,
+            store=store,
+            blobs=BlobStore(settings.data_dir / "blobs"),
+            pool=HePool(settings.workers),
+            embedder=LazyEmbedder(settings),
+        )
 
     def warm_up(self) -> None:
         self.pool.warm_up(self.settings.parameter_sets)

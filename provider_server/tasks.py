@@ -1,4 +1,5 @@
 """Background tasks of the provider: work that outlives the request that started it."""
+
 from __future__ import annotations
 
 import asyncio

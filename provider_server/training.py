@@ -3,6 +3,7 @@
 The head is stored as logits = x @ W + b with W (d, k) for every k, including k = 2 (sklearn's
 binary model w.x + c becomes the symmetric pair -(w.x + c)/2, +(w.x + c)/2: same probabilities,
 same argmax), so the encrypted circuit has one shape."""
+
 from __future__ import annotations
 
 import random
@@ -19,7 +20,9 @@ class TrainedHead:
     train_accuracy: float
 
 
-def train_logistic_head(x: np.ndarray, labels: list[int], num_classes: int, c: float = 1.0, seed: int = 0) -> TrainedHead:
+def train_logistic_head(
+    x: np.ndarray, labels: list[int], num_classes: int, c: float = 1.0, seed: int = 0
+) -> TrainedHead:
     y = np.asarray(labels)
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     clf.fit(x, y)

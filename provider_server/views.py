@@ -1,4 +1,5 @@
 """Records and service results as wire messages: the one place that decides what a response shows."""
+
 from __future__ import annotations
 
 from shared_protocol.corpus import corpus_sha256
@@ -23,8 +24,16 @@ MAX_MISSING_SHOWN = 256  # enough for a client to resume an interrupted upload c
 
 def head_info(h: HeadRecord) -> HeadInfo:
     """Public metadata of a head, never W or b."""
-    return HeadInfo(id=h.id, name=h.name, task=h.task, class_names=list(h.class_names), dim=h.dim,
-                    num_classes=h.num_classes, created_at=h.created_at, in_distribution_texts=len(h.texts))
+    return HeadInfo(
+        id=h.id,
+        name=h.name,
+        task=h.task,
+        class_names=list(h.class_names),
+        dim=h.dim,
+        num_classes=h.num_classes,
+        created_at=h.created_at,
+        in_distribution_texts=len(h.texts),
+    )
 
 
 def head_texts(h: HeadRecord) -> HeadTexts:
@@ -32,8 +41,12 @@ def head_texts(h: HeadRecord) -> HeadTexts:
 
 
 def training_report(h: HeadRecord, seconds: float = 0.0) -> HeadTrainingReport:
-    return HeadTrainingReport(head=head_info(h), train_examples=h.report.train_examples,
-                              train_accuracy=h.report.train_accuracy, seconds=seconds)
+    return HeadTrainingReport(
+        head=head_info(h),
+        train_examples=h.report.train_examples,
+        train_accuracy=h.report.train_accuracy,
+        seconds=seconds,
+    )
 
 
 def trained(outcome: TrainingOutcome) -> HeadTrainingReport:
@@ -45,9 +58,16 @@ def corpus_info(c: CorpusRecord) -> CorpusInfo:
 
 
 def key_info(k: KeyRecord) -> KeyInfo:
-    return KeyInfo(key_id=k.key_id, client_name=k.client_name, purpose=k.purpose, parameter_set=k.parameter_set,
-                   fingerprint=k.fingerprint, galois_elements=list(k.galois_elements), created_at=k.created_at,
-                   expires_at=k.expires_at)
+    return KeyInfo(
+        key_id=k.key_id,
+        client_name=k.client_name,
+        purpose=k.purpose,
+        parameter_set=k.parameter_set,
+        fingerprint=k.fingerprint,
+        galois_elements=list(k.galois_elements),
+        created_at=k.created_at,
+        expires_at=k.expires_at,
+    )
 
 
 def client_records(clients: list[tuple[str, list[KeyRecord]]]) -> list[ClientRecord]:
@@ -58,25 +78,45 @@ def session_view(s: SessionRecord) -> AlignmentSession:
     layout = s.layout
     return AlignmentSession(
         missing_ciphertexts=s.missing[:MAX_MISSING_SHOWN],
-        session_id=s.session_id, head_id=s.head_id, corpus_id=s.corpus_id, key_id=s.key_id,
-        parameter_set=s.parameter_set, state=s.state, num_samples=s.num_samples, feature_dim=s.feature_dim,
-        samples_per_ciphertext=s.samples_per_ciphertext, stride_bits=layout.stride_bits,
-        max_data_scale_bits=layout.max_data_scale_bits, num_ciphertexts=s.num_ciphertexts,
-        received_ciphertexts=len(s.received), computed_columns=s.computed_columns, output_columns=s.output_columns,
-        validation_folds=s.validation_folds, error=s.error, created_at=s.created_at, expires_at=s.expires_at,
+        session_id=s.session_id,
+        head_id=s.head_id,
+        corpus_id=s.corpus_id,
+        key_id=s.key_id,
+        parameter_set=s.parameter_set,
+        state=s.state,
+        num_samples=s.num_samples,
+        feature_dim=s.feature_dim,
+        samples_per_ciphertext=s.samples_per_ciphertext,
+        stride_bits=layout.stride_bits,
+        max_data_scale_bits=layout.max_data_scale_bits,
+        num_ciphertexts=s.num_ciphertexts,
+        received_ciphertexts=len(s.received),
+        computed_columns=s.computed_columns,
+        output_columns=s.output_columns,
+        validation_folds=s.validation_folds,
+        error=s.error,
+        created_at=s.created_at,
+        expires_at=s.expires_at,
     )
 
 
 def classify_reply(r: ClassifyResult) -> ClassifyReplyHeader:
     groups = r.layout.class_groups()
     return ClassifyReplyHeader(
-        head_id=r.head.id, num_queries=r.num_queries, ciphertexts_per_query=len(groups),
+        head_id=r.head.id,
+        num_queries=r.num_queries,
+        ciphertexts_per_query=len(groups),
         class_groups=[list(g) for g in groups],
         output_positions=[r.layout.output_positions(g).tolist() for g in range(len(groups))],
-        num_classes=r.head.num_classes, noise_flooding_bits=r.noise_flooding_bits,
+        num_classes=r.head.num_classes,
+        noise_flooding_bits=r.noise_flooding_bits,
     )
 
 
 def batch_reply(r: BatchResult) -> ClassifyBatchReplyHeader:
-    return ClassifyBatchReplyHeader(head_id=r.head.id, num_queries=r.num_queries, num_classes=r.head.num_classes,
-                                    noise_flooding_bits=r.noise_flooding_bits)
+    return ClassifyBatchReplyHeader(
+        head_id=r.head.id,
+        num_queries=r.num_queries,
+        num_classes=r.head.num_classes,
+        noise_flooding_bits=r.noise_flooding_bits,
+    )

@@ -1,4 +1,5 @@
 """Admin (bearer admin token): add and delete public corpora, see registered clients."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends

@@ -1,4 +1,5 @@
 """Admin (bearer admin token): train heads on the provider's own data, evaluate and delete them."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -30,14 +31,21 @@ async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrai
 
 
 @router.post("/upload", response_model=HeadTrainingReport, status_code=201)
-async def upload_head(request: Request, catalog: Catalog, name: Identifier = Query(...), task: str = Query("custom"),
-                      class_names: str | None = Query(None, description="comma-separated, in label order"),
-                      in_distribution_texts: int = Query(64, ge=0, le=128),
-                      regularization_c: float = Query(1.0, gt=0), seed: int = 0) -> HeadTrainingReport:
+async def upload_head(
+    request: Request,
+    catalog: Catalog,
+    name: Identifier = Query(...),
+    task: str = Query("custom"),
+    class_names: str | None = Query(None, description="comma-separated, in label order"),
+    in_distribution_texts: int = Query(64, ge=0, le=128),
+    regularization_c: float = Query(1.0, gt=0),
+    seed: int = 0,
+) -> HeadTrainingReport:
     """Train from a labelled JSONL upload: one {"text", "label"} object per line."""
     names = class_names.split(",") if class_names else None
-    outcome = await catalog.train_from_upload(name, task, await request.body(), names, in_distribution_texts,
-                                              regularization_c, seed)
+    outcome = await catalog.train_from_upload(
+        name, task, await request.body(), names, in_distribution_texts, regularization_c, seed
+    )
     return views.trained(outcome)
 
 

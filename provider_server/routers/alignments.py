@@ -1,4 +1,5 @@
 """Secure alignment sessions (services/alignment.py): create, upload chunks, compute, fetch, delete."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -27,8 +28,12 @@ def get_session(session_id: str, alignments: Alignments) -> AlignmentSession:
 @router.put("/{session_id}/chunks", response_model=AlignmentSession)
 async def upload_chunk(session_id: str, request: Request, state: State, alignments: Alignments) -> AlignmentSession:
     session = alignments.receiving(session_id)  # before the body is read: its ciphertext count bounds the frame
-    header, blobs = await read_frame(request, AlignmentChunkHeader, max_blobs=session.num_ciphertexts,
-                                     max_blob_bytes=state.settings.max_ciphertext_bytes)
+    header, blobs = await read_frame(
+        request,
+        AlignmentChunkHeader,
+        max_blobs=session.num_ciphertexts,
+        max_blob_bytes=state.settings.max_ciphertext_bytes,
+    )
     return views.session_view(await alignments.add_chunk(session, header, blobs))
 
 
@@ -37,9 +42,16 @@ async def start_compute(session_id: str, alignments: Alignments) -> AlignmentSes
     return views.session_view(alignments.start_compute(session_id))
 
 
-@router.get("/{session_id}/result", response_class=FileResponse,
-            responses={200: {"content": {FRAME_MEDIA_TYPE: {}},
-                             "description": "Enc(X_aug^T Y_A), 2^stride_bits columns per ciphertext"}})
+@router.get(
+    "/{session_id}/result",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {FRAME_MEDIA_TYPE: {}},
+            "description": "Enc(X_aug^T Y_A), 2^stride_bits columns per ciphertext",
+        }
+    },
+)
 def get_result(session_id: str, alignments: Alignments) -> FileResponse:
     return FileResponse(alignments.result_path(session_id), media_type=FRAME_MEDIA_TYPE)
 

@@ -1,4 +1,5 @@
 """Private inference: evaluate a head on encrypted queries; the reply decrypts to logits only."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -15,22 +16,29 @@ from ..services.inference import MAX_BATCH_FEATURES
 router = APIRouter(prefix="/v1", tags=["classify"])
 
 
-@router.post("/classify", response_class=Response,
-             responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits"}})
+@router.post(
+    "/classify",
+    response_class=Response,
+    responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits"}},
+)
 async def classify(request: Request, state: State, inference: Inference) -> Response:
     s = state.settings
-    header, blobs = await read_frame(request, ClassifyHeader, max_blobs=s.max_queries_per_request,
-                                     max_blob_bytes=s.max_ciphertext_bytes)
+    header, blobs = await read_frame(
+        request, ClassifyHeader, max_blobs=s.max_queries_per_request, max_blob_bytes=s.max_ciphertext_bytes
+    )
     result = await inference.classify(header, blobs)
     return frame_response(views.classify_reply(result), result.replies)
 
 
-@router.post("/classify/batch", response_class=Response,
-             responses={200: {"content": {FRAME_MEDIA_TYPE: {}},
-                              "description": "encrypted logits, one ciphertext per class"}})
+@router.post(
+    "/classify/batch",
+    response_class=Response,
+    responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits, one ciphertext per class"}},
+)
 async def classify_batch(request: Request, state: State, inference: Inference) -> Response:
     """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out."""
-    header, blobs = await read_frame(request, ClassifyBatchHeader, max_blobs=MAX_BATCH_FEATURES,
-                                     max_blob_bytes=state.settings.max_ciphertext_bytes)
+    header, blobs = await read_frame(
+        request, ClassifyBatchHeader, max_blobs=MAX_BATCH_FEATURES, max_blob_bytes=state.settings.max_ciphertext_bytes
+    )
     result = await inference.classify_batch(header, blobs)
     return frame_response(views.batch_reply(result), result.replies)

@@ -1,4 +1,5 @@
 """Public corpora: both parties embed exactly these texts, in this order, checked by hash."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
@@ -22,8 +23,10 @@ def get_corpus(corpus_id: str, catalog: Catalog) -> CorpusInfo:
 
 
 @router.get("/{corpus_id}/texts", response_model=CorpusTexts)
-def corpus_texts(corpus_id: str, catalog: Catalog, offset: int = Query(0, ge=0),
-                 limit: int = Query(1000, ge=1, le=5000)) -> CorpusTexts:
+def corpus_texts(
+    corpus_id: str, catalog: Catalog, offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=5000)
+) -> CorpusTexts:
     corpus, texts = catalog.corpus_texts(corpus_id)
-    return CorpusTexts(id=corpus.id, sha256=corpus.sha256, offset=offset, total=len(texts),
-                       texts=texts[offset : offset + limit])
+    return CorpusTexts(
+        id=corpus.id, sha256=corpus.sha256, offset=offset, total=len(texts), texts=texts[offset : offset + limit]
+    )

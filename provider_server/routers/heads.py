@@ -1,4 +1,5 @@
 """Public view of classification heads: metadata and published in-distribution texts, never W or b."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

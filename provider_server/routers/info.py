@@ -1,11 +1,12 @@
 """Service information: what the provider accepts, so clients configure themselves from it."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from helix_he.params import get_parameter_set
 from shared_protocol import PROTOCOL_VERSION
 from shared_protocol.messages import Limits, ParameterSetInfo, ServiceInfo
-from helix_he.params import get_parameter_set
 
 from ..deps import State
 
@@ -26,13 +27,24 @@ def info(state: State) -> ServiceInfo:
         protocol_version=PROTOCOL_VERSION,
         encoder_model_id=emb.model_id,
         embedding_dim=emb.dim,
-        parameter_sets=[ParameterSetInfo(name=p.name, poly_modulus_degree=p.poly_modulus_degree,
-                                         coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes), scale_bits=p.scale_bits,
-                                         security_bits=p.security_bits) for p in sets],
+        parameter_sets=[
+            ParameterSetInfo(
+                name=p.name,
+                poly_modulus_degree=p.poly_modulus_degree,
+                coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
+                scale_bits=p.scale_bits,
+                security_bits=p.security_bits,
+            )
+            for p in sets
+        ],
         default_parameter_set=s.default_parameter_set,
-        limits=Limits(max_request_bytes=s.max_request_bytes, max_ciphertext_bytes=s.max_ciphertext_bytes,
-                      max_queries_per_request=s.max_queries_per_request, max_alignment_samples=s.max_alignment_samples,
-                      alignment_validation_folds=s.offered_validation_folds),
+        limits=Limits(
+            max_request_bytes=s.max_request_bytes,
+            max_ciphertext_bytes=s.max_ciphertext_bytes,
+            max_queries_per_request=s.max_queries_per_request,
+            max_alignment_samples=s.max_alignment_samples,
+            alignment_validation_folds=s.offered_validation_folds,
+        ),
         inference_key_ttl_seconds=s.inference_key_ttl_seconds,
         alignment_key_ttl_seconds=s.alignment_key_ttl_seconds,
     )

@@ -1,4 +1,5 @@
 """Key registration: public key material only, registered per purpose, expiring (services/keys.py)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request

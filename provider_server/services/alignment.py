@@ -5,6 +5,7 @@ The provider learns nothing about X (it only ever holds ciphertexts under the cl
 client learns X_aug^T Y_A, which is what the paper's protocol reveals, and nothing else: every
 other coefficient of each reply is uniformly random. Results are packed m columns per ciphertext
 with the Galois keys registered with the alignment key (`helix_he.cross_covariance`)."""
+
 from __future__ import annotations
 
 import secrets
@@ -33,8 +34,15 @@ from .keys import KeyService
 
 
 class AlignmentService:
-    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings, keys: KeyService, pool: HePool,
-                 tasks: BackgroundTasks) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: ProviderSettings,
+        keys: KeyService,
+        pool: HePool,
+        tasks: BackgroundTasks,
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
@@ -53,32 +61,52 @@ class AlignmentService:
         if corpus is None:
             raise Unknown("corpus", body.corpus_id)
         if body.corpus_sha256 != corpus.sha256:
-            raise Conflict("corpus_mismatch", f"corpus {body.corpus_id!r} has sha256 {corpus.sha256}, the client "
-                           f"embedded {body.corpus_sha256}: fetch the texts again")
+            raise Conflict(
+                "corpus_mismatch",
+                f"corpus {body.corpus_id!r} has sha256 {corpus.sha256}, the client "
+                f"embedded {body.corpus_sha256}: fetch the texts again",
+            )
         key = self._keys.usable(body.key_id, KeyPurpose.alignment)
         num_samples = corpus.size + (len(head.texts) if body.include_head_texts else 0)
         if num_samples > s.max_alignment_samples:
-            raise Unprocessable("too_many_samples",
-                                f"{num_samples} samples exceed the limit of {s.max_alignment_samples}")
+            raise Unprocessable(
+                "too_many_samples", f"{num_samples} samples exceed the limit of {s.max_alignment_samples}"
+            )
         n = get_parameter_set(key.parameter_set).poly_modulus_degree
         if body.feature_dim > n:
-            raise Unprocessable("feature_dim_too_large",
-                                f"feature_dim {body.feature_dim} exceeds the ring dimension {n}")
+            raise Unprocessable(
+                "feature_dim_too_large", f"feature_dim {body.feature_dim} exceeds the ring dimension {n}"
+            )
         if not key.galois_keys_blob:
-            raise Unprocessable("galois_keys_required", f"key {body.key_id!r} carries no Galois keys; alignment keys "
-                                "must (see POST /v1/keys, galois_elements)")
+            raise Unprocessable(
+                "galois_keys_required",
+                f"key {body.key_id!r} carries no Galois keys; alignment keys must (see POST /v1/keys, galois_elements)",
+            )
         layout = CrossCovarianceLayout.for_key(n, body.feature_dim, num_samples, len(key.galois_elements))
         folds = self._folds(body, num_samples)
         created = utcnow()
         session = SessionRecord(
-            session_id="a_" + secrets.token_hex(12), head_id=body.head_id, corpus_id=body.corpus_id,
-            key_id=body.key_id, parameter_set=key.parameter_set, state=AlignmentState.receiving,
-            num_samples=num_samples, feature_dim=body.feature_dim,
-            samples_per_ciphertext=layout.samples_per_ciphertext, num_ciphertexts=layout.num_ciphertexts,
-            received=(), computed_columns=0, output_columns=head.dim, error=None, created_at=created,
+            session_id="a_" + secrets.token_hex(12),
+            head_id=body.head_id,
+            corpus_id=body.corpus_id,
+            key_id=body.key_id,
+            parameter_set=key.parameter_set,
+            state=AlignmentState.receiving,
+            num_samples=num_samples,
+            feature_dim=body.feature_dim,
+            samples_per_ciphertext=layout.samples_per_ciphertext,
+            num_ciphertexts=layout.num_ciphertexts,
+            received=(),
+            computed_columns=0,
+            output_columns=head.dim,
+            error=None,
+            created_at=created,
             expires_at=min(created + timedelta(seconds=s.session_ttl_seconds), key.expires_at),
-            include_head_texts=body.include_head_texts, client_model_id=body.client_model_id, data_scale_bits=None,
-            result_blob=None, validation_folds=folds,
+            include_head_texts=body.include_head_texts,
+            client_model_id=body.client_model_id,
+            data_scale_bits=None,
+            result_blob=None,
+            validation_folds=folds,
         )
         self._store.add_session(session)
         return session
@@ -94,31 +122,44 @@ class AlignmentService:
         chunk's frame is read only after this, with the session's ciphertext count as the limit."""
         session = self._live(session_id)
         if session.state != AlignmentState.receiving:
-            raise Conflict("session_not_receiving",
-                           f"session is {session.state.value}; chunks are accepted only while receiving")
+            raise Conflict(
+                "session_not_receiving", f"session is {session.state.value}; chunks are accepted only while receiving"
+            )
         self._keys.usable(session.key_id, KeyPurpose.alignment)
         return session
 
-    async def add_chunk(self, session: SessionRecord, header: AlignmentChunkHeader,
-                        ciphertexts: list[bytes]) -> SessionRecord:
+    async def add_chunk(
+        self, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes]
+    ) -> SessionRecord:
         """Check and store ciphertexts [start, start + count) of a receiving session."""
         if header.count != len(ciphertexts):
-            raise BadRequest("malformed_frame",
-                             f"header says {header.count} ciphertexts but {len(ciphertexts)} were sent")
+            raise BadRequest(
+                "malformed_frame", f"header says {header.count} ciphertexts but {len(ciphertexts)} were sent"
+            )
         end = header.start + header.count
         if end > session.num_ciphertexts:
-            raise Unprocessable("chunk_out_of_range", f"ciphertexts [{header.start}, {end}) exceed the session's "
-                                f"{session.num_ciphertexts}")
+            raise Unprocessable(
+                "chunk_out_of_range",
+                f"ciphertexts [{header.start}, {end}) exceed the session's {session.num_ciphertexts}",
+            )
         if session.data_scale_bits is not None and session.data_scale_bits != header.data_scale_bits:
-            raise Unprocessable("scale_mismatch", f"earlier chunks used scale 2^{session.data_scale_bits}, this one "
-                                f"2^{header.data_scale_bits}")
+            raise Unprocessable(
+                "scale_mismatch",
+                f"earlier chunks used scale 2^{session.data_scale_bits}, this one 2^{header.data_scale_bits}",
+            )
         max_bits = session.layout.max_data_scale_bits
         if header.data_scale_bits > max_bits:
-            raise Unprocessable("scale_too_large", f"data scale 2^{header.data_scale_bits} leaves Y too few bits "
-                                f"below the prime for {session.num_samples} samples; use at most 2^{max_bits}")
-        job = ValidateChunkJob(parameter_set=session.parameter_set, ciphertexts=tuple(ciphertexts),
-                               max_ciphertext_bytes=self._settings.max_ciphertext_bytes,
-                               scale_bits=header.data_scale_bits)
+            raise Unprocessable(
+                "scale_too_large",
+                f"data scale 2^{header.data_scale_bits} leaves Y too few bits "
+                f"below the prime for {session.num_samples} samples; use at most 2^{max_bits}",
+            )
+        job = ValidateChunkJob(
+            parameter_set=session.parameter_set,
+            ciphertexts=tuple(ciphertexts),
+            max_ciphertext_bytes=self._settings.max_ciphertext_bytes,
+            scale_bits=header.data_scale_bits,
+        )
         try:
             await self._pool.run(job)
         except CiphertextError as exc:
@@ -138,8 +179,9 @@ class AlignmentService:
             return session
         missing = session.num_ciphertexts - len(session.received)
         if missing:
-            raise Conflict("chunks_missing",
-                           f"{missing} of {session.num_ciphertexts} ciphertexts have not been uploaded")
+            raise Conflict(
+                "chunks_missing", f"{missing} of {session.num_ciphertexts} ciphertexts have not been uploaded"
+            )
         self._keys.usable(session.key_id, KeyPurpose.alignment)
         if self._store.claim_for_compute(session_id):
             computation = AlignmentComputation(self._store, self._blobs, self._settings, self._pool, self._files)
@@ -150,8 +192,10 @@ class AlignmentService:
         """Where the finished result frame is stored."""
         session = self._live(session_id)
         if session.state != AlignmentState.done or not session.result_blob:
-            raise Conflict("result_not_ready",
-                           f"session is {session.state.value}" + (f": {session.error}" if session.error else ""))
+            raise Conflict(
+                "result_not_ready",
+                f"session is {session.state.value}" + (f": {session.error}" if session.error else ""),
+            )
         return self._blobs.path(session.result_blob)
 
     def delete(self, session_id: str) -> None:
@@ -167,9 +211,12 @@ class AlignmentService:
             return 0
         folds = self._settings.offered_validation_folds
         if not folds:
-            raise Unprocessable("validation_folds_disabled", "this provider does not return per-fold results "
-                                "(HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS < 2); use a map method without "
-                                "validation folds")
+            raise Unprocessable(
+                "validation_folds_disabled",
+                "this provider does not return per-fold results "
+                "(HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS < 2); use a map method without "
+                "validation folds",
+            )
         error = fold_disclosure_error(num_samples, body.feature_dim, folds)
         if error is not None:
             raise Unprocessable("validation_folds_too_small", error)
@@ -178,6 +225,7 @@ class AlignmentService:
     def _live(self, session_id: str) -> SessionRecord:
         session = self.get(session_id)
         if session.expires_at <= utcnow():
-            raise Gone("session_expired",
-                       f"alignment session {session_id!r} expired at {session.expires_at.isoformat()}")
+            raise Gone(
+                "session_expired", f"alignment session {session_id!r} expired at {session.expires_at.isoformat()}"
+            )
         return session

@@ -3,6 +3,7 @@
 Enc(X_aug^T Y_A) against the provider's plaintext embeddings of the same public texts: the work is
 split into one piece of result groups per worker, and with validation folds every piece returns its
 groups for each fold in turn, so the pieces are re-interleaved into one fold-major result."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,8 +49,9 @@ def fold_major(parts: list[list[bytes]], folds: int) -> list[bytes]:
 
 
 class AlignmentComputation:
-    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings, pool: HePool,
-                 files: SessionFiles) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, settings: ProviderSettings, pool: HePool, files: SessionFiles
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
@@ -81,9 +83,12 @@ class AlignmentComputation:
         layout = session.layout
         groups = layout.result_groups(session.output_columns)
         base = CrossCovarianceJob(
-            parameter_set=session.parameter_set, layout=layout,
+            parameter_set=session.parameter_set,
+            layout=layout,
             ciphertext_paths=tuple(self._files.paths(sid, session.num_ciphertexts)),
-            y_path=str(self._blobs.path(self._blobs.put_array(y.astype(np.float64)))), group_start=0, group_stop=0,
+            y_path=str(self._blobs.path(self._blobs.put_array(y.astype(np.float64)))),
+            group_start=0,
+            group_stop=0,
             y_scale_bits=y_scale_bits_for(y, session.data_scale_bits),
             max_ciphertext_bytes=self._settings.max_ciphertext_bytes,
             public_key_path=str(self._blobs.path(key.public_key_blob)),
@@ -98,11 +103,16 @@ class AlignmentComputation:
 
         results = await asyncio.gather(*(piece(lo, hi) for lo, hi in piece_bounds(len(groups), self._pool.workers)))
         replies = fold_major([part for part, _ in results], len(folds) if folds else 1)
-        header = AlignmentResultHeader(session_id=sid, feature_dim=session.feature_dim,
-                                       output_columns=session.output_columns, stride_bits=layout.stride_bits,
-                                       value_scale=results[0][1], y_sum=y.sum(axis=0).tolist(),
-                                       fold_sizes=[len(r) for r in folds or []],
-                                       fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []])
+        header = AlignmentResultHeader(
+            session_id=sid,
+            feature_dim=session.feature_dim,
+            output_columns=session.output_columns,
+            stride_bits=layout.stride_bits,
+            value_scale=results[0][1],
+            y_sum=y.sum(axis=0).tolist(),
+            fold_sizes=[len(r) for r in folds or []],
+            fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []],
+        )
         result_id = await run_in_threadpool(self._blobs.put, encode_frame(header, replies), ".frame")
         self._store.complete_session(sid, result_id, session.output_columns)
         self._files.remove(sid)  # the client's ciphertexts are no longer needed

@@ -2,6 +2,7 @@
 
 Training and corpus embedding are heavy (the provider's encoder runs over every text), so they run
 off the event loop; the name checks run before that work and again, atomically, when storing."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ class Evaluation:
 
 
 class CatalogService:
-    def __init__(self, store: Store, blobs: BlobStore, embedder: Callable[[], Embedder],
-                 settings: ProviderSettings) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, embedder: Callable[[], Embedder], settings: ProviderSettings
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._embedder = embedder
@@ -72,11 +74,22 @@ class CatalogService:
     async def train_from_dataset(self, body: HeadCreateFromDataset) -> TrainingOutcome:
         self._ensure_new_head(body.name)
         data = self._split(body.dataset, body.split, body.max_examples, body.seed)
-        return await self._train(HeadTraining(body.name, body.task or body.dataset, data, body.in_distribution_texts,
-                                              body.regularization_c, body.seed))
+        return await self._train(
+            HeadTraining(
+                body.name, body.task or body.dataset, data, body.in_distribution_texts, body.regularization_c, body.seed
+            )
+        )
 
-    async def train_from_upload(self, name: str, task: str, jsonl: bytes, class_names: list[str] | None,
-                                in_distribution_texts: int, regularization_c: float, seed: int) -> TrainingOutcome:
+    async def train_from_upload(
+        self,
+        name: str,
+        task: str,
+        jsonl: bytes,
+        class_names: list[str] | None,
+        in_distribution_texts: int,
+        regularization_c: float,
+        seed: int,
+    ) -> TrainingOutcome:
         """Train from labelled JSONL: one {"text", "label"} object per line."""
         self._ensure_new_head(name)
         try:
@@ -92,12 +105,15 @@ class CatalogService:
         w, b = self._blobs.get_array(head.weights_blob), self._blobs.get_array(head.bias_blob)
         data = self._split(body.dataset, body.split, body.limit, body.seed)
         if len(data.class_names) != head.num_classes:
-            raise Unprocessable("class_mismatch", f"dataset has {len(data.class_names)} classes, head {head_id!r} "
-                                f"has {head.num_classes}")
+            raise Unprocessable(
+                "class_mismatch",
+                f"dataset has {len(data.class_names)} classes, head {head_id!r} has {head.num_classes}",
+            )
         x = await run_in_threadpool(lambda: self._embedder().embed(data.texts).astype(np.float64))
         pred = np.argmax(x @ w + b, axis=1)
-        return Evaluation(examples=len(data.texts), accuracy=float(np.mean(pred == np.array(data.labels))),
-                          predictions=pred.tolist())
+        return Evaluation(
+            examples=len(data.texts), accuracy=float(np.mean(pred == np.array(data.labels))), predictions=pred.tolist()
+        )
 
     def reference_logits(self, head_id: str, embeddings: list[list[float]]) -> np.ndarray:
         """Plaintext logits x @ W + b for embeddings in the provider's space (an operator's aid)."""
@@ -123,15 +139,24 @@ class CatalogService:
         t0 = time.perf_counter()
         emb = self._embedder()
         x = emb.embed(job.data.texts).astype(np.float64)
-        trained = train_logistic_head(x, job.data.labels, len(job.data.class_names), c=job.regularization_c,
-                                      seed=job.seed)
+        trained = train_logistic_head(
+            x, job.data.labels, len(job.data.class_names), c=job.regularization_c, seed=job.seed
+        )
         texts = sample_texts(job.data.texts, job.in_distribution_texts, job.seed)
         texts_emb = self._blobs.put_array(emb.embed(texts).astype(np.float64)) if texts else None
         head = HeadRecord(
-            id=job.name, name=job.name, task=job.task, class_names=tuple(job.data.class_names), dim=int(x.shape[1]),
-            num_classes=len(job.data.class_names), created_at=utcnow(),
-            weights_blob=self._blobs.put_array(trained.weight), bias_blob=self._blobs.put_array(trained.bias),
-            texts=tuple(texts), texts_embeddings_blob=texts_emb, encoder_model_id=emb.model_id,
+            id=job.name,
+            name=job.name,
+            task=job.task,
+            class_names=tuple(job.data.class_names),
+            dim=int(x.shape[1]),
+            num_classes=len(job.data.class_names),
+            created_at=utcnow(),
+            weights_blob=self._blobs.put_array(trained.weight),
+            bias_blob=self._blobs.put_array(trained.bias),
+            texts=tuple(texts),
+            texts_embeddings_blob=texts_emb,
+            encoder_model_id=emb.model_id,
             report=TrainingReport(train_examples=len(job.data.texts), train_accuracy=trained.train_accuracy),
         )
         try:
@@ -166,14 +191,20 @@ class CatalogService:
     async def create_corpus(self, body: CorpusCreate) -> CorpusRecord:
         self._ensure_new_corpus(body.name)
         if (body.texts is None) == (body.dataset is None):
-            raise Unprocessable("invalid_request",
-                                "give either 'texts' or 'dataset' (with 'file'), not both or neither")
+            raise Unprocessable(
+                "invalid_request", "give either 'texts' or 'dataset' (with 'file'), not both or neither"
+            )
         if body.texts is not None:
             texts = body.texts[: body.limit] if body.limit else body.texts
         else:
             try:
-                texts = load_texts(self._settings.datasets_dir, body.dataset or "", body.file or "passages.jsonl",
-                                   body.limit, body.seed)
+                texts = load_texts(
+                    self._settings.datasets_dir,
+                    body.dataset or "",
+                    body.file or "passages.jsonl",
+                    body.limit,
+                    body.seed,
+                )
             except FileNotFoundError as exc:
                 raise NotFound("unknown_dataset", str(exc)) from None
             except ValueError as exc:
@@ -197,9 +228,14 @@ class CatalogService:
         emb = self._embedder()
         y = emb.embed(texts).astype(np.float64)
         corpus = CorpusRecord(
-            id=name, name=name, size=len(texts), sha256=corpus_sha256(texts), created_at=utcnow(),
+            id=name,
+            name=name,
+            size=len(texts),
+            sha256=corpus_sha256(texts),
+            created_at=utcnow(),
             texts_blob=self._blobs.put(json.dumps(texts, ensure_ascii=False).encode(), ".json"),
-            embeddings_blob=self._blobs.put_array(y), encoder_model_id=emb.model_id,
+            embeddings_blob=self._blobs.put_array(y),
+            encoder_model_id=emb.model_id,
         )
         try:
             self._store.add_corpus(corpus)

@@ -2,6 +2,7 @@
 
 Cheap checks (head, key, counts, ciphertext sizes) run here; the workers parse and validate every
 residue and answer a bad ciphertext with CiphertextError, which becomes 422 invalid_ciphertext."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,8 +49,9 @@ class BatchResult:
 
 
 class InferenceService:
-    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings, keys: KeyService,
-                 pool: HePool) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, settings: ProviderSettings, keys: KeyService, pool: HePool
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
@@ -59,8 +61,9 @@ class InferenceService:
     async def classify(self, header: ClassifyHeader, queries: list[bytes]) -> ClassifyResult:
         head, key = self._head_and_key(header.head_id, header.key_id)
         if header.num_queries != len(queries):
-            raise BadRequest("malformed_frame", f"header says {header.num_queries} queries but {len(queries)} "
-                             "ciphertexts were sent")
+            raise BadRequest(
+                "malformed_frame", f"header says {header.num_queries} queries but {len(queries)} ciphertexts were sent"
+            )
         he = he_context(key.parameter_set)
         _check_sizes(queries, key.parameter_set, "query")
         s = self._settings
@@ -68,14 +71,28 @@ class InferenceService:
         parts = max(1, min(s.workers, len(queries)))
         size = -(-len(queries) // parts)
         weights, bias = self._head_paths(head)
-        jobs = [ClassifyJob(parameter_set=key.parameter_set, weights_path=weights, bias_path=bias,
-                            noise_bits=s.noise_flooding_bits, public_key_path=self._path(key.public_key_blob),
-                            queries=tuple(queries[i : i + size]), max_ciphertext_bytes=s.max_ciphertext_bytes,
-                            query_scale_bits=header.query_scale_bits) for i in range(0, len(queries), size)]
+        jobs = [
+            ClassifyJob(
+                parameter_set=key.parameter_set,
+                weights_path=weights,
+                bias_path=bias,
+                noise_bits=s.noise_flooding_bits,
+                public_key_path=self._path(key.public_key_blob),
+                queries=tuple(queries[i : i + size]),
+                max_ciphertext_bytes=s.max_ciphertext_bytes,
+                query_scale_bits=header.query_scale_bits,
+            )
+            for i in range(0, len(queries), size)
+        ]
         results = await asyncio.gather(*(self._run(job) for job in jobs))
         replies = [blob for part in results for per_query in part for blob in per_query]
-        return ClassifyResult(head=head, layout=LinearHeadLayout(n=he.n, d=head.dim, k=head.num_classes),
-                              num_queries=len(queries), replies=replies, noise_flooding_bits=s.noise_flooding_bits)
+        return ClassifyResult(
+            head=head,
+            layout=LinearHeadLayout(n=he.n, d=head.dim, k=head.num_classes),
+            num_queries=len(queries),
+            replies=replies,
+            noise_flooding_bits=s.noise_flooding_bits,
+        )
 
     async def classify_batch(self, header: ClassifyBatchHeader, features: list[bytes]) -> BatchResult:
         """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out.
@@ -83,21 +100,34 @@ class InferenceService:
         head, key = self._head_and_key(header.head_id, header.key_id)
         he = he_context(key.parameter_set)
         if header.dim != head.dim or len(features) != head.dim:
-            raise BadRequest("malformed_frame", f"head {header.head_id} takes {head.dim} feature ciphertexts; header "
-                             f"says {header.dim} and the frame has {len(features)}")
+            raise BadRequest(
+                "malformed_frame",
+                f"head {header.head_id} takes {head.dim} feature ciphertexts; header "
+                f"says {header.dim} and the frame has {len(features)}",
+            )
         if header.num_queries > he.n:
-            raise BadRequest("malformed_frame", f"a batch holds at most {he.n} queries under {key.parameter_set}, "
-                             f"header says {header.num_queries}")
+            raise BadRequest(
+                "malformed_frame",
+                f"a batch holds at most {he.n} queries under {key.parameter_set}, header says {header.num_queries}",
+            )
         _check_sizes(features, key.parameter_set, "feature")
         s = self._settings
         weights, bias = self._head_paths(head)
-        job = ClassifyBatchJob(parameter_set=key.parameter_set, weights_path=weights, bias_path=bias,
-                               noise_bits=s.noise_flooding_bits, public_key_path=self._path(key.public_key_blob),
-                               features=tuple(features), num_queries=header.num_queries,
-                               max_ciphertext_bytes=s.max_ciphertext_bytes, query_scale_bits=header.query_scale_bits)
+        job = ClassifyBatchJob(
+            parameter_set=key.parameter_set,
+            weights_path=weights,
+            bias_path=bias,
+            noise_bits=s.noise_flooding_bits,
+            public_key_path=self._path(key.public_key_blob),
+            features=tuple(features),
+            num_queries=header.num_queries,
+            max_ciphertext_bytes=s.max_ciphertext_bytes,
+            query_scale_bits=header.query_scale_bits,
+        )
         replies = await self._run(job)
-        return BatchResult(head=head, num_queries=header.num_queries, replies=replies,
-                           noise_flooding_bits=s.noise_flooding_bits)
+        return BatchResult(
+            head=head, num_queries=header.num_queries, replies=replies, noise_flooding_bits=s.noise_flooding_bits
+        )
 
     def _head_and_key(self, head_id: str, key_id: str) -> tuple[HeadRecord, KeyRecord]:
         head = self._store.get_head(head_id)
@@ -124,5 +154,7 @@ def _check_sizes(blobs: list[bytes], parameter_set: str, what: str) -> None:
     expected = SeededCiphertext.wire_size(he.output_level.primes, he.n)
     for i, blob in enumerate(blobs):
         if len(blob) != expected:
-            raise Unprocessable("invalid_ciphertext", f"{what} {i}: ciphertext has {len(blob)} bytes, a query for "
-                                f"{parameter_set} has {expected}")
+            raise Unprocessable(
+                "invalid_ciphertext",
+                f"{what} {i}: ciphertext has {len(blob)} bytes, a query for {parameter_set} has {expected}",
+            )

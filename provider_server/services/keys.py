@@ -3,6 +3,7 @@
 Alignment and inference keys are registered separately and expire; only public material is
 registered (the client's CKKS secret key never leaves it). Alignment keys carry Galois keys for
 the packing tree's automorphisms, and for nothing else."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,14 +36,19 @@ class KeyService:
         then store it; nothing is stored for a refused registration."""
         s = self._settings
         if header.parameter_set not in s.parameter_sets:
-            raise Unprocessable("parameter_set_not_accepted",
-                                f"parameter set {header.parameter_set!r} is not accepted; accepted: {s.parameter_sets}")
+            raise Unprocessable(
+                "parameter_set_not_accepted",
+                f"parameter set {header.parameter_set!r} is not accepted; accepted: {s.parameter_sets}",
+            )
         _check_galois_elements(header.parameter_set, header.purpose, header.galois_elements)
         want = 2 if header.galois_elements else 1
         if len(blobs) != want:
-            raise BadRequest("malformed_frame", "this key registration carries exactly "
-                             + ("two blobs: the public key and the Galois keys" if want == 2
-                                else "one blob: the public key") + f"; got {len(blobs)}")
+            raise BadRequest(
+                "malformed_frame",
+                "this key registration carries exactly "
+                + ("two blobs: the public key and the Galois keys" if want == 2 else "one blob: the public key")
+                + f"; got {len(blobs)}",
+            )
         try:
             await run_in_threadpool(load_public_key, header.parameter_set, blobs[0])
         except CiphertextError as exc:
@@ -57,9 +63,13 @@ class KeyService:
         ttl = min(header.ttl_seconds or default_ttl, s.max_key_ttl_seconds)
         created = utcnow()
         key = KeyRecord(
-            key_id="k_" + secrets.token_hex(12), client_name=header.client_name, purpose=header.purpose,
-            parameter_set=header.parameter_set, fingerprint=hashlib.sha256(blobs[0]).hexdigest(),
-            created_at=created, expires_at=created + timedelta(seconds=ttl),
+            key_id="k_" + secrets.token_hex(12),
+            client_name=header.client_name,
+            purpose=header.purpose,
+            parameter_set=header.parameter_set,
+            fingerprint=hashlib.sha256(blobs[0]).hexdigest(),
+            created_at=created,
+            expires_at=created + timedelta(seconds=ttl),
             public_key_blob=self._blobs.put(blobs[0], ".pk"),
             galois_keys_blob=self._blobs.put(blobs[1], ".gk") if want == 2 else None,
             galois_elements=tuple(header.galois_elements),
@@ -80,8 +90,9 @@ class KeyService:
         if key.expires_at <= utcnow():
             raise Gone("key_expired", f"key {key_id!r} expired at {key.expires_at.isoformat()}; register a new key")
         if key.purpose != purpose:
-            raise Forbidden("wrong_key_purpose",
-                            f"key {key_id!r} is registered for {key.purpose.value}, not {purpose.value}")
+            raise Forbidden(
+                "wrong_key_purpose", f"key {key_id!r} is registered for {key.purpose.value}, not {purpose.value}"
+            )
         if key.parameter_set not in self._settings.parameter_sets:
             raise Unprocessable("parameter_set_not_accepted", f"this provider no longer accepts {key.parameter_set}")
         return key
@@ -100,6 +111,8 @@ def _check_galois_elements(parameter_set: str, purpose: KeyPurpose, elements: li
     n = get_parameter_set(parameter_set).poly_modulus_degree
     expected = trace_galois_elements(n, len(elements))
     if not 1 <= len(elements) <= MAX_STRIDE_BITS or elements != expected:
-        raise Unprocessable("invalid_galois_elements",
-                            f"alignment keys carry Galois keys for 1 + N/2^i, i < k, 1 <= k <= {MAX_STRIDE_BITS}, in "
-                            f"that order (k=4: {trace_galois_elements(n, 4)}); got {elements}")
+        raise Unprocessable(
+            "invalid_galois_elements",
+            f"alignment keys carry Galois keys for 1 + N/2^i, i < k, 1 <= k <= {MAX_STRIDE_BITS}, in "
+            f"that order (k=4: {trace_galois_elements(n, 4)}); got {elements}",
+        )

@@ -1,4 +1,5 @@
 """The provider's state store, chosen by database URL (`open_store`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,17 @@ from pathlib import Path
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
 
-__all__ = ["INTERRUPTED_ERROR", "CorpusRecord", "HeadRecord", "KeyRecord", "RecordExistsError", "SessionRecord",
-           "Store", "TrainingReport", "open_store"]
+__all__ = [
+    "INTERRUPTED_ERROR",
+    "CorpusRecord",
+    "HeadRecord",
+    "KeyRecord",
+    "RecordExistsError",
+    "SessionRecord",
+    "Store",
+    "TrainingReport",
+    "open_store",
+]
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -18,5 +28,5 @@ def open_store(url: str) -> Store:
     if url.startswith(SQLITE_PREFIX):
         from .sqlite import SqliteStore
 
-        return SqliteStore(Path(url[len(SQLITE_PREFIX):]))
+        return SqliteStore(Path(url[len(SQLITE_PREFIX) :]))
     raise ValueError(f"unsupported database URL {url!r}: only sqlite:///<path> is built in")

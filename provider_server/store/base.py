@@ -6,6 +6,7 @@ implementation passes the shared contract tests (tests/unit/provider_server/test
 Large values (weights, embeddings, ciphertexts) are not stored here but in the BlobStore; records
 hold their blob ids.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -3,6 +3,7 @@
 Why frozen dataclasses and not rows: callers read fields with types a checker can follow, nothing
 can change a record behind the store's back, and no storage detail (JSON columns, ISO strings,
 integer booleans) leaks past the store. Timestamps are timezone-aware UTC datetimes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,8 +102,12 @@ class SessionRecord:
     def layout(self) -> CrossCovarianceLayout:
         """The packing both parties agreed on at creation; the one place it is rebuilt from a session."""
         n = get_parameter_set(self.parameter_set).poly_modulus_degree
-        return CrossCovarianceLayout(n=n, feature_dim=self.feature_dim, num_samples=self.num_samples,
-                                     stride_bits=self.samples_per_ciphertext.bit_length() - 1)
+        return CrossCovarianceLayout(
+            n=n,
+            feature_dim=self.feature_dim,
+            num_samples=self.num_samples,
+            stride_bits=self.samples_per_ciphertext.bit_length() - 1,
+        )
 
     @property
     def missing(self) -> list[int]:

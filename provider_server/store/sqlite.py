@@ -5,6 +5,7 @@ a lock are enough; WAL keeps readers from blocking and lets an operator's second
 (with a busy timeout). Rows keep the encodings of the first release (ISO-8601 text timestamps, JSON
 text lists, integer booleans); this module alone knows them.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,21 +34,24 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "heads, corpora, keys and alignment sessions", (
-        """CREATE TABLE heads (
+    Migration(
+        1,
+        "heads, corpora, keys and alignment sessions",
+        (
+            """CREATE TABLE heads (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, task TEXT NOT NULL, class_names TEXT NOT NULL,
             dim INTEGER NOT NULL, num_classes INTEGER NOT NULL, created_at TEXT NOT NULL,
             weights_blob TEXT NOT NULL, bias_blob TEXT NOT NULL, texts TEXT NOT NULL,
             texts_embeddings_blob TEXT, encoder_model_id TEXT NOT NULL, report TEXT NOT NULL)""",
-        """CREATE TABLE corpora (
+            """CREATE TABLE corpora (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
             created_at TEXT NOT NULL, texts_blob TEXT NOT NULL, embeddings_blob TEXT NOT NULL,
             encoder_model_id TEXT NOT NULL)""",
-        """CREATE TABLE keys (
+            """CREATE TABLE keys (
             key_id TEXT PRIMARY KEY, client_name TEXT NOT NULL, purpose TEXT NOT NULL,
             parameter_set TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
             expires_at TEXT NOT NULL, public_key_blob TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)""",
-        """CREATE TABLE sessions (
+            """CREATE TABLE sessions (
             session_id TEXT PRIMARY KEY, head_id TEXT NOT NULL, corpus_id TEXT NOT NULL, key_id TEXT NOT NULL,
             parameter_set TEXT NOT NULL, state TEXT NOT NULL, num_samples INTEGER NOT NULL,
             feature_dim INTEGER NOT NULL, samples_per_ciphertext INTEGER NOT NULL,
@@ -55,14 +59,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             output_columns INTEGER NOT NULL, error TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
             include_head_texts INTEGER NOT NULL, client_model_id TEXT NOT NULL, data_scale_bits INTEGER,
             result_blob TEXT)""",
-    )),
-    Migration(2, "alignment keys carry Galois keys for the packing tree", (
-        "ALTER TABLE keys ADD COLUMN galois_keys_blob TEXT",
-        "ALTER TABLE keys ADD COLUMN galois_elements TEXT NOT NULL DEFAULT '[]'",
-    )),
-    Migration(3, "per-fold alignment results", (
-        "ALTER TABLE sessions ADD COLUMN validation_folds INTEGER NOT NULL DEFAULT 0",
-    )),
+        ),
+    ),
+    Migration(
+        2,
+        "alignment keys carry Galois keys for the packing tree",
+        (
+            "ALTER TABLE keys ADD COLUMN galois_keys_blob TEXT",
+            "ALTER TABLE keys ADD COLUMN galois_elements TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
+    Migration(
+        3,
+        "per-fold alignment results",
+        ("ALTER TABLE sessions ADD COLUMN validation_folds INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -122,9 +133,17 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _head(r: sqlite3.Row) -> HeadRecord:
     report = json.loads(r["report"])
     return HeadRecord(
-        id=r["id"], name=r["name"], task=r["task"], class_names=tuple(json.loads(r["class_names"])), dim=r["dim"],
-        num_classes=r["num_classes"], created_at=_dt(r["created_at"]), weights_blob=r["weights_blob"],
-        bias_blob=r["bias_blob"], texts=tuple(json.loads(r["texts"])), texts_embeddings_blob=r["texts_embeddings_blob"],
+        id=r["id"],
+        name=r["name"],
+        task=r["task"],
+        class_names=tuple(json.loads(r["class_names"])),
+        dim=r["dim"],
+        num_classes=r["num_classes"],
+        created_at=_dt(r["created_at"]),
+        weights_blob=r["weights_blob"],
+        bias_blob=r["bias_blob"],
+        texts=tuple(json.loads(r["texts"])),
+        texts_embeddings_blob=r["texts_embeddings_blob"],
         encoder_model_id=r["encoder_model_id"],
         report=TrainingReport(train_examples=report["train_examples"], train_accuracy=report["train_accuracy"]),
     )
@@ -132,66 +151,129 @@ def _head(r: sqlite3.Row) -> HeadRecord:
 
 def _head_row(h: HeadRecord) -> dict[str, Any]:
     return {
-        "id": h.id, "name": h.name, "task": h.task, "class_names": json.dumps(list(h.class_names)), "dim": h.dim,
-        "num_classes": h.num_classes, "created_at": _iso(h.created_at), "weights_blob": h.weights_blob,
-        "bias_blob": h.bias_blob, "texts": json.dumps(list(h.texts)), "texts_embeddings_blob": h.texts_embeddings_blob,
+        "id": h.id,
+        "name": h.name,
+        "task": h.task,
+        "class_names": json.dumps(list(h.class_names)),
+        "dim": h.dim,
+        "num_classes": h.num_classes,
+        "created_at": _iso(h.created_at),
+        "weights_blob": h.weights_blob,
+        "bias_blob": h.bias_blob,
+        "texts": json.dumps(list(h.texts)),
+        "texts_embeddings_blob": h.texts_embeddings_blob,
         "encoder_model_id": h.encoder_model_id,
         "report": json.dumps({"train_examples": h.report.train_examples, "train_accuracy": h.report.train_accuracy}),
     }
 
 
 def _corpus(r: sqlite3.Row) -> CorpusRecord:
-    return CorpusRecord(id=r["id"], name=r["name"], size=r["size"], sha256=r["sha256"], created_at=_dt(r["created_at"]),
-                        texts_blob=r["texts_blob"], embeddings_blob=r["embeddings_blob"],
-                        encoder_model_id=r["encoder_model_id"])
+    return CorpusRecord(
+        id=r["id"],
+        name=r["name"],
+        size=r["size"],
+        sha256=r["sha256"],
+        created_at=_dt(r["created_at"]),
+        texts_blob=r["texts_blob"],
+        embeddings_blob=r["embeddings_blob"],
+        encoder_model_id=r["encoder_model_id"],
+    )
 
 
 def _corpus_row(c: CorpusRecord) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name, "size": c.size, "sha256": c.sha256, "created_at": _iso(c.created_at),
-            "texts_blob": c.texts_blob, "embeddings_blob": c.embeddings_blob, "encoder_model_id": c.encoder_model_id}
+    return {
+        "id": c.id,
+        "name": c.name,
+        "size": c.size,
+        "sha256": c.sha256,
+        "created_at": _iso(c.created_at),
+        "texts_blob": c.texts_blob,
+        "embeddings_blob": c.embeddings_blob,
+        "encoder_model_id": c.encoder_model_id,
+    }
 
 
 def _key(r: sqlite3.Row) -> KeyRecord:
     return KeyRecord(
-        key_id=r["key_id"], client_name=r["client_name"], purpose=KeyPurpose(r["purpose"]),
-        parameter_set=r["parameter_set"], fingerprint=r["fingerprint"], created_at=_dt(r["created_at"]),
-        expires_at=_dt(r["expires_at"]), public_key_blob=r["public_key_blob"], revoked=bool(r["revoked"]),
-        galois_keys_blob=r["galois_keys_blob"], galois_elements=tuple(json.loads(r["galois_elements"])),
+        key_id=r["key_id"],
+        client_name=r["client_name"],
+        purpose=KeyPurpose(r["purpose"]),
+        parameter_set=r["parameter_set"],
+        fingerprint=r["fingerprint"],
+        created_at=_dt(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        public_key_blob=r["public_key_blob"],
+        revoked=bool(r["revoked"]),
+        galois_keys_blob=r["galois_keys_blob"],
+        galois_elements=tuple(json.loads(r["galois_elements"])),
     )
 
 
 def _key_row(k: KeyRecord) -> dict[str, Any]:
     return {
-        "key_id": k.key_id, "client_name": k.client_name, "purpose": k.purpose.value, "parameter_set": k.parameter_set,
-        "fingerprint": k.fingerprint, "created_at": _iso(k.created_at), "expires_at": _iso(k.expires_at),
-        "public_key_blob": k.public_key_blob, "revoked": int(k.revoked), "galois_keys_blob": k.galois_keys_blob,
+        "key_id": k.key_id,
+        "client_name": k.client_name,
+        "purpose": k.purpose.value,
+        "parameter_set": k.parameter_set,
+        "fingerprint": k.fingerprint,
+        "created_at": _iso(k.created_at),
+        "expires_at": _iso(k.expires_at),
+        "public_key_blob": k.public_key_blob,
+        "revoked": int(k.revoked),
+        "galois_keys_blob": k.galois_keys_blob,
         "galois_elements": json.dumps(list(k.galois_elements)),
     }
 
 
 def _session(r: sqlite3.Row) -> SessionRecord:
     return SessionRecord(
-        session_id=r["session_id"], head_id=r["head_id"], corpus_id=r["corpus_id"], key_id=r["key_id"],
-        parameter_set=r["parameter_set"], state=AlignmentState(r["state"]), num_samples=r["num_samples"],
-        feature_dim=r["feature_dim"], samples_per_ciphertext=r["samples_per_ciphertext"],
-        num_ciphertexts=r["num_ciphertexts"], received=tuple(json.loads(r["received"])),
-        computed_columns=r["computed_columns"], output_columns=r["output_columns"], error=r["error"],
-        created_at=_dt(r["created_at"]), expires_at=_dt(r["expires_at"]),
-        include_head_texts=bool(r["include_head_texts"]), client_model_id=r["client_model_id"],
-        data_scale_bits=r["data_scale_bits"], result_blob=r["result_blob"], validation_folds=r["validation_folds"],
+        session_id=r["session_id"],
+        head_id=r["head_id"],
+        corpus_id=r["corpus_id"],
+        key_id=r["key_id"],
+        parameter_set=r["parameter_set"],
+        state=AlignmentState(r["state"]),
+        num_samples=r["num_samples"],
+        feature_dim=r["feature_dim"],
+        samples_per_ciphertext=r["samples_per_ciphertext"],
+        num_ciphertexts=r["num_ciphertexts"],
+        received=tuple(json.loads(r["received"])),
+        computed_columns=r["computed_columns"],
+        output_columns=r["output_columns"],
+        error=r["error"],
+        created_at=_dt(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        include_head_texts=bool(r["include_head_texts"]),
+        client_model_id=r["client_model_id"],
+        data_scale_bits=r["data_scale_bits"],
+        result_blob=r["result_blob"],
+        validation_folds=r["validation_folds"],
     )
 
 
 def _session_row(s: SessionRecord) -> dict[str, Any]:
     return {
-        "session_id": s.session_id, "head_id": s.head_id, "corpus_id": s.corpus_id, "key_id": s.key_id,
-        "parameter_set": s.parameter_set, "state": s.state.value, "num_samples": s.num_samples,
-        "feature_dim": s.feature_dim, "samples_per_ciphertext": s.samples_per_ciphertext,
-        "num_ciphertexts": s.num_ciphertexts, "received": json.dumps(sorted(s.received)),
-        "computed_columns": s.computed_columns, "output_columns": s.output_columns, "error": s.error,
-        "created_at": _iso(s.created_at), "expires_at": _iso(s.expires_at),
-        "include_head_texts": int(s.include_head_texts), "client_model_id": s.client_model_id,
-        "data_scale_bits": s.data_scale_bits, "result_blob": s.result_blob, "validation_folds": s.validation_folds,
+        "session_id": s.session_id,
+        "head_id": s.head_id,
+        "corpus_id": s.corpus_id,
+        "key_id": s.key_id,
+        "parameter_set": s.parameter_set,
+        "state": s.state.value,
+        "num_samples": s.num_samples,
+        "feature_dim": s.feature_dim,
+        "samples_per_ciphertext": s.samples_per_ciphertext,
+        "num_ciphertexts": s.num_ciphertexts,
+        "received": json.dumps(sorted(s.received)),
+        "computed_columns": s.computed_columns,
+        "output_columns": s.output_columns,
+        "error": s.error,
+        "created_at": _iso(s.created_at),
+        "expires_at": _iso(s.expires_at),
+        "include_head_texts": int(s.include_head_texts),
+        "client_model_id": s.client_model_id,
+        "data_scale_bits": s.data_scale_bits,
+        "result_blob": s.result_blob,
+        "validation_folds": s.validation_folds,
     }
 
 
@@ -299,33 +381,45 @@ class SqliteStore(Store):
             if row is None:
                 return None
             got = set(json.loads(row["received"])) | set(indices)
-            c.execute("UPDATE sessions SET received = ?, data_scale_bits = ? WHERE session_id = ?",
-                      (json.dumps(sorted(got)), data_scale_bits, session_id))
+            c.execute(
+                "UPDATE sessions SET received = ?, data_scale_bits = ? WHERE session_id = ?",
+                (json.dumps(sorted(got)), data_scale_bits, session_id),
+            )
             updated = c.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return _session(updated)
 
     def claim_for_compute(self, session_id: str) -> bool:
-        return self._change(
-            "UPDATE sessions SET state = ?, computed_columns = 0, error = NULL "
-            "WHERE session_id = ? AND state NOT IN (?, ?)",
-            (AlignmentState.computing.value, session_id, AlignmentState.computing.value, AlignmentState.done.value),
-        ) > 0
+        return (
+            self._change(
+                "UPDATE sessions SET state = ?, computed_columns = 0, error = NULL "
+                "WHERE session_id = ? AND state NOT IN (?, ?)",
+                (AlignmentState.computing.value, session_id, AlignmentState.computing.value, AlignmentState.done.value),
+            )
+            > 0
+        )
 
     def add_computed_columns(self, session_id: str, columns: int) -> None:
-        self._change("UPDATE sessions SET computed_columns = computed_columns + ? WHERE session_id = ?",
-                     (columns, session_id))
+        self._change(
+            "UPDATE sessions SET computed_columns = computed_columns + ? WHERE session_id = ?", (columns, session_id)
+        )
 
     def complete_session(self, session_id: str, result_blob: str, computed_columns: int) -> None:
-        self._change("UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ? WHERE session_id = ?",
-                     (AlignmentState.done.value, result_blob, computed_columns, session_id))
+        self._change(
+            "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ? WHERE session_id = ?",
+            (AlignmentState.done.value, result_blob, computed_columns, session_id),
+        )
 
     def fail_session(self, session_id: str, error: str) -> None:
-        self._change("UPDATE sessions SET state = ?, error = ? WHERE session_id = ?",
-                     (AlignmentState.failed.value, error, session_id))
+        self._change(
+            "UPDATE sessions SET state = ?, error = ? WHERE session_id = ?",
+            (AlignmentState.failed.value, error, session_id),
+        )
 
     def interrupt_running_sessions(self) -> int:
-        return self._change("UPDATE sessions SET state = ?, error = ? WHERE state = ?",
-                            (AlignmentState.failed.value, INTERRUPTED_ERROR, AlignmentState.computing.value))
+        return self._change(
+            "UPDATE sessions SET state = ?, error = ? WHERE state = ?",
+            (AlignmentState.failed.value, INTERRUPTED_ERROR, AlignmentState.computing.value),
+        )
 
     def delete_session(self, session_id: str) -> bool:
         return self._change("DELETE FROM sessions WHERE session_id = ?", (session_id,)) > 0

@@ -2,6 +2,7 @@
 
 Blobs are content-addressed, so a path names fixed content and a cached object never goes stale.
 Preparing a head (encoding W and b) or loading keys costs more than most single requests."""
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,9 @@ from ..blobs import load_array
 @functools.lru_cache(maxsize=32)
 def prepared_head(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int) -> EncryptedLinearHead:
     he = he_context(parameter_set)
-    return EncryptedLinearHead(he, load_array(Path(weights_path)), load_array(Path(bias_path)),
-                               noise_flooding_bits=noise_bits)
+    return EncryptedLinearHead(
+        he, load_array(Path(weights_path)), load_array(Path(bias_path)), noise_flooding_bits=noise_bits
+    )
 
 
 @functools.lru_cache(maxsize=64)

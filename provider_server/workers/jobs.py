@@ -4,6 +4,7 @@ A job carries file paths and small values (never the parent's objects) and is pi
 worker, which calls `run()`. A bad client ciphertext raises `helix_he.context.CiphertextError`,
 which crosses the process boundary intact; the caller turns it into a 4xx answer.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -59,9 +60,13 @@ class ClassifyJob(Job[list[list[bytes]]]):
 
     def run(self) -> list[list[bytes]]:
         head = cache.prepared_head(self.parameter_set, self.weights_path, self.bias_path, self.noise_bits)
-        return encrypted_linear_head(head, self.queries, cache.rerandomizer(self.parameter_set, self.public_key_path),
-                                     max_ciphertext_bytes=self.max_ciphertext_bytes,
-                                     query_scale_bits=self.query_scale_bits)
+        return encrypted_linear_head(
+            head,
+            self.queries,
+            cache.rerandomizer(self.parameter_set, self.public_key_path),
+            max_ciphertext_bytes=self.max_ciphertext_bytes,
+            query_scale_bits=self.query_scale_bits,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,14 @@ class ClassifyBatchJob(Job[list[bytes]]):
 
     def run(self) -> list[bytes]:
         head = cache.prepared_head(self.parameter_set, self.weights_path, self.bias_path, self.noise_bits)
-        return encrypted_linear_head_batch(head, self.features, self.num_queries,
-                                           cache.rerandomizer(self.parameter_set, self.public_key_path),
-                                           max_ciphertext_bytes=self.max_ciphertext_bytes,
-                                           query_scale_bits=self.query_scale_bits)
+        return encrypted_linear_head_batch(
+            head,
+            self.features,
+            self.num_queries,
+            cache.rerandomizer(self.parameter_set, self.public_key_path),
+            max_ciphertext_bytes=self.max_ciphertext_bytes,
+            query_scale_bits=self.query_scale_bits,
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,12 @@ class ValidateChunkJob(Job[None]):
     scale_bits: int
 
     def run(self) -> None:
-        validate_alignment_ciphertexts(he_context(self.parameter_set), list(self.ciphertexts),
-                                       max_ciphertext_bytes=self.max_ciphertext_bytes, scale_bits=self.scale_bits)
+        validate_alignment_ciphertexts(
+            he_context(self.parameter_set),
+            list(self.ciphertexts),
+            max_ciphertext_bytes=self.max_ciphertext_bytes,
+            scale_bits=self.scale_bits,
+        )
 
 
 @dataclass(frozen=True)
@@ -124,10 +137,18 @@ class CrossCovarianceJob(Job[tuple[list[bytes], float]]):
         y = load_array(Path(self.y_path))
 
         def load(c: int) -> seal.Ciphertext:
-            return he.ciphertext_from_bytes(Path(self.ciphertext_paths[c]).read_bytes(), level=he.output_level,
-                                            max_bytes=self.max_ciphertext_bytes)
+            return he.ciphertext_from_bytes(
+                Path(self.ciphertext_paths[c]).read_bytes(), level=he.output_level, max_bytes=self.max_ciphertext_bytes
+            )
 
-        return encrypted_cross_covariance(he, self.layout, load, y, range(self.group_start, self.group_stop),
-                                          cache.rerandomizer(self.parameter_set, self.public_key_path),
-                                          cache.galois_keys(self.parameter_set, self.galois_keys_path),
-                                          y_scale_bits=self.y_scale_bits, folds=self.folds)
+        return encrypted_cross_covariance(
+            he,
+            self.layout,
+            load,
+            y,
+            range(self.group_start, self.group_stop),
+            cache.rerandomizer(self.parameter_set, self.public_key_path),
+            cache.galois_keys(self.parameter_set, self.galois_keys_path),
+            y_scale_bits=self.y_scale_bits,
+            folds=self.folds,
+        )

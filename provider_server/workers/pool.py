@@ -3,6 +3,7 @@
 Why processes: SEAL is single-threaded and holds the GIL, so HE work in the server process would
 stall every other request; a process pool uses all cores and keeps the event loop free.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,9 @@ R = TypeVar("R")
 
 def _new_executor(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the server process may hold torch threads, which do not survive fork.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+    )
 
 
 class HePool:

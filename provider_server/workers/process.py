@@ -1,4 +1,5 @@
 """What runs inside an HE worker process, besides the jobs themselves."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """How an alignment computation is split over workers and how the pieces' results are put back."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 
 Routers and services rely on exactly this behaviour and nothing else; a new implementation (say,
 PostgreSQL) is added to STORES and must pass unchanged."""
+
 from __future__ import annotations
 
 import threading
@@ -43,33 +44,76 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def head(ident: str = "sst2", minutes: int = 0, texts: tuple[str, ...] = ("a film", "a book")) -> HeadRecord:
-    return HeadRecord(id=ident, name=ident, task="sentiment", class_names=("negative", "positive"), dim=384,
-                      num_classes=2, created_at=T0 + timedelta(minutes=minutes), weights_blob="w.npy",
-                      bias_blob="b.npy", texts=texts, texts_embeddings_blob="t.npy" if texts else None,
-                      encoder_model_id="minilm", report=TrainingReport(train_examples=100, train_accuracy=0.875))
+    return HeadRecord(
+        id=ident,
+        name=ident,
+        task="sentiment",
+        class_names=("negative", "positive"),
+        dim=384,
+        num_classes=2,
+        created_at=T0 + timedelta(minutes=minutes),
+        weights_blob="w.npy",
+        bias_blob="b.npy",
+        texts=texts,
+        texts_embeddings_blob="t.npy" if texts else None,
+        encoder_model_id="minilm",
+        report=TrainingReport(train_examples=100, train_accuracy=0.875),
+    )
 
 
 def corpus(ident: str = "wiki", minutes: int = 0) -> CorpusRecord:
-    return CorpusRecord(id=ident, name=ident, size=3, sha256="ab" * 32, created_at=T0 + timedelta(minutes=minutes),
-                        texts_blob="texts.json", embeddings_blob="y.npy", encoder_model_id="minilm")
+    return CorpusRecord(
+        id=ident,
+        name=ident,
+        size=3,
+        sha256="ab" * 32,
+        created_at=T0 + timedelta(minutes=minutes),
+        texts_blob="texts.json",
+        embeddings_blob="y.npy",
+        encoder_model_id="minilm",
+    )
 
 
 def key(ident: str = "k_1", client: str = "alice", minutes: int = 0, galois: tuple[int, ...] = ()) -> KeyRecord:
     created = T0 + timedelta(minutes=minutes)
-    return KeyRecord(key_id=ident, client_name=client, purpose=KeyPurpose.alignment if galois else KeyPurpose.inference,
-                     parameter_set="ckks-n8192-q200", fingerprint="cd" * 32, created_at=created,
-                     expires_at=created + timedelta(hours=1), public_key_blob="pk",
-                     galois_keys_blob="gk" if galois else None, galois_elements=galois)
+    return KeyRecord(
+        key_id=ident,
+        client_name=client,
+        purpose=KeyPurpose.alignment if galois else KeyPurpose.inference,
+        parameter_set="ckks-n8192-q200",
+        fingerprint="cd" * 32,
+        created_at=created,
+        expires_at=created + timedelta(hours=1),
+        public_key_blob="pk",
+        galois_keys_blob="gk" if galois else None,
+        galois_elements=galois,
+    )
 
 
 def session(ident: str = "a_1", num_ciphertexts: int = 64) -> SessionRecord:
-    return SessionRecord(session_id=ident, head_id="sst2", corpus_id="wiki", key_id="k_1",
-                         parameter_set="ckks-n8192-q200", state=AlignmentState.receiving,
-                         num_samples=4 * num_ciphertexts,
-                         feature_dim=384, samples_per_ciphertext=4, num_ciphertexts=num_ciphertexts, received=(),
-                         computed_columns=0, output_columns=384, error=None, created_at=T0,
-                         expires_at=T0 + timedelta(hours=6), include_head_texts=True, client_model_id="wordllama",
-                         data_scale_bits=None, result_blob=None, validation_folds=5)
+    return SessionRecord(
+        session_id=ident,
+        head_id="sst2",
+        corpus_id="wiki",
+        key_id="k_1",
+        parameter_set="ckks-n8192-q200",
+        state=AlignmentState.receiving,
+        num_samples=4 * num_ciphertexts,
+        feature_dim=384,
+        samples_per_ciphertext=4,
+        num_ciphertexts=num_ciphertexts,
+        received=(),
+        computed_columns=0,
+        output_columns=384,
+        error=None,
+        created_at=T0,
+        expires_at=T0 + timedelta(hours=6),
+        include_head_texts=True,
+        client_model_id="wordllama",
+        data_scale_bits=None,
+        result_blob=None,
+        validation_folds=5,
+    )
 
 
 # -- heads and corpora ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The provider's SQLite store: databases created before the schema version table still open, migrate
 to the current version and read as before."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -33,11 +34,13 @@ def schema_version(path: Path) -> int:
 def test_sessions_from_before_validation_folds_read_as_without_folds(tmp_path: Path) -> None:
     path = tmp_path / "provider.db"
     conn = unversioned_database(path, 2)  # the schema as it was before the column
-    conn.execute("INSERT INTO sessions (session_id, head_id, corpus_id, key_id, parameter_set, state, num_samples, "
-                 "feature_dim, samples_per_ciphertext, num_ciphertexts, received, computed_columns, output_columns, "
-                 "created_at, expires_at, include_head_texts, client_model_id) VALUES ('a_old', 'h', 'c', 'k', "
-                 "'ckks-n8192-q200', 'done', 10, 4, 2, 5, '[]', 4, 4, '2026-01-01T00:00:00+00:00', "
-                 "'2026-01-02T00:00:00+00:00', 0, 'm')")
+    conn.execute(
+        "INSERT INTO sessions (session_id, head_id, corpus_id, key_id, parameter_set, state, num_samples, "
+        "feature_dim, samples_per_ciphertext, num_ciphertexts, received, computed_columns, output_columns, "
+        "created_at, expires_at, include_head_texts, client_model_id) VALUES ('a_old', 'h', 'c', 'k', "
+        "'ckks-n8192-q200', 'done', 10, 4, 2, 5, '[]', 4, 4, '2026-01-01T00:00:00+00:00', "
+        "'2026-01-02T00:00:00+00:00', 0, 'm')"
+    )
     conn.close()
     store = SqliteStore(path)
     try:
@@ -55,9 +58,11 @@ def test_sessions_from_before_validation_folds_read_as_without_folds(tmp_path: P
 def test_keys_from_before_galois_keys_read_as_without_them(tmp_path: Path) -> None:
     path = tmp_path / "provider.db"
     conn = unversioned_database(path, 1)
-    conn.execute("INSERT INTO keys (key_id, client_name, purpose, parameter_set, fingerprint, created_at, expires_at, "
-                 "public_key_blob) VALUES ('k_old', 'c', 'inference', 'ckks-n8192-q200', 'f', "
-                 "'2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 'pk')")
+    conn.execute(
+        "INSERT INTO keys (key_id, client_name, purpose, parameter_set, fingerprint, created_at, expires_at, "
+        "public_key_blob) VALUES ('k_old', 'c', 'inference', 'ckks-n8192-q200', 'f', "
+        "'2026-01-01T00:00:00+00:00', '2026-01-02T00:00:00+00:00', 'pk')"
+    )
     conn.close()
     store = SqliteStore(path)
     try:
@@ -89,11 +94,28 @@ def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path)
 
 def _session() -> SessionRecord:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    return SessionRecord(session_id="a_1", head_id="h", corpus_id="c", key_id="k", parameter_set="ckks-n8192-q200",
-                         state=AlignmentState.receiving, num_samples=10, feature_dim=4, samples_per_ciphertext=2,
-                         num_ciphertexts=5, received=(), computed_columns=0, output_columns=4, error=None,
-                         created_at=now, expires_at=now + timedelta(hours=1), include_head_texts=False,
-                         client_model_id="m", data_scale_bits=None, result_blob=None)
+    return SessionRecord(
+        session_id="a_1",
+        head_id="h",
+        corpus_id="c",
+        key_id="k",
+        parameter_set="ckks-n8192-q200",
+        state=AlignmentState.receiving,
+        num_samples=10,
+        feature_dim=4,
+        samples_per_ciphertext=2,
+        num_ciphertexts=5,
+        received=(),
+        computed_columns=0,
+        output_columns=4,
+        error=None,
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+        include_head_texts=False,
+        client_model_id="m",
+        data_scale_bits=None,
+        result_blob=None,
+    )
 
 
 def test_a_fresh_database_runs_every_migration(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """HE worker jobs cross the process boundary: they and their errors pickle, and a bad ciphertext is
 raised as CiphertextError (not returned as text) from inside a spawned worker."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ def test_a_job_and_its_error_survive_pickling() -> None:
 def test_a_bad_ciphertext_is_raised_from_the_worker() -> None:
     pool = HePool(1)
     try:
-        job = ValidateChunkJob(parameter_set=PSET, ciphertexts=(b"not a ciphertext",), max_ciphertext_bytes=1 << 20,
-                               scale_bits=25)
+        job = ValidateChunkJob(
+            parameter_set=PSET, ciphertexts=(b"not a ciphertext",), max_ciphertext_bytes=1 << 20, scale_bits=25
+        )
         with pytest.raises(CiphertextError):
             asyncio.run(pool.run(job))
     finally:
@@ -40,8 +42,13 @@ def test_a_pool_whose_workers_keep_dying_answers_503_and_recovers() -> None:
             asyncio.run(pool.run(_Crash()))
         assert (info.value.status, info.value.code) == (503, "worker_failed")
         with pytest.raises(CiphertextError):  # the pool was rebuilt: the next job runs
-            asyncio.run(pool.run(ValidateChunkJob(parameter_set=PSET, ciphertexts=(b"x",), max_ciphertext_bytes=1 << 20,
-                                                  scale_bits=25)))
+            asyncio.run(
+                pool.run(
+                    ValidateChunkJob(
+                        parameter_set=PSET, ciphertexts=(b"x",), max_ciphertext_bytes=1 << 20, scale_bits=25
+                    )
+                )
+            )
     finally:
         pool.close()
 
