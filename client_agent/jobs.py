@@ -66,7 +66,15 @@ class JobManager:
         self.max_retained = max_retained
         self._lock = threading.Lock()
         self._jobs: dict[str, AlignmentJob] = {}
+        self._closed = False
         self._load()
+
+    def close(self) -> None:
+        """Stop recording: a job thread that fails only because the agent is shutting down (its provider
+        connection closed under it) must not be recorded as an ordinary failure; its file keeps saying
+        "running", and the next start reports it as interrupted."""
+        with self._lock:
+            self._closed = True
 
     # --- persistence --------------------------------------------------------------------------------
     def _path(self, job_id: str) -> Path:
@@ -140,7 +148,7 @@ class JobManager:
         counters are kept in memory only: after a restart a running job is failed anyway)."""
         with self._lock:
             old = self._jobs.get(job_id)
-            if old is None:
+            if old is None or self._closed:
                 return
             job = replace(old, **changes)
             self._jobs[job_id] = job

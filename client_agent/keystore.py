@@ -63,14 +63,20 @@ class KeyStore:
         self._secret(key_id).unlink(missing_ok=True)
         self._meta(key_id).unlink(missing_ok=True)
 
+    def stored(self, purpose: KeyPurpose) -> list[StoredKey]:
+        return [s for s in map(self._read, self.root.glob("*.json")) if s.purpose == purpose.value]
+
+    @staticmethod
+    def _read(meta: Path) -> StoredKey:
+        return StoredKey(**json.loads(meta.read_text()))
+
     def newest(self, provider_url: str, purpose: KeyPurpose, parameter_set: str,
                valid_after: datetime) -> StoredKey | None:
         """The stored key for this provider, purpose and parameter set that expires last, if it is
         still valid at `valid_after`."""
         best: StoredKey | None = None
-        for meta in self.root.glob("*.json"):
-            s = StoredKey(**json.loads(meta.read_text()))
-            if (s.provider_url == provider_url and s.purpose == purpose.value and s.parameter_set == parameter_set
+        for s in self.stored(purpose):
+            if (s.provider_url == provider_url and s.parameter_set == parameter_set
                     and s.expires > valid_after and (best is None or s.expires > best.expires)):
                 best = s
         return best

@@ -2,18 +2,24 @@
 shutdown. Routers reach them through `deps.State`; nothing here is module-global."""
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
+import httpx
+
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from shared_protocol.messages import KeyPurpose
 
 from .jobs import JobManager
 from .key_manager import InferenceKeys
 from .keystore import KeyStore
 from .maps import MapStore
 from .provider_cache import ProviderCache
-from .provider_client import ProviderClient
+from .provider_client import ProviderClient, ProviderError
 from .settings import ClientSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +39,7 @@ class ClientState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         provider = ProviderClient(settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds)
         keystore = KeyStore(settings.data_dir / "keys")
+        release_leftover_alignment_keys(keystore, provider)
         return cls(
             settings=settings,
             provider=provider,
@@ -61,4 +68,26 @@ class ClientState:
         return self.settings.parameter_set or self.cache.info().default_parameter_set
 
     def close(self) -> None:
+        self.jobs.close()
         self.provider.close()
+
+
+def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient) -> None:
+    """Alignment keys are single-use and released by their run; one still on disk belongs to a run the
+    previous process did not finish. Its secret is deleted now; the revocation at the provider is
+    attempted in the background (start-up must not wait for the provider; the key expires there anyway)."""
+    leftovers = keystore.stored(KeyPurpose.alignment)
+    for stored in leftovers:
+        keystore.forget(stored.key_id)
+
+    def revoke() -> None:
+        for stored in leftovers:
+            if stored.provider_url != provider.base_url:
+                continue
+            try:
+                provider.revoke_key(stored.key_id)
+            except (ProviderError, httpx.HTTPError) as exc:
+                log.info("could not revoke leftover alignment key %s: %s", stored.key_id, exc)
+
+    if leftovers:
+        threading.Thread(target=revoke, name="revoke-leftover-keys", daemon=True).start()
