@@ -42,11 +42,13 @@ class ProviderCache:
         self._info = _Entry(info, time.monotonic())
         return info
 
-    def head(self, head_id: str) -> HeadInfo:
-        """The head's metadata; a ProviderError (404 unknown_head) when the provider has no such head."""
+    def head(self, head_id: str, *, refresh: bool = False) -> HeadInfo:
+        """The head's metadata; a ProviderError (404 unknown_head) when the provider has no such head.
+        `refresh` asks the provider even when a cached entry is fresh (before starting an alignment,
+        which is rare and long, a stale answer would cost more than the lookup)."""
         with self._lock:
             entry = self._heads.get(head_id)
-        if entry is not None and self._fresh(entry):
+        if not refresh and entry is not None and self._fresh(entry):
             return entry.value
         try:
             head = self._provider.head(head_id)

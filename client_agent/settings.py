@@ -44,9 +44,10 @@ class ClientSettings(BaseSettings):
                                           "replaced by a new one before the next classification")
     head_cache_seconds: float = Field(300.0, ge=0, description="how long head metadata and the provider's info are "
                                       "reused before they are fetched again; 0 fetches them for every request")
-    max_running_alignments: int = Field(2, ge=1, description="alignment jobs running at once; more are refused with 429")
-    max_retained_alignments: int = Field(100, ge=1, description="alignment jobs kept (in memory and under data_dir/jobs); "
-                                         "beyond it the oldest finished jobs are forgotten")
+    max_running_alignments: int = Field(2, ge=1, description="alignment jobs running at once; more are refused "
+                                        "with 429 too_many_alignments")
+    max_retained_alignments: int = Field(100, ge=1, description="alignment jobs kept, in memory and under "
+                                         "data_dir/jobs; beyond it the oldest finished jobs are forgotten")
 
     @field_validator("alignment_method")
     @classmethod

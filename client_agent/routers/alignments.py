@@ -45,7 +45,7 @@ def start_alignment(body: AlignmentRequest, state: State) -> AlignmentJobView:
     try:
         state.jobs.check_capacity()
         with provider_errors_as_api_errors():  # fail fast on unknown ids instead of inside the job
-            state.cache.head(body.head_id)
+            state.cache.head(body.head_id, refresh=True)
             state.provider.corpus(body.corpus_id)
         config = AlignmentConfig.for_request(state.settings, body)
         job = state.jobs.start(body.head_id, body.corpus_id, _work(state, config))
