@@ -1,27 +1,40 @@
 """The client's half of secure alignment: embed the public texts, encrypt, stream, fetch
-Enc(X_aug^T Y_A), decrypt and solve the ridge map locally. X never leaves in the clear; the
-alignment key pair is fresh and revoked when done."""
+Enc(X_aug^T Y_A), decrypt and solve the map locally. X never leaves in the clear; the alignment key
+pair is fresh and revoked when done.
+
+`AlignmentRun` does one alignment, one method per phase, so each phase can be read (and fail) on its
+own; `run()` calls them in order and always revokes and forgets the single-use key."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
-from helix_alignment import SufficientStats
+from helix_alignment import AffineMap, SufficientStats
 from helix_alignment.methods import METHODS, solve_method, sum_stats
 from helix_embeddings import Embedder
 from helix_he.context import he_context
 from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
+from helix_he.keys import ClientKeys
+from helix_he.packing import CrossCovarianceLayout, stride_bits_for
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.folds import fold_rows
-from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentState, KeyPurpose
-from helix_he.packing import CrossCovarianceLayout, stride_bits_for
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentResultHeader,
+    AlignmentSession,
+    AlignmentState,
+    KeyPurpose,
+    ServiceInfo,
+)
 
-from helix_he.keys import ClientKeys
-from .keystore import KeyStore
+from .alignment_config import AlignmentConfig
+from .keystore import KeyStore, StoredKey
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient
 
@@ -30,11 +43,62 @@ class AlignmentError(RuntimeError):
     pass
 
 
-def _decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int,
-                    per_fold: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+@dataclass(frozen=True)
+class AlignmentProgress:
+    """What an alignment job reports while it runs."""
+
+    phase: str = "starting"
+    uploaded_ciphertexts: int = 0
+    total_ciphertexts: int = 0
+    computed_columns: int = 0
+    total_columns: int = 0
+
+
+ProgressFn = Callable[[AlignmentProgress], None]
+
+
+@dataclass(frozen=True)
+class PublicTexts:
+    """The corpus texts, then (when asked for) the head's published texts, in that order."""
+
+    texts: list[str]
+    corpus_sha256: str
+    corpus_size: int
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """The client's embeddings X, and X scaled into [-1, 1] for encryption."""
+
+    x: np.ndarray
+    scale: float
+
+    @property
+    def unit(self) -> np.ndarray:
+        return self.x / self.scale
+
+
+@dataclass(frozen=True)
+class AlignmentKey:
+    stored: StoredKey
+    keys: ClientKeys
+    stride_bits: int
+
+
+@dataclass(frozen=True)
+class DecryptedResult:
+    """X^T Y and 1^T Y of the whole session, or of each fold, with the provider's fold sizes."""
+
+    parts: list[tuple[np.ndarray, np.ndarray]]
+    fold_sizes: list[int]
+
+
+def decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int,
+                   per_fold: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     """(X^T Y, 1^T Y) of the whole session, or of each fold (fold-major blobs) when asked for."""
     if per_fold != bool(header.fold_sizes):
-        raise AlignmentError("the provider's result is " + ("not " if per_fold else "") + "per fold, unlike the request")
+        raise AlignmentError(
+            "the provider's result is " + ("not " if per_fold else "") + "per fold, unlike the request")
     k = len(header.fold_sizes) if per_fold else 1
     sums = [np.asarray(s) for s in header.fold_y_sums] if per_fold else [np.asarray(header.y_sum)]
     if len(sums) != k or len(blobs) % k:
@@ -49,120 +113,175 @@ def _decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list
     return parts
 
 
-@dataclass
-class AlignmentProgress:
-    """What an alignment job reports while it runs."""
+class AlignmentRun:
+    """One secure alignment against one provider head, from public texts to a stored map."""
 
-    phase: str = "starting"
-    uploaded_ciphertexts: int = 0
-    total_ciphertexts: int = 0
-    computed_columns: int = 0
-    total_columns: int = 0
+    def __init__(self, config: AlignmentConfig, provider: ProviderClient, embedder: Embedder, keystore: KeyStore,
+                 maps: MapStore, progress: ProgressFn | None = None) -> None:
+        self.config = config
+        self.provider = provider
+        self.embedder = embedder
+        self.keystore = keystore
+        self.maps = maps
+        self._report = progress or (lambda p: None)
+        self.status = AlignmentProgress()
+        self.per_fold = "fold_xty" in METHODS[config.map_method].needs
 
+    def _progress(self, **changes: Any) -> None:
+        self.status = replace(self.status, **changes)
+        self._report(self.status)
 
-ProgressFn = Callable[[AlignmentProgress], None]
+    def run(self) -> StoredMap:
+        t0 = time.perf_counter()
+        sent0, recv0 = self.provider.bytes_sent, self.provider.bytes_received
+        info = self.provider.info()
+        pset = self.config.parameter_set or info.default_parameter_set
+        public = self.fetch_texts(info)
+        embedded = self.embed(public.texts)
+        key = self.register_key(pset, embedded)
+        try:
+            session, layout = self.open_session(key, public, embedded)
+            session = self.upload(session, key, layout, embedded)
+            session = self.compute(session)
+            result = self.decrypt(session, key, info)
+        finally:
+            self.release_key(key)
+        affine, chosen = self.solve(embedded, public, result)
+        self._progress(phase="done")
+        return self.save(info, pset, public, embedded, affine, chosen, seconds=time.perf_counter() - t0,
+                         bytes_sent=self.provider.bytes_sent - sent0,
+                         bytes_received=self.provider.bytes_received - recv0)
 
+    # --- phases, in order ---------------------------------------------------------------------------
+    def fetch_texts(self, info: ServiceInfo) -> PublicTexts:
+        """The corpus (checked against its advertised hash), plus the head's published texts."""
+        cfg = self.config
+        self._progress(phase="fetching public texts")
+        texts, sha = self.provider.corpus_texts(cfg.corpus_id)
+        if corpus_sha256(texts) != sha:
+            raise AlignmentError(f"corpus {cfg.corpus_id!r} texts do not hash to the advertised {sha}")
+        corpus_size = len(texts)
+        if self.per_fold and info.limits.alignment_validation_folds < 2:
+            raise AlignmentError(f"map method {cfg.map_method!r} chooses its regularisation on validation folds, "
+                                 "which this provider does not offer; use a method without validation folds")
+        if cfg.include_head_texts:
+            ht = self.provider.head_texts(cfg.head_id)
+            if corpus_sha256(ht.texts) != ht.sha256:
+                raise AlignmentError("published head texts do not match their hash")
+            texts = texts + ht.texts
+        return PublicTexts(texts, sha, corpus_size)
 
-def run_alignment(provider: ProviderClient, embedder: Embedder, keystore: KeyStore, maps: MapStore, *, client_name: str,
-                  head_id: str, corpus_id: str, ridge_lambda: float, include_head_texts: bool, parameter_set: str | None,
-                  chunk_ciphertexts: int, progress: ProgressFn | None = None, poll_seconds: float = 0.25,
-                  map_method: str = "ridge", map_params: dict[str, float | int] | None = None) -> StoredMap:
-    report = progress or (lambda p: None)
-    status = AlignmentProgress()
-    t0 = time.perf_counter()
-    sent0, recv0 = provider.bytes_sent, provider.bytes_received
-    info = provider.info()
-    pset = parameter_set or info.default_parameter_set
-    head = provider.head(head_id)
-    status.phase = "fetching public texts"
-    report(status)
-    texts, sha = provider.corpus_texts(corpus_id)
-    if corpus_sha256(texts) != sha:
-        raise AlignmentError(f"corpus {corpus_id!r} texts do not hash to the advertised {sha}")
-    corpus_size = len(texts)
-    per_fold = "fold_xty" in METHODS[map_method].needs
-    if per_fold and info.limits.alignment_validation_folds < 2:
-        raise AlignmentError(f"map method {map_method!r} chooses its regularisation on validation folds, which this "
-                             "provider does not offer; use a method without validation folds")
-    if include_head_texts:
-        ht = provider.head_texts(head_id)
-        if corpus_sha256(ht.texts) != ht.sha256:
-            raise AlignmentError("published head texts do not match their hash")
-        texts = texts + ht.texts
-    status.phase = "embedding"
-    report(status)
-    x = embedder.embed(texts).astype(np.float64)
-    # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
-    x_scale = float(np.max(np.abs(x))) or 1.0
-    x_unit = x / x_scale
-    stride_bits = stride_bits_for(he_context(pset).n, x_unit.shape[1])
-    stored_key, keys = keystore.register(provider, client_name, KeyPurpose.alignment, pset, stride_bits=max(1, stride_bits))
-    try:
-        session = provider.create_alignment(AlignmentCreate(
-            head_id=head_id, corpus_id=corpus_id, corpus_sha256=sha, key_id=stored_key.key_id, feature_dim=x_unit.shape[1],
-            include_head_texts=include_head_texts, client_model_id=embedder.model_id, validation_folds=per_fold))
-        if session.num_samples != x_unit.shape[0]:
-            raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {x_unit.shape[0]}")
-        layout = CrossCovarianceLayout.for_key(keys.he.n, x_unit.shape[1], x_unit.shape[0], max(1, stride_bits))
-        if (session.samples_per_ciphertext, session.num_ciphertexts) != (layout.samples_per_ciphertext, layout.num_ciphertexts):
-            raise AlignmentError(f"provider expects {session.num_ciphertexts} ciphertexts of {session.samples_per_ciphertext} "
-                                 f"samples, the client packed {layout.num_ciphertexts} of {layout.samples_per_ciphertext}")
+    def embed(self, texts: list[str]) -> Embedded:
+        self._progress(phase="embedding")
+        x = self.embedder.embed(texts).astype(np.float64)
+        # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
+        return Embedded(x, float(np.max(np.abs(x))) or 1.0)
+
+    def register_key(self, parameter_set: str, embedded: Embedded) -> AlignmentKey:
+        """A fresh single-use key pair with the Galois keys the packing of this X needs."""
+        stride_bits = max(1, stride_bits_for(he_context(parameter_set).n, embedded.x.shape[1]))
+        stored, keys = self.keystore.register(self.provider, self.config.client_name, KeyPurpose.alignment,
+                                              parameter_set, stride_bits=stride_bits)
+        return AlignmentKey(stored, keys, stride_bits)
+
+    def open_session(self, key: AlignmentKey, public: PublicTexts,
+                     embedded: Embedded) -> tuple[AlignmentSession, CrossCovarianceLayout]:
+        """Create the provider's session and check that both sides agree on the packing."""
+        cfg = self.config
+        n_samples, dim = embedded.x.shape
+        session = self.provider.create_alignment(AlignmentCreate(
+            head_id=cfg.head_id, corpus_id=cfg.corpus_id, corpus_sha256=public.corpus_sha256, key_id=key.stored.key_id,
+            feature_dim=dim, include_head_texts=cfg.include_head_texts, client_model_id=self.embedder.model_id,
+            validation_folds=self.per_fold))
+        if session.num_samples != n_samples:
+            raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {n_samples}")
+        layout = CrossCovarianceLayout.for_key(key.keys.he.n, dim, n_samples, key.stride_bits)
+        if (session.samples_per_ciphertext, session.num_ciphertexts) != (layout.samples_per_ciphertext,
+                                                                         layout.num_ciphertexts):
+            raise AlignmentError(f"provider expects {session.num_ciphertexts} ciphertexts of "
+                                 f"{session.samples_per_ciphertext} samples, the client packed "
+                                 f"{layout.num_ciphertexts} of {layout.samples_per_ciphertext}")
         if layout.data_scale_bits > session.max_data_scale_bits:
             raise AlignmentError(f"provider accepts data scales up to 2^{session.max_data_scale_bits}")
-        status.phase = "uploading"
-        status.total_ciphertexts = layout.num_ciphertexts
-        status.total_columns = session.output_columns
-        report(status)
-        for start in range(0, layout.num_ciphertexts, chunk_ciphertexts):
-            count = min(chunk_ciphertexts, layout.num_ciphertexts - start)
-            blobs = encrypt_alignment_data(keys, x_unit, layout, start, count)
-            session = provider.upload_chunk(session.session_id, AlignmentChunkHeader(start=start, count=count,
-                                            data_scale_bits=layout.data_scale_bits), blobs)
-            status.uploaded_ciphertexts = session.received_ciphertexts
-            report(status)
-        status.phase = "computing"
-        report(status)
-        session = provider.start_compute(session.session_id)
+        return session, layout
+
+    def upload(self, session: AlignmentSession, key: AlignmentKey, layout: CrossCovarianceLayout,
+               embedded: Embedded) -> AlignmentSession:
+        """Encrypt and send X in chunks, so neither side holds all ciphertexts at once."""
+        chunk = self.config.chunk_ciphertexts
+        self._progress(phase="uploading", total_ciphertexts=layout.num_ciphertexts,
+                       total_columns=session.output_columns)
+        x_unit = embedded.unit
+        for start in range(0, layout.num_ciphertexts, chunk):
+            count = min(chunk, layout.num_ciphertexts - start)
+            blobs = encrypt_alignment_data(key.keys, x_unit, layout, start, count)
+            header = AlignmentChunkHeader(start=start, count=count, data_scale_bits=layout.data_scale_bits)
+            session = self.provider.upload_chunk(session.session_id, header, blobs)
+            self._progress(uploaded_ciphertexts=session.received_ciphertexts)
+        return session
+
+    def compute(self, session: AlignmentSession) -> AlignmentSession:
+        """Start the provider's computation and follow it until it is done or failed."""
+        self._progress(phase="computing")
+        session = self.provider.start_compute(session.session_id)
         while session.state == AlignmentState.computing:
-            time.sleep(poll_seconds)
-            session = provider.session(session.session_id)
-            if session.computed_columns != status.computed_columns:
-                status.computed_columns = session.computed_columns
-                report(status)
+            time.sleep(self.config.poll_seconds)  # the provider offers no push; poll its session
+            session = self.provider.session(session.session_id)
+            if session.computed_columns != self.status.computed_columns:
+                self._progress(computed_columns=session.computed_columns)
         if session.state != AlignmentState.done:
             raise AlignmentError(f"alignment failed on the provider: {session.error}")
-        status.phase = "decrypting"
-        report(status)
-        header, blobs = provider.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
-        parts = _decrypt_result(keys, header, blobs, info.limits.max_ciphertext_bytes, per_fold)
-        provider.delete_session(session.session_id)
-    finally:
+        return session
+
+    def decrypt(self, session: AlignmentSession, key: AlignmentKey, info: ServiceInfo) -> DecryptedResult:
+        """Fetch and decrypt the result, then delete the session: the provider need not keep it."""
+        self._progress(phase="decrypting")
+        max_bytes = info.limits.max_ciphertext_bytes
+        header, blobs = self.provider.alignment_result(session.session_id, max_blob_bytes=max_bytes)
+        parts = decrypt_result(key.keys, header, blobs, max_bytes, self.per_fold)
+        self.provider.delete_session(session.session_id)
+        return DecryptedResult(parts, list(header.fold_sizes))
+
+    def release_key(self, key: AlignmentKey) -> None:
+        """Revoke the single-use key at the provider and forget its secret, whatever happened."""
         try:
-            provider.revoke_key(stored_key.key_id)
+            self.provider.revoke_key(key.stored.key_id)
         finally:
-            keystore.forget(stored_key.key_id)
-    folds = None
-    if per_fold:
-        rows = fold_rows(corpus_size, x.shape[0] - corpus_size, len(parts))
-        if [len(r) for r in rows] != header.fold_sizes:
-            raise AlignmentError(f"provider's folds have sizes {header.fold_sizes}, the shared partition {[len(r) for r in rows]}")
-        folds = [SufficientStats.from_cross(x[r], xty * x_scale, y_sum) for r, (xty, y_sum) in zip(rows, parts)]  # undo x / x_scale
-        stats = sum_stats(folds)
-    else:
-        stats = SufficientStats.from_cross(x, parts[0][0] * x_scale, parts[0][1])
-    # The map method only changes this local solve: X^T Y and 1^T Y (the paper's protocol), or
-    # their per-fold parts for methods that validate on held-out alignment data. Methods needing
-    # the provider's Y^T Y are refused by ClientSettings.
-    params = {"lam": ridge_lambda} if map_method == "ridge" else {}
-    affine, chosen = solve_method(map_method, stats, folds=folds, **{**params, **(map_params or {})})
-    status.phase = "done"
-    report(status)
-    return maps.save({
-        "provider_url": provider.base_url, "head_id": head_id, "corpus_id": corpus_id, "corpus_sha256": sha,
-        "client_model_id": embedder.model_id, "provider_model_id": info.encoder_model_id, "parameter_set": pset,
-        "ridge_lambda": float(chosen.get("lambda", ridge_lambda)), "map_method": map_method,
-        "map_params": {k: v for k, v in chosen.items() if k not in ("grid", "cv_losses")},
-        "num_samples": int(x.shape[0]), "include_head_texts": include_head_texts,
-        "created_at": datetime.now(timezone.utc).isoformat(), "alignment_seconds": time.perf_counter() - t0,
-        "bytes_sent": provider.bytes_sent - sent0, "bytes_received": provider.bytes_received - recv0,
-    }, affine)
+            self.keystore.forget(key.stored.key_id)
+
+    def solve(self, embedded: Embedded, public: PublicTexts,
+              result: DecryptedResult) -> tuple[AffineMap, dict[str, Any]]:
+        """The map, solved locally. The method only changes this step: X^T Y and 1^T Y (the paper's
+        protocol), or their per-fold parts for methods that validate on held-out alignment data.
+        Methods needing the provider's Y^T Y are refused by ClientSettings."""
+        cfg = self.config
+        x, scale = embedded.x, embedded.scale
+        folds = None
+        if self.per_fold:
+            rows = fold_rows(public.corpus_size, x.shape[0] - public.corpus_size, len(result.parts))
+            if [len(r) for r in rows] != result.fold_sizes:
+                raise AlignmentError(f"provider's folds have sizes {result.fold_sizes}, the shared partition "
+                                     f"{[len(r) for r in rows]}")
+            # xty was computed on x / scale: multiply back.
+            folds = [SufficientStats.from_cross(x[r], xty * scale, y_sum)
+                     for r, (xty, y_sum) in zip(rows, result.parts, strict=True)]
+            stats = sum_stats(folds)
+        else:
+            xty, y_sum = result.parts[0]
+            stats = SufficientStats.from_cross(x, xty * scale, y_sum)
+        params: dict[str, Any] = {"lam": cfg.ridge_lambda} if cfg.map_method == "ridge" else {}
+        return solve_method(cfg.map_method, stats, folds=folds, **{**params, **cfg.map_params})
+
+    def save(self, info: ServiceInfo, parameter_set: str, public: PublicTexts, embedded: Embedded, affine: AffineMap,
+             chosen: dict[str, Any], *, seconds: float, bytes_sent: int, bytes_received: int) -> StoredMap:
+        cfg = self.config
+        return self.maps.save({
+            "provider_url": self.provider.base_url, "head_id": cfg.head_id, "corpus_id": cfg.corpus_id,
+            "corpus_sha256": public.corpus_sha256, "client_model_id": self.embedder.model_id,
+            "provider_model_id": info.encoder_model_id, "parameter_set": parameter_set,
+            "ridge_lambda": float(chosen.get("lambda", cfg.ridge_lambda)), "map_method": cfg.map_method,
+            "map_params": {k: v for k, v in chosen.items() if k not in ("grid", "cv_losses")},
+            "num_samples": int(embedded.x.shape[0]), "include_head_texts": cfg.include_head_texts,
+            "created_at": datetime.now(UTC).isoformat(), "alignment_seconds": seconds,
+            "bytes_sent": bytes_sent, "bytes_received": bytes_received,
+        }, affine)

@@ -12,7 +12,7 @@ from shared_protocol import PROTOCOL_VERSION
 
 from .api_models import Health
 from .deps import State
-from .routers import alignments, classify
+from .routers import alignments, classify, maps
 from .settings import ClientSettings
 from .state import ClientState
 
@@ -33,11 +33,12 @@ def create_app(settings: ClientSettings | None = None) -> FastAPI:
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz(state: State) -> Health:
-        emb = state._embedder
+        emb = state.loaded_embedder
         return Health(status="ok", embedder=emb.model_id if emb else None, provider_url=state.settings.provider_url)
 
     app.include_router(alignments.router)
     app.include_router(classify.router)
+    app.include_router(maps.router)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=16 * 1024 * 1024)
     return app

@@ -1,17 +1,18 @@
 """Client key store: secret keys on local disk (0600), metadata beside them, one fresh key pair per
-purpose. Inference keys are reused until shortly before they expire; alignment keys are single-use."""
+purpose. The disk is the keys' home across restarts; while the agent runs, the inference key lives in
+memory (`key_manager.InferenceKeys`) and the store is read only when that key is first needed."""
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
-from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
-from helix_he.packing import trace_galois_elements
-
 from helix_he.keys import ClientKeys
+from helix_he.packing import trace_galois_elements
+from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
+
 from .provider_client import ProviderClient
 
 
@@ -45,9 +46,10 @@ class KeyStore:
         """A fresh key pair; alignment keys also send Galois keys for a packing stride of 2^stride_bits."""
         keys = ClientKeys.generate(parameter_set)
         elements = trace_galois_elements(keys.he.n, stride_bits)
-        info = provider.register_key(KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set,
-                                                           galois_elements=elements),
-                                     keys.public_key_bytes(), keys.galois_key_bytes(stride_bits) if elements else None)
+        header = KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set,
+                                       galois_elements=elements)
+        info = provider.register_key(header, keys.public_key_bytes(),
+                                     keys.galois_key_bytes(stride_bits) if elements else None)
         stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
         keys.save(self._secret(info.key_id))
         self._meta(info.key_id).write_text(json.dumps(asdict(stored)))
@@ -61,15 +63,20 @@ class KeyStore:
         self._secret(key_id).unlink(missing_ok=True)
         self._meta(key_id).unlink(missing_ok=True)
 
-    def inference_key(self, provider: ProviderClient, client_name: str, parameter_set: str, margin_s: int) -> tuple[StoredKey, ClientKeys]:
-        """A usable inference key for this provider: the newest unexpired one, else a new one."""
-        now = datetime.now(timezone.utc)
+    def stored(self, purpose: KeyPurpose) -> list[StoredKey]:
+        return [s for s in map(self._read, self.root.glob("*.json")) if s.purpose == purpose.value]
+
+    @staticmethod
+    def _read(meta: Path) -> StoredKey:
+        return StoredKey(**json.loads(meta.read_text()))
+
+    def newest(self, provider_url: str, purpose: KeyPurpose, parameter_set: str,
+               valid_after: datetime) -> StoredKey | None:
+        """The stored key for this provider, purpose and parameter set that expires last, if it is
+        still valid at `valid_after`."""
         best: StoredKey | None = None
-        for meta in self.root.glob("*.json"):
-            s = StoredKey(**json.loads(meta.read_text()))
-            if (s.provider_url == provider.base_url and s.purpose == KeyPurpose.inference.value and s.parameter_set == parameter_set
-                    and s.expires > now + timedelta(seconds=margin_s) and (best is None or s.expires > best.expires)):
+        for s in self.stored(purpose):
+            if (s.provider_url == provider_url and s.parameter_set == parameter_set
+                    and s.expires > valid_after and (best is None or s.expires > best.expires)):
                 best = s
-        if best is not None:
-            return self.load(best.key_id)
-        return self.register(provider, client_name, KeyPurpose.inference, parameter_set)
+        return best

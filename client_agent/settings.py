@@ -40,7 +40,14 @@ class ClientSettings(BaseSettings):
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
-    key_renew_margin_seconds: int = 300
+    key_renew_margin_seconds: int = Field(300, ge=0, description="an inference key this close to its expiry is "
+                                          "replaced by a new one before the next classification")
+    head_cache_seconds: float = Field(300.0, ge=0, description="how long head metadata and the provider's info are "
+                                      "reused before they are fetched again; 0 fetches them for every request")
+    max_running_alignments: int = Field(2, ge=1, description="alignment jobs running at once; more are refused "
+                                        "with 429 too_many_alignments")
+    max_retained_alignments: int = Field(100, ge=1, description="alignment jobs kept, in memory and under "
+                                         "data_dir/jobs; beyond it the oldest finished jobs are forgotten")
 
     @field_validator("alignment_method")
     @classmethod

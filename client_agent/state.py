@@ -1,71 +1,93 @@
-"""Client agent state: provider connection, local embedder, key and map stores, alignment jobs."""
+"""Client agent state: the long-lived objects one agent process owns, opened at start-up and closed at
+shutdown. Routers reach them through `deps.State`; nothing here is module-global."""
 from __future__ import annotations
 
-import secrets
+import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+
+import httpx
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from shared_protocol.messages import KeyPurpose
 
-from .alignment import AlignmentProgress
-from helix_he.keys import ClientKeys
-from .keystore import KeyStore, StoredKey
+from .jobs import JobManager
+from .key_manager import InferenceKeys
+from .keystore import KeyStore
 from .maps import MapStore
-from .provider_client import ProviderClient
+from .provider_cache import ProviderCache
+from .provider_client import ProviderClient, ProviderError
 from .settings import ClientSettings
 
-
-@dataclass
-class AlignmentJob:
-    job_id: str
-    head_id: str
-    corpus_id: str
-    state: str = "running"  # running | done | failed
-    progress: AlignmentProgress = field(default_factory=AlignmentProgress)
-    map_id: str | None = None
-    error: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ClientState:
     settings: ClientSettings
     provider: ProviderClient
+    cache: ProviderCache
     keystore: KeyStore
+    inference_keys: InferenceKeys
     maps: MapStore
-    jobs: dict[str, AlignmentJob] = field(default_factory=dict)
+    jobs: JobManager
     _embedder: Embedder | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _info: Any = None
+    _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, settings: ClientSettings) -> "ClientState":
+    def open(cls, settings: ClientSettings) -> ClientState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         provider = ProviderClient(settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds)
-        return cls(settings, provider, KeyStore(settings.data_dir / "keys"), MapStore(settings.data_dir / "maps"))
+        keystore = KeyStore(settings.data_dir / "keys")
+        release_leftover_alignment_keys(keystore, provider)
+        return cls(
+            settings=settings,
+            provider=provider,
+            cache=ProviderCache(provider, settings.head_cache_seconds),
+            keystore=keystore,
+            inference_keys=InferenceKeys(keystore, provider, settings.client_name, settings.key_renew_margin_seconds),
+            maps=MapStore(settings.data_dir / "maps"),
+            jobs=JobManager(settings.data_dir / "jobs", max_running=settings.max_running_alignments,
+                            max_retained=settings.max_retained_alignments),
+        )
+
+    @property
+    def loaded_embedder(self) -> Embedder | None:
+        """The embedder if it has been loaded (health checks must not load a model)."""
+        return self._embedder
 
     def embedder(self) -> Embedder:
-        with self._lock:
+        """The local embedder, loaded on first use (loading a model takes seconds)."""
+        with self._embedder_lock:
             if self._embedder is None:
-                self._embedder = CachedEmbedder(load_embedder(self.settings.embedder), self.settings.data_dir / "embedding-cache")
+                self._embedder = CachedEmbedder(load_embedder(self.settings.embedder),
+                                                self.settings.data_dir / "embedding-cache")
             return self._embedder
 
-    def provider_info(self) -> Any:
-        if self._info is None:
-            self._info = self.provider.info()
-        return self._info
-
-    def inference_key(self) -> tuple[StoredKey, ClientKeys]:
-        pset = self.settings.parameter_set or self.provider_info().default_parameter_set
-        with self._lock:
-            return self.keystore.inference_key(self.provider, self.settings.client_name, pset, self.settings.key_renew_margin_seconds)
-
-    def new_job(self, head_id: str, corpus_id: str) -> AlignmentJob:
-        job = AlignmentJob(job_id="j_" + secrets.token_hex(6), head_id=head_id, corpus_id=corpus_id)
-        self.jobs[job.job_id] = job
-        return job
+    def inference_parameter_set(self) -> str:
+        return self.settings.parameter_set or self.cache.info().default_parameter_set
 
     def close(self) -> None:
+        self.jobs.close()
         self.provider.close()
+
+
+def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient) -> None:
+    """Alignment keys are single-use and released by their run; one still on disk belongs to a run the
+    previous process did not finish. Its secret is deleted now; the revocation at the provider is
+    attempted in the background (start-up must not wait for the provider; the key expires there anyway)."""
+    leftovers = keystore.stored(KeyPurpose.alignment)
+    for stored in leftovers:
+        keystore.forget(stored.key_id)
+
+    def revoke() -> None:
+        for stored in leftovers:
+            if stored.provider_url != provider.base_url:
+                continue
+            try:
+                provider.revoke_key(stored.key_id)
+            except (ProviderError, httpx.HTTPError) as exc:
+                log.info("could not revoke leftover alignment key %s: %s", stored.key_id, exc)
+
+    if leftovers:
+        threading.Thread(target=revoke, name="revoke-leftover-keys", daemon=True).start()

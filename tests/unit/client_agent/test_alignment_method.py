@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from client_agent.alignment_config import AlignmentConfig, choose_method
 from client_agent.api_models import AlignmentRequest
 from client_agent.maps import MapStore
-from client_agent.routers.alignments import _method
 from client_agent.settings import ClientSettings
 from helix_alignment import AffineMap
 from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
@@ -44,10 +43,23 @@ def test_method_from_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_request_chooses_the_method() -> None:
-    state = SimpleNamespace(settings=ClientSettings(_env_file=None, alignment_method="ridge_scaled", alignment_kappa=0.1))
-    assert _method(state, AlignmentRequest(head_id="h", corpus_id="c")) == {"map_method": "ridge_scaled", "map_params": {"kappa": 0.1}}
-    assert _method(state, AlignmentRequest(head_id="h", corpus_id="c", ridge_lambda=0.5))["map_method"] == "ridge"
-    assert _method(state, AlignmentRequest(head_id="h", corpus_id="c", map_method="procrustes"))["map_method"] == "procrustes"
+    settings = ClientSettings(_env_file=None, alignment_method="ridge_scaled", alignment_kappa=0.1)
+    assert choose_method(settings, AlignmentRequest(head_id="h", corpus_id="c")) == ("ridge_scaled", {"kappa": 0.1})
+    assert choose_method(settings, AlignmentRequest(head_id="h", corpus_id="c", ridge_lambda=0.5))[0] == "ridge"
+    chosen = choose_method(settings, AlignmentRequest(head_id="h", corpus_id="c", map_method="procrustes"))
+    assert chosen == ("procrustes", {})
+
+
+def test_alignment_config_from_request_and_settings() -> None:
+    """The run's configuration: the request's ids and choices, the agent's settings for the rest."""
+    settings = ClientSettings(_env_file=None, alignment_method="ridge_scaled", alignment_kappa=0.1, ridge_lambda=0.25,
+                              client_name="me", parameter_set="ckks-n8192-q200", alignment_chunk_ciphertexts=7)
+    cfg = AlignmentConfig.for_request(settings, AlignmentRequest(head_id="h", corpus_id="c", include_head_texts=False))
+    assert (cfg.head_id, cfg.corpus_id, cfg.client_name, cfg.include_head_texts) == ("h", "c", "me", False)
+    assert (cfg.ridge_lambda, cfg.parameter_set, cfg.chunk_ciphertexts) == (0.25, "ckks-n8192-q200", 7)
+    assert (cfg.map_method, dict(cfg.map_params)) == ("ridge_scaled", {"kappa": 0.1})
+    explicit = AlignmentConfig.for_request(settings, AlignmentRequest(head_id="h", corpus_id="c", ridge_lambda=0.5))
+    assert (explicit.map_method, explicit.ridge_lambda, dict(explicit.map_params)) == ("ridge", 0.5, {})
 
 
 def _meta(**extra: object) -> dict[str, object]:

@@ -1,0 +1,24 @@
+"""How the provider's refusals reach the agent's own callers: with the provider's status and code when
+it is the caller's request that is wrong (an unknown head, a bad corpus id), as 502 when the provider
+itself failed. One place, so every router answers the same way."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from helix_web.errors import ApiError
+
+from .provider_client import ProviderError
+
+
+def from_provider(exc: ProviderError) -> ApiError:
+    return ApiError(exc.status if exc.status < 500 else 502, exc.code, exc.detail)
+
+
+@contextmanager
+def provider_errors_as_api_errors() -> Iterator[None]:
+    """Re-raise a ProviderError from the block as the agent's ApiError."""
+    try:
+        yield
+    except ProviderError as exc:
+        raise from_provider(exc) from None
