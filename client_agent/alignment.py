@@ -4,6 +4,7 @@ pair is fresh and revoked when done.
 
 `AlignmentRun` does one alignment, one method per phase, so each phase can be read (and fail) on its
 own; `run()` calls them in order and always revokes and forgets the single-use key."""
+
 from __future__ import annotations
 
 import time
@@ -93,12 +94,14 @@ class DecryptedResult:
     fold_sizes: list[int]
 
 
-def decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int,
-                   per_fold: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+def decrypt_result(
+    keys: ClientKeys, header: AlignmentResultHeader, blobs: list[bytes], max_bytes: int, per_fold: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(X^T Y, 1^T Y) of the whole session, or of each fold (fold-major blobs) when asked for."""
     if per_fold != bool(header.fold_sizes):
         raise AlignmentError(
-            "the provider's result is " + ("not " if per_fold else "") + "per fold, unlike the request")
+            "the provider's result is " + ("not " if per_fold else "") + "per fold, unlike the request"
+        )
     k = len(header.fold_sizes) if per_fold else 1
     sums = [np.asarray(s) for s in header.fold_y_sums] if per_fold else [np.asarray(header.y_sum)]
     if len(sums) != k or len(blobs) % k:
@@ -116,8 +119,15 @@ def decrypt_result(keys: ClientKeys, header: AlignmentResultHeader, blobs: list[
 class AlignmentRun:
     """One secure alignment against one provider head, from public texts to a stored map."""
 
-    def __init__(self, config: AlignmentConfig, provider: ProviderClient, embedder: Embedder, keystore: KeyStore,
-                 maps: MapStore, progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self,
+        config: AlignmentConfig,
+        provider: ProviderClient,
+        embedder: Embedder,
+        keystore: KeyStore,
+        maps: MapStore,
+        progress: ProgressFn | None = None,
+    ) -> None:
         self.config = config
         self.provider = provider
         self.embedder = embedder
@@ -148,9 +158,17 @@ class AlignmentRun:
             self.release_key(key)
         affine, chosen = self.solve(embedded, public, result)
         self._progress(phase="done")
-        return self.save(info, pset, public, embedded, affine, chosen, seconds=time.perf_counter() - t0,
-                         bytes_sent=self.provider.bytes_sent - sent0,
-                         bytes_received=self.provider.bytes_received - recv0)
+        return self.save(
+            info,
+            pset,
+            public,
+            embedded,
+            affine,
+            chosen,
+            seconds=time.perf_counter() - t0,
+            bytes_sent=self.provider.bytes_sent - sent0,
+            bytes_received=self.provider.bytes_received - recv0,
+        )
 
     # --- phases, in order ---------------------------------------------------------------------------
     def fetch_texts(self, info: ServiceInfo) -> PublicTexts:
@@ -162,8 +180,10 @@ class AlignmentRun:
             raise AlignmentError(f"corpus {cfg.corpus_id!r} texts do not hash to the advertised {sha}")
         corpus_size = len(texts)
         if self.per_fold and info.limits.alignment_validation_folds < 2:
-            raise AlignmentError(f"map method {cfg.map_method!r} chooses its regularisation on validation folds, "
-                                 "which this provider does not offer; use a method without validation folds")
+            raise AlignmentError(
+                f"map method {cfg.map_method!r} chooses its regularisation on validation folds, "
+                "which this provider does not offer; use a method without validation folds"
+            )
         if cfg.include_head_texts:
             ht = self.provider.head_texts(cfg.head_id)
             if corpus_sha256(ht.texts) != ht.sha256:
@@ -180,37 +200,53 @@ class AlignmentRun:
     def register_key(self, parameter_set: str, embedded: Embedded) -> AlignmentKey:
         """A fresh single-use key pair with the Galois keys the packing of this X needs."""
         stride_bits = max(1, stride_bits_for(he_context(parameter_set).n, embedded.x.shape[1]))
-        stored, keys = self.keystore.register(self.provider, self.config.client_name, KeyPurpose.alignment,
-                                              parameter_set, stride_bits=stride_bits)
+        stored, keys = self.keystore.register(
+            self.provider, self.config.client_name, KeyPurpose.alignment, parameter_set, stride_bits=stride_bits
+        )
         return AlignmentKey(stored, keys, stride_bits)
 
-    def open_session(self, key: AlignmentKey, public: PublicTexts,
-                     embedded: Embedded) -> tuple[AlignmentSession, CrossCovarianceLayout]:
+    def open_session(
+        self, key: AlignmentKey, public: PublicTexts, embedded: Embedded
+    ) -> tuple[AlignmentSession, CrossCovarianceLayout]:
         """Create the provider's session and check that both sides agree on the packing."""
         cfg = self.config
         n_samples, dim = embedded.x.shape
-        session = self.provider.create_alignment(AlignmentCreate(
-            head_id=cfg.head_id, corpus_id=cfg.corpus_id, corpus_sha256=public.corpus_sha256, key_id=key.stored.key_id,
-            feature_dim=dim, include_head_texts=cfg.include_head_texts, client_model_id=self.embedder.model_id,
-            validation_folds=self.per_fold))
+        session = self.provider.create_alignment(
+            AlignmentCreate(
+                head_id=cfg.head_id,
+                corpus_id=cfg.corpus_id,
+                corpus_sha256=public.corpus_sha256,
+                key_id=key.stored.key_id,
+                feature_dim=dim,
+                include_head_texts=cfg.include_head_texts,
+                client_model_id=self.embedder.model_id,
+                validation_folds=self.per_fold,
+            )
+        )
         if session.num_samples != n_samples:
             raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {n_samples}")
         layout = CrossCovarianceLayout.for_key(key.keys.he.n, dim, n_samples, key.stride_bits)
-        if (session.samples_per_ciphertext, session.num_ciphertexts) != (layout.samples_per_ciphertext,
-                                                                         layout.num_ciphertexts):
-            raise AlignmentError(f"provider expects {session.num_ciphertexts} ciphertexts of "
-                                 f"{session.samples_per_ciphertext} samples, the client packed "
-                                 f"{layout.num_ciphertexts} of {layout.samples_per_ciphertext}")
+        if (session.samples_per_ciphertext, session.num_ciphertexts) != (
+            layout.samples_per_ciphertext,
+            layout.num_ciphertexts,
+        ):
+            raise AlignmentError(
+                f"provider expects {session.num_ciphertexts} ciphertexts of "
+                f"{session.samples_per_ciphertext} samples, the client packed "
+                f"{layout.num_ciphertexts} of {layout.samples_per_ciphertext}"
+            )
         if layout.data_scale_bits > session.max_data_scale_bits:
             raise AlignmentError(f"provider accepts data scales up to 2^{session.max_data_scale_bits}")
         return session, layout
 
-    def upload(self, session: AlignmentSession, key: AlignmentKey, layout: CrossCovarianceLayout,
-               embedded: Embedded) -> AlignmentSession:
+    def upload(
+        self, session: AlignmentSession, key: AlignmentKey, layout: CrossCovarianceLayout, embedded: Embedded
+    ) -> AlignmentSession:
         """Encrypt and send X in chunks, so neither side holds all ciphertexts at once."""
         chunk = self.config.chunk_ciphertexts
-        self._progress(phase="uploading", total_ciphertexts=layout.num_ciphertexts,
-                       total_columns=session.output_columns)
+        self._progress(
+            phase="uploading", total_ciphertexts=layout.num_ciphertexts, total_columns=session.output_columns
+        )
         x_unit = embedded.unit
         for start in range(0, layout.num_ciphertexts, chunk):
             count = min(chunk, layout.num_ciphertexts - start)
@@ -249,8 +285,9 @@ class AlignmentRun:
         finally:
             self.keystore.forget(key.stored.key_id)
 
-    def solve(self, embedded: Embedded, public: PublicTexts,
-              result: DecryptedResult) -> tuple[AffineMap, dict[str, Any]]:
+    def solve(
+        self, embedded: Embedded, public: PublicTexts, result: DecryptedResult
+    ) -> tuple[AffineMap, dict[str, Any]]:
         """The map, solved locally. The method only changes this step: X^T Y and 1^T Y (the paper's
         protocol), or their per-fold parts for methods that validate on held-out alignment data.
         Methods needing the provider's Y^T Y are refused by ClientSettings."""
@@ -260,11 +297,14 @@ class AlignmentRun:
         if self.per_fold:
             rows = fold_rows(public.corpus_size, x.shape[0] - public.corpus_size, len(result.parts))
             if [len(r) for r in rows] != result.fold_sizes:
-                raise AlignmentError(f"provider's folds have sizes {result.fold_sizes}, the shared partition "
-                                     f"{[len(r) for r in rows]}")
+                raise AlignmentError(
+                    f"provider's folds have sizes {result.fold_sizes}, the shared partition {[len(r) for r in rows]}"
+                )
             # xty was computed on x / scale: multiply back.
-            folds = [SufficientStats.from_cross(x[r], xty * scale, y_sum)
-                     for r, (xty, y_sum) in zip(rows, result.parts, strict=True)]
+            folds = [
+                SufficientStats.from_cross(x[r], xty * scale, y_sum)
+                for r, (xty, y_sum) in zip(rows, result.parts, strict=True)
+            ]
             stats = sum_stats(folds)
         else:
             xty, y_sum = result.parts[0]
@@ -272,16 +312,38 @@ class AlignmentRun:
         params: dict[str, Any] = {"lam": cfg.ridge_lambda} if cfg.map_method == "ridge" else {}
         return solve_method(cfg.map_method, stats, folds=folds, **{**params, **cfg.map_params})
 
-    def save(self, info: ServiceInfo, parameter_set: str, public: PublicTexts, embedded: Embedded, affine: AffineMap,
-             chosen: dict[str, Any], *, seconds: float, bytes_sent: int, bytes_received: int) -> StoredMap:
+    def save(
+        self,
+        info: ServiceInfo,
+        parameter_set: str,
+        public: PublicTexts,
+        embedded: Embedded,
+        affine: AffineMap,
+        chosen: dict[str, Any],
+        *,
+        seconds: float,
+        bytes_sent: int,
+        bytes_received: int,
+    ) -> StoredMap:
         cfg = self.config
-        return self.maps.save({
-            "provider_url": self.provider.base_url, "head_id": cfg.head_id, "corpus_id": cfg.corpus_id,
-            "corpus_sha256": public.corpus_sha256, "client_model_id": self.embedder.model_id,
-            "provider_model_id": info.encoder_model_id, "parameter_set": parameter_set,
-            "ridge_lambda": float(chosen.get("lambda", cfg.ridge_lambda)), "map_method": cfg.map_method,
-            "map_params": {k: v for k, v in chosen.items() if k not in ("grid", "cv_losses")},
-            "num_samples": int(embedded.x.shape[0]), "include_head_texts": cfg.include_head_texts,
-            "created_at": datetime.now(UTC).isoformat(), "alignment_seconds": seconds,
-            "bytes_sent": bytes_sent, "bytes_received": bytes_received,
-        }, affine)
+        return self.maps.save(
+            {
+                "provider_url": self.provider.base_url,
+                "head_id": cfg.head_id,
+                "corpus_id": cfg.corpus_id,
+                "corpus_sha256": public.corpus_sha256,
+                "client_model_id": self.embedder.model_id,
+                "provider_model_id": info.encoder_model_id,
+                "parameter_set": parameter_set,
+                "ridge_lambda": float(chosen.get("lambda", cfg.ridge_lambda)),
+                "map_method": cfg.map_method,
+                "map_params": {k: v for k, v in chosen.items() if k not in ("grid", "cv_losses")},
+                "num_samples": int(embedded.x.shape[0]),
+                "include_head_texts": cfg.include_head_texts,
+                "created_at": datetime.now(UTC).isoformat(),
+                "alignment_seconds": seconds,
+                "bytes_sent": bytes_sent,
+                "bytes_received": bytes_received,
+            },
+            affine,
+        )

@@ -1,5 +1,6 @@
 """What one alignment is asked to do, fixed before it starts: from the agent's settings and the
 caller's request."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,10 +26,17 @@ class AlignmentConfig:
     @classmethod
     def for_request(cls, settings: ClientSettings, body: AlignmentRequest) -> AlignmentConfig:
         method, params = choose_method(settings, body)
-        return cls(head_id=body.head_id, corpus_id=body.corpus_id, client_name=settings.client_name,
-                   ridge_lambda=settings.ridge_lambda if body.ridge_lambda is None else body.ridge_lambda,
-                   include_head_texts=body.include_head_texts, parameter_set=settings.parameter_set,
-                   chunk_ciphertexts=settings.alignment_chunk_ciphertexts, map_method=method, map_params=params)
+        return cls(
+            head_id=body.head_id,
+            corpus_id=body.corpus_id,
+            client_name=settings.client_name,
+            ridge_lambda=settings.ridge_lambda if body.ridge_lambda is None else body.ridge_lambda,
+            include_head_texts=body.include_head_texts,
+            parameter_set=settings.parameter_set,
+            chunk_ciphertexts=settings.alignment_chunk_ciphertexts,
+            map_method=method,
+            map_params=params,
+        )
 
 
 def choose_method(settings: ClientSettings, body: AlignmentRequest) -> tuple[str, dict[str, float | int]]:

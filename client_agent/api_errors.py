@@ -1,6 +1,7 @@
 """How the provider's refusals reach the agent's own callers: with the provider's status and code when
 it is the caller's request that is wrong (an unknown head, a bad corpus id), as 502 when the provider
 itself failed. One place, so every router answers the same way."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

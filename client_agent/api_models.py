@@ -1,4 +1,5 @@
 """The client agent's own REST models (its API to local applications, not the provider wire)."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field

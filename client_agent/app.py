@@ -1,4 +1,5 @@
 """The client agent daemon: a local REST API over the private alignment and inference flows."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,5 +1,6 @@
 """One classification request through the agent: choose the map, check it fits, and classify with the
 cached inference key, healing once when the provider no longer accepts that key."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ def choose_map(maps: MapStore, provider_url: str, head_id: str, embedder: Embedd
     else:
         stored = maps.latest_for(provider_url, head_id, embedder.model_id)
         if stored is None:
-            raise ApiError(409, "no_alignment", f"no alignment map for head {head_id!r} and embedder "
-                           f"{embedder.model_id!r}: POST /v1/alignments first")
+            raise ApiError(
+                409,
+                "no_alignment",
+                f"no alignment map for head {head_id!r} and embedder {embedder.model_id!r}: POST /v1/alignments first",
+            )
     if stored.meta.head_id != head_id:
         raise ApiError(409, "map_mismatch", f"map {stored.meta.map_id} was fitted for head {stored.meta.head_id!r}")
     return stored
@@ -49,8 +53,17 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
 
     def attempt(key: InferenceKey) -> Classified:
         try:
-            result = classify_texts(state.provider, embedder, key.keys, key.key_id, head, stored, texts,
-                                    state.settings.classify_batch_size, max_bytes)
+            result = classify_texts(
+                state.provider,
+                embedder,
+                key.keys,
+                key.key_id,
+                head,
+                stored,
+                texts,
+                state.settings.classify_batch_size,
+                max_bytes,
+            )
         except ProviderError as exc:
             if not is_dead_key(exc):
                 state.cache.evict_head(head_id)  # the head may be gone or changed: look it up again next time

@@ -1,4 +1,5 @@
 """`helix-client`: run the client agent daemon, or drive a running one over its REST API."""
+
 from __future__ import annotations
 
 import argparse
@@ -58,13 +59,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     with _agent(args) as agent:
         if args.cmd == "align":
-            job = _json(agent.post("/v1/alignments", json={"head_id": args.head, "corpus_id": args.corpus,
-                                                          "ridge_lambda": args.ridge_lambda,
-                                                          "include_head_texts": not args.no_head_texts}))
+            job = _json(
+                agent.post(
+                    "/v1/alignments",
+                    json={
+                        "head_id": args.head,
+                        "corpus_id": args.corpus,
+                        "ridge_lambda": args.ridge_lambda,
+                        "include_head_texts": not args.no_head_texts,
+                    },
+                )
+            )
             last = None
             while job["state"] == "running":  # type: ignore[index]
                 p = job["progress"]  # type: ignore[index]
-                line = f"{p['phase']}: uploaded {p['uploaded_ciphertexts']}/{p['total_ciphertexts']}, computed {p['computed_columns']}/{p['total_columns']}"
+                line = (
+                    f"{p['phase']}: uploaded {p['uploaded_ciphertexts']}/{p['total_ciphertexts']}, "
+                    f"computed {p['computed_columns']}/{p['total_columns']}"
+                )
                 if line != last:
                     print(line, file=sys.stderr)
                     last = line
@@ -74,8 +86,14 @@ def main(argv: list[str] | None = None) -> None:
             if job["state"] != "done":  # type: ignore[index]
                 raise SystemExit(1)
         elif args.cmd == "classify":
-            print(json.dumps(_json(agent.post("/v1/classify", json={"texts": args.texts, "head_id": args.head,
-                                                                    "map_id": args.map})), indent=2))
+            print(
+                json.dumps(
+                    _json(
+                        agent.post("/v1/classify", json={"texts": args.texts, "head_id": args.head, "map_id": args.map})
+                    ),
+                    indent=2,
+                )
+            )
         elif args.cmd == "maps":
             print(json.dumps(_json(agent.get("/v1/maps")), indent=2))
         elif args.cmd == "jobs":

@@ -21,6 +21,9 @@ def require_token(state: State, authorization: Annotated[str | None, Header()] =
     token = state.settings.api_token
     if token is None:
         return
-    if not authorization or not authorization.startswith("Bearer ") or not secrets.compare_digest(
-            authorization[7:].encode(), token.get_secret_value().encode()):
+    if (
+        not authorization
+        or not authorization.startswith("Bearer ")
+        or not secrets.compare_digest(authorization[7:].encode(), token.get_secret_value().encode())
+    ):
         raise ApiError(401, "unauthorized", "missing or wrong 'Authorization: Bearer <agent token>'")

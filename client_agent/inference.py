@@ -1,5 +1,6 @@
 """Private inference on the client: embed locally, map into the provider's space, encrypt, let the
 provider evaluate its head, decrypt logits. Only ciphertexts leave; decrypted values never do."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ from helix_embeddings import Embedder
 from helix_he.budget import QUERY_SCALE_BITS
 from helix_he.keys import ClientKeys
 from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
-from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, HeadInfo
 from helix_he.packing import LinearHeadLayout
+from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, HeadInfo
 
 from .maps import StoredMap
 from .provider_client import ProviderClient
@@ -36,19 +37,31 @@ class Classification:
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probs
 
 
 def check_map(stored: StoredMap, embedder: Embedder, head: HeadInfo) -> None:
     if stored.meta.client_model_id != embedder.model_id:
-        raise MapMismatch(f"map {stored.meta.map_id} was fitted for embedder {stored.meta.client_model_id!r}, "
-                          f"this agent embeds with {embedder.model_id!r}; run a new alignment")
+        raise MapMismatch(
+            f"map {stored.meta.map_id} was fitted for embedder {stored.meta.client_model_id!r}, "
+            f"this agent embeds with {embedder.model_id!r}; run a new alignment"
+        )
     if stored.affine.target_dim != head.dim:
-        raise MapMismatch(f"map {stored.meta.map_id} maps into {stored.affine.target_dim} dims, head {head.id} expects {head.dim}")
+        raise MapMismatch(
+            f"map {stored.meta.map_id} maps into {stored.affine.target_dim} dims, head {head.id} expects {head.dim}"
+        )
 
 
-def classify_embeddings(provider: ProviderClient, keys: ClientKeys, key_id: str, head: HeadInfo, mapped: np.ndarray,
-                        batch_size: int, max_ciphertext_bytes: int) -> tuple[np.ndarray, int, int]:
+def classify_embeddings(
+    provider: ProviderClient,
+    keys: ClientKeys,
+    key_id: str,
+    head: HeadInfo,
+    mapped: np.ndarray,
+    batch_size: int,
+    max_ciphertext_bytes: int,
+) -> tuple[np.ndarray, int, int]:
     """Encrypted logits for every row of `mapped`. Many rows at once go feature-major (`dim`
     ciphertexts for up to N queries, ~6 KB uploaded per query at 4,096); a few rows go one ciphertext
     per query (131 KB per query, lowest latency). The switch is where the batch form uploads less."""
@@ -60,14 +73,19 @@ def classify_embeddings(provider: ProviderClient, keys: ClientKeys, key_id: str,
         remaining = mapped.shape[0] - start
         if remaining >= batch_threshold(head.dim):
             part = mapped[start : start + keys.he.n]
-            bheader = ClassifyBatchHeader(head_id=head.id, key_id=key_id, num_queries=len(part), dim=head.dim,
-                                          query_scale_bits=QUERY_SCALE_BITS)
-            breply, out, s, r = provider.classify_batch(bheader, encrypt_batch(keys, part, layout), max_blob_bytes=max_ciphertext_bytes)
+            bheader = ClassifyBatchHeader(
+                head_id=head.id, key_id=key_id, num_queries=len(part), dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
+            )
+            breply, out, s, r = provider.classify_batch(
+                bheader, encrypt_batch(keys, part, layout), max_blob_bytes=max_ciphertext_bytes
+            )
             logits.append(decrypt_batch_logits(keys, breply, out, max_bytes=max_ciphertext_bytes))
         else:
             part = mapped[start : start + batch_size]
             blobs = encrypt_queries(keys, part, layout)
-            header = ClassifyHeader(head_id=head.id, key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS)
+            header = ClassifyHeader(
+                head_id=head.id, key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS
+            )
             reply, out, s, r = provider.classify(header, blobs, max_blob_bytes=max_ciphertext_bytes)
             logits.append(decrypt_logits(keys, reply, out, max_bytes=max_ciphertext_bytes))
         start += len(part)
@@ -81,8 +99,17 @@ def batch_threshold(dim: int) -> int:
     return max(2, dim)
 
 
-def classify_texts(provider: ProviderClient, embedder: Embedder, keys: ClientKeys, key_id: str, head: HeadInfo,
-                   stored: StoredMap, texts: list[str], batch_size: int, max_ciphertext_bytes: int) -> Classification:
+def classify_texts(
+    provider: ProviderClient,
+    embedder: Embedder,
+    keys: ClientKeys,
+    key_id: str,
+    head: HeadInfo,
+    stored: StoredMap,
+    texts: list[str],
+    batch_size: int,
+    max_ciphertext_bytes: int,
+) -> Classification:
     check_map(stored, embedder, head)
     t0 = time.perf_counter()
     x = embedder.embed(texts).astype(np.float64)

@@ -6,6 +6,7 @@ An alignment takes minutes; its caller polls the job. Jobs are limited in two wa
 under the jobs folder, replaced atomically on each change of state or phase, so a restarted agent
 still answers for its jobs: finished ones as they ended, and ones that were running as failed,
 since the thread that ran them is gone."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ classification costs more than the classification of one text. So the key for a 
 loaded (or registered) once and handed out from memory until it comes within the renew margin of its
 expiry, or until the provider says it no longer knows it. Replacing it happens under a lock, so
 requests that arrive together register one new key, not one each."""
+
 from __future__ import annotations
 
 import threading
@@ -85,12 +86,14 @@ class InferenceKeys:
         if parameter_set in self._looked_on_disk:
             return None
         self._looked_on_disk.add(parameter_set)
-        stored = self._store.newest(self._provider.base_url, KeyPurpose.inference, parameter_set,
-                                    now + timedelta(seconds=self._margin_s))
+        stored = self._store.newest(
+            self._provider.base_url, KeyPurpose.inference, parameter_set, now + timedelta(seconds=self._margin_s)
+        )
         if stored is None:
             return None
         return InferenceKey(*self._store.load(stored.key_id))
 
     def _register(self, parameter_set: str) -> InferenceKey:
-        return InferenceKey(*self._store.register(self._provider, self._client_name, KeyPurpose.inference,
-                                                  parameter_set))
+        return InferenceKey(
+            *self._store.register(self._provider, self._client_name, KeyPurpose.inference, parameter_set)
+        )

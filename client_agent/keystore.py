@@ -1,6 +1,7 @@
 """Client key store: secret keys on local disk (0600), metadata beside them, one fresh key pair per
 purpose. The disk is the keys' home across restarts; while the agent runs, the inference key lives in
 memory (`key_manager.InferenceKeys`) and the store is read only when that key is first needed."""
+
 from __future__ import annotations
 
 import json
@@ -41,15 +42,18 @@ class KeyStore:
     def _secret(self, key_id: str) -> Path:
         return self.root / f"{key_id}.sk"
 
-    def register(self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str,
-                 stride_bits: int = 0) -> tuple[StoredKey, ClientKeys]:
+    def register(
+        self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str, stride_bits: int = 0
+    ) -> tuple[StoredKey, ClientKeys]:
         """A fresh key pair; alignment keys also send Galois keys for a packing stride of 2^stride_bits."""
         keys = ClientKeys.generate(parameter_set)
         elements = trace_galois_elements(keys.he.n, stride_bits)
-        header = KeyRegistrationHeader(client_name=client_name, purpose=purpose, parameter_set=parameter_set,
-                                       galois_elements=elements)
-        info = provider.register_key(header, keys.public_key_bytes(),
-                                     keys.galois_key_bytes(stride_bits) if elements else None)
+        header = KeyRegistrationHeader(
+            client_name=client_name, purpose=purpose, parameter_set=parameter_set, galois_elements=elements
+        )
+        info = provider.register_key(
+            header, keys.public_key_bytes(), keys.galois_key_bytes(stride_bits) if elements else None
+        )
         stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
         keys.save(self._secret(info.key_id))
         self._meta(info.key_id).write_text(json.dumps(asdict(stored)))
@@ -70,13 +74,18 @@ class KeyStore:
     def _read(meta: Path) -> StoredKey:
         return StoredKey(**json.loads(meta.read_text()))
 
-    def newest(self, provider_url: str, purpose: KeyPurpose, parameter_set: str,
-               valid_after: datetime) -> StoredKey | None:
+    def newest(
+        self, provider_url: str, purpose: KeyPurpose, parameter_set: str, valid_after: datetime
+    ) -> StoredKey | None:
         """The stored key for this provider, purpose and parameter set that expires last, if it is
         still valid at `valid_after`."""
         best: StoredKey | None = None
         for s in self.stored(purpose):
-            if (s.provider_url == provider_url and s.parameter_set == parameter_set
-                    and s.expires > valid_after and (best is None or s.expires > best.expires)):
+            if (
+                s.provider_url == provider_url
+                and s.parameter_set == parameter_set
+                and s.expires > valid_after
+                and (best is None or s.expires > best.expires)
+            ):
                 best = s
         return best

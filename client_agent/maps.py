@@ -1,5 +1,6 @@
 """Stored alignment maps: weights as .npy (no pickle), metadata as JSON. A map records which
 embedder it was fitted for; using it with another embedder is refused."""
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,9 @@ class MapStore:
         if not map_id.startswith("m_") or "/" in map_id or not (folder / "meta.json").exists():
             return None
         md = MapMetadata.model_validate_json((folder / "meta.json").read_text())
-        affine = AffineMap(np.load(folder / "weight.npy", allow_pickle=False), np.load(folder / "bias.npy", allow_pickle=False))
+        affine = AffineMap(
+            np.load(folder / "weight.npy", allow_pickle=False), np.load(folder / "bias.npy", allow_pickle=False)
+        )
         return StoredMap(md, affine)
 
     def list(self) -> list[MapMetadata]:
@@ -74,8 +77,9 @@ class MapStore:
         return sorted(out, key=lambda m: m.created_at)
 
     def latest_for(self, provider_url: str, head_id: str, client_model_id: str) -> StoredMap | None:
-        cands = [m for m in self.list() if m.provider_url == provider_url and m.head_id == head_id
-                 and m.client_model_id == client_model_id]
+        cands = [
+            m
+            for m in self.list()
+            if m.provider_url == provider_url and m.head_id == head_id and m.client_model_id == client_model_id
+        ]
         return self.get(cands[-1].map_id) if cands else None
-
-

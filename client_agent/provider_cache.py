@@ -3,6 +3,7 @@
 Both change rarely (an operator adds or deletes a head), yet were fetched for every classification.
 They are kept for `head_cache_seconds`; a head the provider answers 404 for is evicted at once, so a
 deleted or re-created head is seen on the next request."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """httpx client for the provider's API. Verifies the provider's certificate against the configured
 CA; speaks JSON for control messages and HELIX frames for ciphertexts."""
+
 from __future__ import annotations
 
 import ssl
@@ -10,9 +11,23 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from shared_protocol.framing import FRAME_MEDIA_TYPE, decode_frame, encode_frame
-from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentResultHeader, AlignmentSession,
-                                      ClassifyBatchHeader, ClassifyBatchReplyHeader, ClassifyHeader, ClassifyReplyHeader, CorpusInfo, CorpusTexts, HeadInfo, HeadTexts,
-                                      KeyInfo, KeyRegistrationHeader, ServiceInfo)
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentResultHeader,
+    AlignmentSession,
+    ClassifyBatchHeader,
+    ClassifyBatchReplyHeader,
+    ClassifyHeader,
+    ClassifyReplyHeader,
+    CorpusInfo,
+    CorpusTexts,
+    HeadInfo,
+    HeadTexts,
+    KeyInfo,
+    KeyRegistrationHeader,
+    ServiceInfo,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,7 +51,7 @@ class ProviderClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ProviderClient":
+    def __enter__(self) -> ProviderClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -52,7 +67,7 @@ class ProviderClient:
                 raise ProviderError(resp.status_code, "error", resp.text) from None
         return resp
 
-    def _get(self, path: str, model: type[M], **params: object) -> M:
+    def _get(self, path: str, model: type[M], **params: str | int) -> M:
         return model.model_validate(self._check(self._http.get(path, params=params)).json())
 
     def _post_frame(self, method: str, path: str, header: BaseModel, blobs: list[bytes]) -> httpx.Response:
@@ -90,7 +105,9 @@ class ProviderClient:
                 return texts, sha
 
     # --- keys, alignment, inference ------------------------------------------------------------
-    def register_key(self, header: KeyRegistrationHeader, public_key: bytes, galois_keys: bytes | None = None) -> KeyInfo:
+    def register_key(
+        self, header: KeyRegistrationHeader, public_key: bytes, galois_keys: bytes | None = None
+    ) -> KeyInfo:
         """Register public material: the public key, plus Galois keys for alignment keys."""
         blobs = [public_key] + ([galois_keys] if galois_keys else [])
         return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, blobs).json())
@@ -99,14 +116,20 @@ class ProviderClient:
         self._check(self._http.delete(f"/v1/keys/{key_id}"))
 
     def create_alignment(self, body: AlignmentCreate) -> AlignmentSession:
-        resp = self._http.post("/v1/alignments", content=body.model_dump_json(), headers={"content-type": "application/json"})
+        resp = self._http.post(
+            "/v1/alignments", content=body.model_dump_json(), headers={"content-type": "application/json"}
+        )
         return AlignmentSession.model_validate(self._check(resp).json())
 
     def upload_chunk(self, session_id: str, header: AlignmentChunkHeader, blobs: list[bytes]) -> AlignmentSession:
-        return AlignmentSession.model_validate(self._post_frame("PUT", f"/v1/alignments/{session_id}/chunks", header, blobs).json())
+        return AlignmentSession.model_validate(
+            self._post_frame("PUT", f"/v1/alignments/{session_id}/chunks", header, blobs).json()
+        )
 
     def start_compute(self, session_id: str) -> AlignmentSession:
-        return AlignmentSession.model_validate(self._check(self._http.post(f"/v1/alignments/{session_id}/compute")).json())
+        return AlignmentSession.model_validate(
+            self._check(self._http.post(f"/v1/alignments/{session_id}/compute")).json()
+        )
 
     def session(self, session_id: str) -> AlignmentSession:
         return self._get(f"/v1/alignments/{session_id}", AlignmentSession)
@@ -118,20 +141,27 @@ class ProviderClient:
     def delete_session(self, session_id: str) -> None:
         self._check(self._http.delete(f"/v1/alignments/{session_id}"))
 
-    def classify_batch(self, header: ClassifyBatchHeader, blobs: list[bytes],
-                       max_blob_bytes: int) -> tuple[ClassifyBatchReplyHeader, list[bytes], int, int]:
+    def classify_batch(
+        self, header: ClassifyBatchHeader, blobs: list[bytes], max_blob_bytes: int
+    ) -> tuple[ClassifyBatchReplyHeader, list[bytes], int, int]:
         """Feature-major batch: -> (reply header, one ciphertext per class, bytes sent, bytes received)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        resp = self._check(self._http.post("/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
+        resp = self._check(
+            self._http.post("/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
+        )
         reply, out = decode_frame(resp.content, ClassifyBatchReplyHeader, max_blobs=4096, max_blob_bytes=max_blob_bytes)
         return reply, out, len(body), len(resp.content)
 
-    def classify(self, header: ClassifyHeader, blobs: list[bytes], max_blob_bytes: int) -> tuple[ClassifyReplyHeader, list[bytes], int, int]:
+    def classify(
+        self, header: ClassifyHeader, blobs: list[bytes], max_blob_bytes: int
+    ) -> tuple[ClassifyReplyHeader, list[bytes], int, int]:
         """-> (reply header, reply ciphertexts, bytes sent, bytes received) for this call. Sizes are
         measured on this call's own body and reply (the running totals are shared between threads)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
         resp = self._check(self._http.post("/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
-        reply, out = decode_frame(resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes)
+        reply, out = decode_frame(
+            resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes
+        )
         return reply, out, len(body), len(resp.content)

@@ -1,4 +1,5 @@
 """Client agent settings from HELIX_CLIENT_* environment variables or a .env file."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,12 @@ PROTOCOL_STATISTICS = frozenset({"xtx", "sums", "xty", "fold_xty"})
 
 
 class ClientSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HELIX_CLIENT_", env_file=os.environ.get("HELIX_CLIENT_ENV_FILE", ".env"),
-                                      env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HELIX_CLIENT_",
+        env_file=os.environ.get("HELIX_CLIENT_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
 
     host: str = "127.0.0.1"
     port: int = 8444
@@ -24,30 +29,50 @@ class ClientSettings(BaseSettings):
     datasets_dir: Path = Path("../shared/datasets")
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    api_token: SecretStr | None = Field(None, description="bearer token for this agent's REST API; unset = open on its bind address")
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for this agent's REST API; unset = open on its bind address"
+    )
     provider_url: str = "https://127.0.0.1:8443"
     provider_ca_cert: Path | None = Field(None, description="CA that signed the provider's certificate")
     client_name: str = "helix-client"
     embedder: str = "wordllama"
     parameter_set: str | None = Field(None, description="default: the provider's default")
     ridge_lambda: float = Field(1e-4, ge=0, description="lambda of alignment_method=ridge (the paper's setting)")
-    alignment_method: str = Field(CLIENT_DEFAULT_METHOD, description="map solved from the alignment statistics: "
-                                  "methods that need X^T Y and 1^T Y (the paper's disclosure) or, for the *_cv methods, "
-                                  "their parts on the provider's validation folds; never the provider's Y^T Y")
-    alignment_kappa: float | None = Field(None, gt=0, description="relative ridge strength (ridge_scaled, reduced_rank, "
-                                          "whitened_procrustes); default: the method's")
+    alignment_method: str = Field(
+        CLIENT_DEFAULT_METHOD,
+        description="map solved from the alignment statistics: "
+        "methods that need X^T Y and 1^T Y (the paper's disclosure) or, for the *_cv methods, "
+        "their parts on the provider's validation folds; never the provider's Y^T Y",
+    )
+    alignment_kappa: float | None = Field(
+        None,
+        gt=0,
+        description="relative ridge strength (ridge_scaled, reduced_rank, whitened_procrustes); default: the method's",
+    )
     alignment_rank: int | None = Field(None, ge=1, description="rank of reduced_rank maps; default: the method's")
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
-    key_renew_margin_seconds: int = Field(300, ge=0, description="an inference key this close to its expiry is "
-                                          "replaced by a new one before the next classification")
-    head_cache_seconds: float = Field(300.0, ge=0, description="how long head metadata and the provider's info are "
-                                      "reused before they are fetched again; 0 fetches them for every request")
-    max_running_alignments: int = Field(2, ge=1, description="alignment jobs running at once; more are refused "
-                                        "with 429 too_many_alignments")
-    max_retained_alignments: int = Field(100, ge=1, description="alignment jobs kept, in memory and under "
-                                         "data_dir/jobs; beyond it the oldest finished jobs are forgotten")
+    key_renew_margin_seconds: int = Field(
+        300,
+        ge=0,
+        description="an inference key this close to its expiry is replaced by a new one before the next classification",
+    )
+    head_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="how long head metadata and the provider's info are "
+        "reused before they are fetched again; 0 fetches them for every request",
+    )
+    max_running_alignments: int = Field(
+        2, ge=1, description="alignment jobs running at once; more are refused with 429 too_many_alignments"
+    )
+    max_retained_alignments: int = Field(
+        100,
+        ge=1,
+        description="alignment jobs kept, in memory and under "
+        "data_dir/jobs; beyond it the oldest finished jobs are forgotten",
+    )
 
     @field_validator("alignment_method")
     @classmethod
@@ -69,5 +94,7 @@ def check_client_method(value: str) -> str:
         raise ValueError(f"unknown alignment method {value!r}; known: {sorted(METHODS)}")
     missing = METHODS[value].needs - PROTOCOL_STATISTICS
     if missing:
-        raise ValueError(f"alignment method {value!r} needs {sorted(missing)}, which the secure protocol does not provide")
+        raise ValueError(
+            f"alignment method {value!r} needs {sorted(missing)}, which the secure protocol does not provide"
+        )
     return value

@@ -1,5 +1,6 @@
 """Client agent state: the long-lived objects one agent process owns, opened at start-up and closed at
 shutdown. Routers reach them through `deps.State`; nothing here is module-global."""
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,11 @@ class ClientState:
             keystore=keystore,
             inference_keys=InferenceKeys(keystore, provider, settings.client_name, settings.key_renew_margin_seconds),
             maps=MapStore(settings.data_dir / "maps"),
-            jobs=JobManager(settings.data_dir / "jobs", max_running=settings.max_running_alignments,
-                            max_retained=settings.max_retained_alignments),
+            jobs=JobManager(
+                settings.data_dir / "jobs",
+                max_running=settings.max_running_alignments,
+                max_retained=settings.max_retained_alignments,
+            ),
         )
 
     @property
@@ -60,8 +64,9 @@ class ClientState:
         """The local embedder, loaded on first use (loading a model takes seconds)."""
         with self._embedder_lock:
             if self._embedder is None:
-                self._embedder = CachedEmbedder(load_embedder(self.settings.embedder),
-                                                self.settings.data_dir / "embedding-cache")
+                self._embedder = CachedEmbedder(
+                    load_embedder(self.settings.embedder), self.settings.data_dir / "embedding-cache"
+                )
             return self._embedder
 
     def inference_parameter_set(self) -> str:

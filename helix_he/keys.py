@@ -134,12 +134,16 @@ class ClientKeys:
         return addmod(reply.c0, c1s, q), q, reply.scale
 
     def _rows(self, q: int, positions: np.ndarray) -> np.ndarray:
+        """The NTT rows that read coefficients `positions` (cached: one key serves concurrent requests, so
+        the lookup never reads the cache twice)."""
         key = (q, positions.tobytes())
-        if key not in self._row_cache:
+        rows = self._row_cache.get(key)
+        if rows is None:
+            rows = self.he.ntt(q).coefficient_rows(positions)
             if len(self._row_cache) > 64:
                 self._row_cache.clear()
-            self._row_cache[key] = self.he.ntt(q).coefficient_rows(positions)
-        return self._row_cache[key]
+            self._row_cache[key] = rows
+        return rows
 
     def decrypt_reply(self, blob: bytes, positions: np.ndarray) -> np.ndarray:
         """The values a compact reply carries at `positions`."""

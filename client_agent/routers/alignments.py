@@ -1,4 +1,5 @@
 """Start and watch secure alignments against a provider head."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -20,9 +21,16 @@ router = APIRouter(prefix="/v1", tags=["alignment"], dependencies=[Depends(requi
 
 
 def job_view(job: AlignmentJob) -> AlignmentJobView:
-    return AlignmentJobView(job_id=job.job_id, head_id=job.head_id, corpus_id=job.corpus_id, state=job.state,
-                            progress=AlignmentProgressView(**asdict(job.progress)), map_id=job.map_id, error=job.error,
-                            created_at=job.created_at)
+    return AlignmentJobView(
+        job_id=job.job_id,
+        head_id=job.head_id,
+        corpus_id=job.corpus_id,
+        state=job.state,
+        progress=AlignmentProgressView(**asdict(job.progress)),
+        map_id=job.map_id,
+        error=job.error,
+        created_at=job.created_at,
+    )
 
 
 def _work(state: ClientState, config: AlignmentConfig) -> JobWork:

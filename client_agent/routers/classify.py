@@ -1,4 +1,5 @@
 """Classify texts privately through the provider's head."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
@@ -23,10 +24,20 @@ def classify(body: ClassifyRequest, state: State) -> ClassifyResponse:
         raise ApiError(409, "map_mismatch", str(exc)) from None
     head, result = done.head, done.result
     results = [
-        ClassifyResult(text_index=i, label=result.labels[i], logits=result.logits[i].tolist(),
-                       probabilities=dict(zip(head.class_names, map(float, result.probabilities[i]), strict=False)))
+        ClassifyResult(
+            text_index=i,
+            label=result.labels[i],
+            logits=result.logits[i].tolist(),
+            probabilities=dict(zip(head.class_names, map(float, result.probabilities[i]), strict=False)),
+        )
         for i in range(len(body.texts))
     ]
-    return ClassifyResponse(head_id=head.id, map_id=done.map.meta.map_id, results=results,
-                            latency_ms=result.seconds * 1e3, he_latency_ms=result.he_seconds * 1e3,
-                            bytes_sent=result.bytes_sent, bytes_received=result.bytes_received)
+    return ClassifyResponse(
+        head_id=head.id,
+        map_id=done.map.meta.map_id,
+        results=results,
+        latency_ms=result.seconds * 1e3,
+        he_latency_ms=result.he_seconds * 1e3,
+        bytes_sent=result.bytes_sent,
+        bytes_received=result.bytes_received,
+    )

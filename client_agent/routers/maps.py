@@ -1,4 +1,5 @@
 """The alignment maps this agent has stored (read only: maps are made by alignments)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends

@@ -1,5 +1,6 @@
 """Helpers shared by the integration tests (not a test module): HTTPS clients pinned to the test CA,
 error-shape assertions, bounded polling, exact reply decryption and uniformity statistics."""
+
 from __future__ import annotations
 
 import socket
@@ -44,8 +45,9 @@ def assert_api_error(resp: httpx.Response, status: int, code: str, *detail_conta
     return body
 
 
-def poll_until(fetch: Callable[[], T], done: Callable[[T], bool], *, deadline_s: float, what: str,
-               interval_s: float = 0.25) -> T:
+def poll_until(
+    fetch: Callable[[], T], done: Callable[[T], bool], *, deadline_s: float, what: str, interval_s: float = 0.25
+) -> T:
     """Call `fetch` until `done(value)`, failing after `deadline_s` with the last value."""
     deadline = time.monotonic() + deadline_s
     while True:
@@ -102,23 +104,28 @@ def assert_uniform_mod_q(residues: np.ndarray, q: int, what: str, bins: int = 16
         small = int(np.count_nonzero(c < (1 << bits)))
         mean = n * 2.0 ** (bits + 1) / q
         bound = mean + 6 * np.sqrt(mean) + 6
-        assert small <= bound, (f"{what}: {small} of {n} coefficients have |c| < 2^{bits} (uniform: ~{mean:.1f}); "
-                                "unmasked partial products?")
+        assert small <= bound, (
+            f"{what}: {small} of {n} coefficients have |c| < 2^{bits} (uniform: ~{mean:.1f}); "
+            "unmasked partial products?"
+        )
 
 
 # --------------------------------------------------------------------------- raw HTTP
 
 
-def raw_https_exchange(url: str, ca: str, request_head: bytes, body_parts: Iterable[bytes] = (),
-                       timeout_s: float = 60.0) -> tuple[int, dict[str, str], bytes]:
+def raw_https_exchange(
+    url: str, ca: str, request_head: bytes, body_parts: Iterable[bytes] = (), timeout_s: float = 60.0
+) -> tuple[int, dict[str, str], bytes]:
     """Send a hand-written HTTP/1.1 request over TLS and read the response until the server closes.
     For requests httpx will not send (a Content-Length without its body). Write errors after the
     head are tolerated: a server may answer and close before the body is complete."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 443
     ctx = ssl_context(ca)
-    with socket.create_connection((host, port), timeout=timeout_s) as raw, \
-            ctx.wrap_socket(raw, server_hostname=host) as sock:
+    with (
+        socket.create_connection((host, port), timeout=timeout_s) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as sock,
+    ):
         sock.sendall(request_head)
         try:
             for part in body_parts:

@@ -5,6 +5,7 @@
 * 16 clients classifying at once all get correct answers, and HE work never blocks the event loop:
   while a large batch is being evaluated in a worker, cheap requests keep being answered.
 """
+
 from __future__ import annotations
 
 import threading
@@ -17,13 +18,13 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_api_error
 
+from client_agent.provider_client import ProviderClient
 from helix_he.budget import QUERY_SCALE_BITS
 from helix_he.keys import ClientKeys
-from client_agent.provider_client import ProviderClient
+from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
+from helix_he.packing import LinearHeadLayout
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, KeyRegistrationHeader
-from helix_he.packing import LinearHeadLayout
-from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
 
 CLIENT_NAME = "pytest-batch"
 
@@ -38,8 +39,12 @@ def pc(provider: Any) -> Iterator[ProviderClient]:
 def key(pc: ProviderClient) -> tuple[str, ClientKeys]:
     info = pc.info()
     keys = ClientKeys.generate(info.default_parameter_set)
-    reg = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=KeyPurpose.inference,
-                                                parameter_set=info.default_parameter_set), keys.public_key_bytes())
+    reg = pc.register_key(
+        KeyRegistrationHeader(
+            client_name=CLIENT_NAME, purpose=KeyPurpose.inference, parameter_set=info.default_parameter_set
+        ),
+        keys.public_key_bytes(),
+    )
     return reg.key_id, keys
 
 
@@ -54,8 +59,9 @@ def test_batch_matches_plaintext_logits(pc: ProviderClient, key: tuple[str, Clie
     head = pc.head("sst2")
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
     x = np.random.default_rng(8).normal(0.0, 0.05, size=(1000, head.dim))
-    header = ClassifyBatchHeader(head_id="sst2", key_id=key_id, num_queries=len(x), dim=head.dim,
-                                 query_scale_bits=QUERY_SCALE_BITS)
+    header = ClassifyBatchHeader(
+        head_id="sst2", key_id=key_id, num_queries=len(x), dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
+    )
     features = encrypt_batch(keys, x, layout)
     reply, out, sent, received = pc.classify_batch(header, features, max_blob_bytes=1 << 20)
     assert reply.num_queries == 1000 and reply.num_classes == head.num_classes == len(out)
@@ -73,22 +79,26 @@ def test_bad_batches_are_refused(pc: ProviderClient, key: tuple[str, ClientKeys]
     features = encrypt_batch(keys, np.zeros((3, head.dim)), layout)
 
     def post(header: ClassifyBatchHeader, blobs: list[bytes]) -> Any:
-        return provider.http.post("/v1/classify/batch", content=encode_frame(header, blobs),
-                                  headers={"content-type": FRAME_MEDIA_TYPE})
+        return provider.http.post(
+            "/v1/classify/batch", content=encode_frame(header, blobs), headers={"content-type": FRAME_MEDIA_TYPE}
+        )
 
     ok = dict(head_id="sst2", key_id=key_id, num_queries=3, dim=head.dim, query_scale_bits=QUERY_SCALE_BITS)
     assert post(ClassifyBatchHeader(**ok), features).status_code == 200
     assert_api_error(post(ClassifyBatchHeader(**ok), features[:-1]), 400, "malformed_frame", str(head.dim))
     assert_api_error(post(ClassifyBatchHeader(**{**ok, "num_queries": 9000}), features), 400, "malformed_frame", "8192")
     assert_api_error(post(ClassifyBatchHeader(**{**ok, "head_id": "nope"}), features), 404, "unknown_head", "nope")
-    assert_api_error(post(ClassifyBatchHeader(**{**ok, "query_scale_bits": 30}), features), 422, "invalid_ciphertext", "scale")
+    assert_api_error(
+        post(ClassifyBatchHeader(**{**ok, "query_scale_bits": 30}), features), 422, "invalid_ciphertext", "scale"
+    )
     bad = list(features)
     bad[5] = bad[5][:-3]
     assert_api_error(post(ClassifyBatchHeader(**ok), bad), 422, "invalid_ciphertext", "feature 5")
 
 
-def test_sixteen_concurrent_clients_and_a_responsive_server(pc: ProviderClient, key: tuple[str, ClientKeys],
-                                                            provider: Any) -> None:
+def test_sixteen_concurrent_clients_and_a_responsive_server(
+    pc: ProviderClient, key: tuple[str, ClientKeys], provider: Any
+) -> None:
     """16 threads, each its own HTTPS client, classify different queries at once; every answer is
     the plaintext answer. Meanwhile a large batch is in flight: requests that need no HE work are
     answered before it completes, so the event loop is never blocked by HE computation."""
@@ -111,8 +121,9 @@ def test_sixteen_concurrent_clients_and_a_responsive_server(pc: ProviderClient, 
 
     def big_batch() -> np.ndarray:
         with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
-            header = ClassifyBatchHeader(head_id="sst2", key_id=key_id, num_queries=len(big), dim=head.dim,
-                                         query_scale_bits=QUERY_SCALE_BITS)
+            header = ClassifyBatchHeader(
+                head_id="sst2", key_id=key_id, num_queries=len(big), dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
+            )
             try:
                 reply, out, _, _ = client.classify_batch(header, big_features, max_blob_bytes=1 << 20)
             finally:

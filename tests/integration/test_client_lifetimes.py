@@ -12,6 +12,7 @@
 Maps for classification are written straight into the agent's map store (zero weights, so logits are
 the head's bias): these tests are about lifetimes, not accuracy, and need no alignment run for that.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,12 +51,25 @@ def agent(client_agent_factory: Any) -> Iterator[Any]:
 
 
 def save_map(agent: Any, provider_url: str, head: dict[str, Any], wordllama: Any) -> str:
-    stored = MapStore(Path(agent.data_dir) / "maps").save({
-        "provider_url": provider_url, "head_id": head["id"], "corpus_id": "none", "corpus_sha256": "0" * 64,
-        "client_model_id": wordllama.model_id, "provider_model_id": "p", "parameter_set": "ckks-n8192-q200",
-        "ridge_lambda": 1e-4, "num_samples": 1, "include_head_texts": False,
-        "created_at": datetime.now(UTC).isoformat(), "alignment_seconds": 0.0, "bytes_sent": 0, "bytes_received": 0,
-    }, AffineMap(np.zeros((wordllama.dim, head["dim"])), np.zeros(head["dim"])))
+    stored = MapStore(Path(agent.data_dir) / "maps").save(
+        {
+            "provider_url": provider_url,
+            "head_id": head["id"],
+            "corpus_id": "none",
+            "corpus_sha256": "0" * 64,
+            "client_model_id": wordllama.model_id,
+            "provider_model_id": "p",
+            "parameter_set": "ckks-n8192-q200",
+            "ridge_lambda": 1e-4,
+            "num_samples": 1,
+            "include_head_texts": False,
+            "created_at": datetime.now(UTC).isoformat(),
+            "alignment_seconds": 0.0,
+            "bytes_sent": 0,
+            "bytes_received": 0,
+        },
+        AffineMap(np.zeros((wordllama.dim, head["dim"])), np.zeros(head["dim"])),
+    )
     return stored.meta.map_id
 
 
@@ -141,8 +155,7 @@ def test_a_refused_key_is_replaced_once(provider: Any, agent: Any, wordllama: An
     assert stored == {newest}, "the refused keys' secrets are deleted, the new one is stored"
 
 
-def test_simultaneous_first_requests_register_one_key(provider: Any, client_agent_factory: Any,
-                                                      wordllama: Any) -> None:
+def test_simultaneous_first_requests_register_one_key(provider: Any, client_agent_factory: Any, wordllama: Any) -> None:
     burst = client_agent_factory("client-agent-burst", HELIX_CLIENT_CLIENT_NAME="pytest-burst-agent")
     try:
         head = provider.http.get("/v1/heads/sst2").json()
@@ -159,11 +172,16 @@ def test_simultaneous_first_requests_register_one_key(provider: Any, client_agen
 
 
 def upload_head(provider: Any, name: str, classes: list[str]) -> dict[str, Any]:
-    rows = [{"text": f"{word} example number {i}", "label": c} for i in range(4) for word, c in
-            zip(("good", "bad", "odd"), classes, strict=False)]
-    resp = provider.admin.post("/v1/admin/heads/upload", params={"name": name, "class_names": ",".join(classes),
-                                                                 "in_distribution_texts": 0},
-                               content="\n".join(json.dumps(r) for r in rows).encode())
+    rows = [
+        {"text": f"{word} example number {i}", "label": c}
+        for i in range(4)
+        for word, c in zip(("good", "bad", "odd"), classes, strict=False)
+    ]
+    resp = provider.admin.post(
+        "/v1/admin/heads/upload",
+        params={"name": name, "class_names": ",".join(classes), "in_distribution_texts": 0},
+        content="\n".join(json.dumps(r) for r in rows).encode(),
+    )
     assert resp.status_code == 201, resp.text
     head: dict[str, Any] = resp.json()["head"]
     return head
@@ -192,16 +210,19 @@ def test_a_deleted_head_is_evicted(provider: Any, agent: Any, wordllama: Any) ->
 @pytest.fixture(scope="module")
 def small_provider(provider_service_factory: Any, pki: Any, admin_headers: dict[str, str]) -> Iterator[Any]:
     """A provider of its own (it gets frozen), without validation folds, with a small head and corpus."""
-    svc = provider_service_factory("provider-lifetimes", HELIX_PROVIDER_WORKERS="1",
-                                   HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS="0")
+    svc = provider_service_factory(
+        "provider-lifetimes", HELIX_PROVIDER_WORKERS="1", HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS="0"
+    )
     svc.start()
     admin = https_client(svc.url, str(pki.ca.cert), headers=admin_headers)
     try:
-        resp = admin.post("/v1/admin/heads", json={"name": "sst2", "dataset": "sst2", "max_examples": 100,
-                                                   "in_distribution_texts": 8})
+        resp = admin.post(
+            "/v1/admin/heads", json={"name": "sst2", "dataset": "sst2", "max_examples": 100, "in_distribution_texts": 8}
+        )
         assert resp.status_code == 201, resp.text
-        resp = admin.post("/v1/admin/corpora", json={"name": "small", "dataset": "wikipedia", "file": "passages.jsonl",
-                                                     "limit": 60})
+        resp = admin.post(
+            "/v1/admin/corpora", json={"name": "small", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 60}
+        )
         assert resp.status_code == 201, resp.text
         yield svc
     finally:
@@ -218,15 +239,23 @@ def start_job(http: httpx.Client, **extra: Any) -> dict[str, Any]:
 
 
 def finished_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = poll_until(lambda: http.get(f"/v1/alignments/{job_id}").json(),
-                                     lambda j: j["state"] != "running", deadline_s=ALIGNMENT_DEADLINE_S,
-                                     what=f"alignment job {job_id}", interval_s=0.1)
+    job: dict[str, Any] = poll_until(
+        lambda: http.get(f"/v1/alignments/{job_id}").json(),
+        lambda j: j["state"] != "running",
+        deadline_s=ALIGNMENT_DEADLINE_S,
+        what=f"alignment job {job_id}",
+        interval_s=0.1,
+    )
     return job
 
 
 def test_jobs_are_bounded_and_survive_a_restart(small_provider: Any, client_agent_factory: Any) -> None:
-    agent = client_agent_factory("client-agent-jobs", HELIX_CLIENT_PROVIDER_URL=small_provider.url,
-                                 HELIX_CLIENT_CLIENT_NAME="pytest-jobs-agent", HELIX_CLIENT_MAX_RUNNING_ALIGNMENTS="1")
+    agent = client_agent_factory(
+        "client-agent-jobs",
+        HELIX_CLIENT_PROVIDER_URL=small_provider.url,
+        HELIX_CLIENT_CLIENT_NAME="pytest-jobs-agent",
+        HELIX_CLIENT_MAX_RUNNING_ALIGNMENTS="1",
+    )
     try:
         done = finished_job(agent.http, start_job(agent.http)["job_id"])
         assert done["state"] == "done" and done["map_id"], done
@@ -238,14 +267,25 @@ def test_jobs_are_bounded_and_survive_a_restart(small_provider: Any, client_agen
         os.kill(provider_pid, signal.SIGSTOP)  # the job now waits on the provider: it cannot finish
         try:
             assert agent.http.get(f"/v1/alignments/{running['job_id']}").json()["state"] == "running"
-            assert_api_error(agent.http.post("/v1/alignments", json={"head_id": "sst2", "corpus_id": "small"}),
-                             429, "too_many_alignments", "running")
+            assert_api_error(
+                agent.http.post("/v1/alignments", json={"head_id": "sst2", "corpus_id": "small"}),
+                429,
+                "too_many_alignments",
+                "running",
+            )
             # A single-use key a run left behind (as a run cut short after registering its key does).
             keys_dir = Path(agent.data_dir) / "keys"
-            (keys_dir / "k_leftover.json").write_text(json.dumps({
-                "key_id": "k_leftover", "provider_url": small_provider.url, "purpose": "alignment",
-                "parameter_set": "ckks-n8192-q200",
-                "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}))
+            (keys_dir / "k_leftover.json").write_text(
+                json.dumps(
+                    {
+                        "key_id": "k_leftover",
+                        "provider_url": small_provider.url,
+                        "purpose": "alignment",
+                        "parameter_set": "ckks-n8192-q200",
+                        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                    }
+                )
+            )
             (keys_dir / "k_leftover.sk").write_bytes(b"secret")
             agent.service.stop()
         finally:
@@ -261,8 +301,9 @@ def test_jobs_are_bounded_and_survive_a_restart(small_provider: Any, client_agen
         assert interrupted["state"] == "failed" and interrupted["map_id"] is None
         assert "interrupted" in interrupted["error"] and "restart" in interrupted["error"]
         assert agent.http.get(f"/v1/maps/{done['map_id']}").status_code == 200
-        assert sorted(p.name for p in (Path(agent.data_dir) / "jobs").iterdir()) == sorted(
-            f"{j}.json" for j in jobs), "one file per job, nothing half-written"
+        assert sorted(p.name for p in (Path(agent.data_dir) / "jobs").iterdir()) == sorted(f"{j}.json" for j in jobs), (
+            "one file per job, nothing half-written"
+        )
         assert not list(keys_dir.glob("k_leftover.*")), "a left-over single-use key is deleted at start-up"
 
         again = finished_job(agent.http, start_job(agent.http)["job_id"])  # the interrupted job holds no slot

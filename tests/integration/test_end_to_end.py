@@ -7,6 +7,7 @@ endpoint for plaintext logits of exactly those vectors. Encrypted and plaintext 
 1e-3 (CKKS at scale 2^40 is far more precise than that) with the same argmax, on the batch path (one
 classify call with 50 texts, spread over both HE workers) and on single-text calls.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,12 @@ def aligned(client_agent: Any, provider: Any) -> dict[str, Any]:
     assert resp.status_code == 202, resp.text
     job = resp.json()
     assert job["state"] == "running" and job["head_id"] == "sst2" and job["corpus_id"] == "wiki"
-    job = poll_until(lambda: client_agent.http.get(f"/v1/alignments/{job['job_id']}").json(),
-                     lambda j: j["state"] != "running", deadline_s=ALIGNMENT_DEADLINE_S, what="alignment job")
+    job = poll_until(
+        lambda: client_agent.http.get(f"/v1/alignments/{job['job_id']}").json(),
+        lambda j: j["state"] != "running",
+        deadline_s=ALIGNMENT_DEADLINE_S,
+        what="alignment job",
+    )
     assert job["state"] == "done", f"alignment failed: {job['error']}"
     resp = client_agent.http.get(f"/v1/maps/{job['map_id']}")
     assert resp.status_code == 200, resp.text
@@ -81,7 +86,7 @@ def assert_matches_plaintext(body: dict[str, Any], ref: np.ndarray, class_names:
     diff = float(np.max(np.abs(enc - ref)))
     assert diff < TOLERANCE, f"encrypted logits differ from plaintext by up to {diff:.3g}"
     assert np.array_equal(np.argmax(enc, axis=1), np.argmax(ref, axis=1))
-    for r, row in zip(body["results"], ref):
+    for r, row in zip(body["results"], ref, strict=True):
         assert r["label"] == class_names[int(np.argmax(row))]
         probs = np.array([r["probabilities"][c] for c in class_names])
         assert probs.sum() == pytest.approx(1.0, abs=1e-9)
@@ -111,8 +116,9 @@ def test_alignment_job_and_map_metadata(aligned: dict[str, Any], provider: Any, 
     assert meta["bytes_sent"] > 0 and meta["bytes_received"] > 0
 
 
-def test_alignment_key_is_revoked_and_session_gone(aligned: dict[str, Any], provider: Any, client_agent: Any,
-                                                   wordllama: Any) -> None:
+def test_alignment_key_is_revoked_and_session_gone(
+    aligned: dict[str, Any], provider: Any, client_agent: Any, wordllama: Any
+) -> None:
     """Alignment keys are single-use: after the job the provider lists no alignment key of the
     agent, the agent's key store holds no alignment secret key, and the provider no longer keeps
     the session (the agent deletes it once it has the result)."""
@@ -125,14 +131,22 @@ def test_alignment_key_is_revoked_and_session_gone(aligned: dict[str, Any], prov
     assert all(m["purpose"] == "inference" for m in metas.values()), metas
     conn = sqlite3.connect(f"file:{provider.db_path}?mode=ro", uri=True)
     try:
-        left = conn.execute("SELECT session_id, state FROM sessions WHERE client_model_id = ?", (wordllama.model_id,)).fetchall()
+        left = conn.execute(
+            "SELECT session_id, state FROM sessions WHERE client_model_id = ?", (wordllama.model_id,)
+        ).fetchall()
     finally:
         conn.close()
     assert left == [], f"the agent's alignment session is still stored at the provider: {left}"
 
 
-def test_batch_classify_matches_plaintext(aligned: dict[str, Any], stored_map: StoredMap, client_agent: Any,
-                                          provider: Any, wordllama: Any, sst2_test_texts: list[str]) -> None:
+def test_batch_classify_matches_plaintext(
+    aligned: dict[str, Any],
+    stored_map: StoredMap,
+    client_agent: Any,
+    provider: Any,
+    wordllama: Any,
+    sst2_test_texts: list[str],
+) -> None:
     texts = sst2_test_texts
     assert len(texts) == 50
     body = agent_classify(client_agent, texts, stored_map.meta.map_id)
@@ -146,8 +160,14 @@ def test_batch_classify_matches_plaintext(aligned: dict[str, Any], stored_map: S
     assert resp.json()["map_id"] == stored_map.meta.map_id
 
 
-def test_single_text_classify_matches_plaintext(aligned: dict[str, Any], stored_map: StoredMap, client_agent: Any,
-                                                provider: Any, wordllama: Any, sst2_test_texts: list[str]) -> None:
+def test_single_text_classify_matches_plaintext(
+    aligned: dict[str, Any],
+    stored_map: StoredMap,
+    client_agent: Any,
+    provider: Any,
+    wordllama: Any,
+    sst2_test_texts: list[str],
+) -> None:
     head = provider.http.get("/v1/heads/sst2").json()
     texts = [sst2_test_texts[0], sst2_test_texts[17], "an utterly charming , funny and moving film ."]
     for text in texts:
@@ -155,8 +175,9 @@ def test_single_text_classify_matches_plaintext(aligned: dict[str, Any], stored_
         assert_matches_plaintext(body, reference_logits(provider, stored_map, wordllama, [text]), head["class_names"])
 
 
-def test_secure_map_reproduces_plaintext_ridge(stored_map: StoredMap, public_alignment_texts: Any, wordllama: Any,
-                                               sst2_test_texts: list[str]) -> None:
+def test_secure_map_reproduces_plaintext_ridge(
+    stored_map: StoredMap, public_alignment_texts: Any, wordllama: Any, sst2_test_texts: list[str]
+) -> None:
     """The map fitted from decrypted X_aug^T Y equals the same method fitted on both parties'
     embeddings of the same public texts (corpus, then the head's published texts, in that order).
     The provider's side is recomputed in-process with its published encoder from the public texts."""
@@ -165,12 +186,18 @@ def test_secure_map_reproduces_plaintext_ridge(stored_map: StoredMap, public_ali
     x = wordllama.embed(pub.corpus_texts + pub.head_texts).astype(np.float64)
     y = np.vstack([pub.y_corpus, pub.y_head])
     meta = stored_map.meta
-    params = {"lam": meta.ridge_lambda} if meta.map_method == "ridge" else {
-        k: v for k, v in meta.map_params.items() if k in ("kappa", "rank")}
+    params = (
+        {"lam": meta.ridge_lambda}
+        if meta.map_method == "ridge"
+        else {k: v for k, v in meta.map_params.items() if k in ("kappa", "rank")}
+    )
     ref, _ = solve_method(meta.map_method, stats_of(x, y), **params)  # the same method, on plaintext statistics
     assert stored_map.affine.weight.shape == ref.weight.shape
     # Compare the maps where they are used: on the alignment texts and on unseen texts.
-    for name, probe in (("alignment texts", x), ("sst2 test texts", wordllama.embed(sst2_test_texts).astype(np.float64))):
+    for name, probe in (
+        ("alignment texts", x),
+        ("sst2 test texts", wordllama.embed(sst2_test_texts).astype(np.float64)),
+    ):
         got, want = stored_map.affine.apply(probe), ref.apply(probe)
         err = float(np.max(np.abs(got - want)))
         assert err < 1e-4, f"{name}: secure map outputs deviate from the plaintext fit by {err:.3g}"

@@ -1,6 +1,7 @@
 """Galois key registration against the real provider: alignment keys carry exactly the packing
 tree's evaluation keys, validated against the provider's own pinned context; anything else is a
 clear 4xx that leaves no trace (no key row, no stored blob)."""
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,11 @@ import pytest
 import tenseal.sealapi as seal
 from helix_it_helpers import assert_api_error
 
-from helix_he.keys import ClientKeys
 from helix_he.context import save_to_bytes
+from helix_he.keys import ClientKeys
+from helix_he.packing import trace_galois_elements
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import AlignmentCreate, KeyRegistrationHeader
-from helix_he.packing import trace_galois_elements
 
 PSET = "ckks-n8192-q200"
 OTHER_PSET = "ckks-n16384-q200"
@@ -56,8 +57,11 @@ def test_alignment_key_with_galois_keys_is_registered(provider: Any, keys: Clien
     elements = trace_galois_elements(keys.he.n, 4)
     gk = keys.galois_key_bytes(4)
     assert len(gk) < 8 * 1024 * 1024
-    resp = post(provider, {"client_name": CLIENT, "purpose": "alignment", "parameter_set": PSET,
-                           "galois_elements": elements}, [keys.public_key_bytes(), gk])()
+    resp = post(
+        provider,
+        {"client_name": CLIENT, "purpose": "alignment", "parameter_set": PSET, "galois_elements": elements},
+        [keys.public_key_bytes(), gk],
+    )()
     assert resp.status_code == 201, resp.text
     assert resp.json()["galois_elements"] == elements
     assert provider.http.get(f"/v1/keys/{resp.json()['key_id']}").json()["galois_elements"] == elements
@@ -70,38 +74,84 @@ def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
     four = trace_galois_elements(keys.he.n, 4)
     good = keys.galois_key_bytes(4)
     # Malformed and truncated buffers, and keys of another parameter set.
-    refused(provider, post(provider, dict(base, galois_elements=four), [pk, os.urandom(4096)]), 422,
-            "invalid_galois_keys", "SEAL header")
-    refused(provider, post(provider, dict(base, galois_elements=four), [pk, good[:-100]]), 422, "invalid_galois_keys",
-            "truncated")
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=four), [pk, os.urandom(4096)]),
+        422,
+        "invalid_galois_keys",
+        "SEAL header",
+    )
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=four), [pk, good[:-100]]),
+        422,
+        "invalid_galois_keys",
+        "truncated",
+    )
     other = ClientKeys.generate(OTHER_PSET)
-    refused(provider, post(provider, dict(base, galois_elements=four),
-                           [pk, other.galois_key_bytes(4)]), 422, "invalid_galois_keys", PSET)
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=four), [pk, other.galois_key_bytes(4)]),
+        422,
+        "invalid_galois_keys",
+        PSET,
+    )
     # Keys of this parameter set but for another secret key still load; they simply would not
     # decrypt to anything useful for the client, so only structure is checked (the client's loss).
     # The element set: not the trace tower, or keys that do not match what the header announces.
-    refused(provider, post(provider, dict(base, galois_elements=[3, 5]), [pk, good]), 422, "invalid_galois_elements", "1 + N/2^i")
-    refused(provider, post(provider, dict(base, galois_elements=four[::-1]), [pk, good]), 422, "invalid_galois_elements")
-    refused(provider, post(provider, dict(base, galois_elements=trace_galois_elements(keys.he.n, 3)), [pk, good]), 422,
-            "invalid_galois_keys", "do not match")
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=[3, 5]), [pk, good]),
+        422,
+        "invalid_galois_elements",
+        "1 + N/2^i",
+    )
+    refused(
+        provider, post(provider, dict(base, galois_elements=four[::-1]), [pk, good]), 422, "invalid_galois_elements"
+    )
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=trace_galois_elements(keys.he.n, 3)), [pk, good]),
+        422,
+        "invalid_galois_keys",
+        "do not match",
+    )
     extra = seal.KeyGenerator(keys.he.context, keys.secret_key).create_galois_keys(four[:3] + [3])
-    refused(provider, post(provider, dict(base, galois_elements=four[:3]), [pk, save_to_bytes(extra)]), 422,
-            "invalid_galois_keys", "do not match")
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=four[:3]), [pk, save_to_bytes(extra)]),
+        422,
+        "invalid_galois_keys",
+        "do not match",
+    )
     # Wrong blob counts, inference keys with Galois keys, alignment keys without.
     refused(provider, post(provider, dict(base, galois_elements=four), [pk]), 400, "malformed_frame", "two blobs")
-    refused(provider, post(provider, dict(base, purpose="inference", galois_elements=four), [pk, good]), 422,
-            "invalid_galois_elements", "inference")
+    refused(
+        provider,
+        post(provider, dict(base, purpose="inference", galois_elements=four), [pk, good]),
+        422,
+        "invalid_galois_elements",
+        "inference",
+    )
     refused(provider, post(provider, base, [pk]), 422, "invalid_galois_elements")
     # Oversized: rejected by the frame limit before SEAL sees it.
-    refused(provider, post(provider, dict(base, galois_elements=four), [pk, good + b"\0" * (13 * 1024 * 1024)]), 400,
-            "malformed_frame")
+    refused(
+        provider,
+        post(provider, dict(base, galois_elements=four), [pk, good + b"\0" * (13 * 1024 * 1024)]),
+        400,
+        "malformed_frame",
+    )
 
 
 def test_alignment_needs_the_key_to_carry_galois_keys(provider: Any, keys: ClientKeys) -> None:
     """An inference key cannot be used for alignment (wrong purpose); an alignment key always
     carries Galois keys since registration refuses one without."""
-    resp = post(provider, {"client_name": CLIENT, "purpose": "inference", "parameter_set": PSET}, [keys.public_key_bytes()])()
+    resp = post(
+        provider, {"client_name": CLIENT, "purpose": "inference", "parameter_set": PSET}, [keys.public_key_bytes()]
+    )()
     assert resp.status_code == 201, resp.text
     sha = provider.http.get("/v1/corpora/wiki").json()["sha256"]
-    body = AlignmentCreate(head_id="sst2", corpus_id="wiki", corpus_sha256=sha, key_id=resp.json()["key_id"], feature_dim=8)
+    body = AlignmentCreate(
+        head_id="sst2", corpus_id="wiki", corpus_sha256=sha, key_id=resp.json()["key_id"], feature_dim=8
+    )
     assert_api_error(provider.http.post("/v1/alignments", json=body.model_dump(mode="json")), 403, "wrong_key_purpose")

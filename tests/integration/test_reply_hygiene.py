@@ -6,6 +6,7 @@ would read partial products x_i * W[i, j] of the head (or of Y_A in an alignment
 The test is an honest client built from the client agent's own pieces (ClientKeys, ProviderClient),
 decrypting the *whole* reply with its secret key down to raw residues modulo q.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,15 +17,21 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
 
-from helix_he.budget import QUERY_SCALE_BITS
-from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
-from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
-                                      KeyRegistrationHeader)
+from helix_he.budget import QUERY_SCALE_BITS
+from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
+from helix_he.keys import ClientKeys
+from helix_he.linear_head import decrypt_logits, encrypt_queries
 from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, trace_galois_elements
 from helix_he.rlwe import ReplyCiphertext
-from helix_he.linear_head import decrypt_logits, encrypt_queries
-from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentState,
+    ClassifyHeader,
+    KeyPurpose,
+    KeyRegistrationHeader,
+)
 
 CLIENT_NAME = "pytest-hygiene"
 ALIGNMENT_STRIDE_BITS = 7  # 8 features: 128 samples per ciphertext, 128 columns per reply
@@ -45,9 +52,13 @@ def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str) -> tup
     keys = ClientKeys.generate(parameter_set)
     bits = ALIGNMENT_STRIDE_BITS if purpose == KeyPurpose.alignment else 0
     elements = trace_galois_elements(keys.he.n, bits)
-    key = pc.register_key(KeyRegistrationHeader(client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set,
-                                                galois_elements=elements),
-                          keys.public_key_bytes(), keys.galois_key_bytes(bits) or None)
+    key = pc.register_key(
+        KeyRegistrationHeader(
+            client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set, galois_elements=elements
+        ),
+        keys.public_key_bytes(),
+        keys.galois_key_bytes(bits) or None,
+    )
     assert key.purpose == purpose and key.parameter_set == parameter_set and key.galois_elements == elements
     return key.key_id, keys
 
@@ -94,8 +105,9 @@ def test_classify_reply_holds_logits_and_nothing_else(pc: ProviderClient, info: 
     pc.revoke_key(key_id)
 
 
-def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: ProviderClient, info: Any,
-                                                                        public_alignment_texts: Any) -> None:
+def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(
+    pc: ProviderClient, info: Any, public_alignment_texts: Any
+) -> None:
     """A tiny alignment session driven directly: random client data X (|x| <= 1, 8 columns, the
     last one constant 1 as in X_aug) against the `wiki` corpus. Result ciphertext g carries
     (X^T Y)[a, g*m + j] at coefficient a*m + j; every other coefficient must be uniform mod q: before
@@ -104,21 +116,41 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     key_id, keys = register(pc, KeyPurpose.alignment, info.default_parameter_set)
     corpus = pc.corpus("wiki")
     feature_dim = 8
-    session = pc.create_alignment(AlignmentCreate(head_id="sst2", corpus_id="wiki", corpus_sha256=corpus.sha256,
-                                                  key_id=key_id, feature_dim=feature_dim, include_head_texts=False,
-                                                  client_model_id="pytest-random"))
+    session = pc.create_alignment(
+        AlignmentCreate(
+            head_id="sst2",
+            corpus_id="wiki",
+            corpus_sha256=corpus.sha256,
+            key_id=key_id,
+            feature_dim=feature_dim,
+            include_head_texts=False,
+            client_model_id="pytest-random",
+        )
+    )
     assert session.num_samples == corpus.size == 400 and session.state == AlignmentState.receiving
     layout = CrossCovarianceLayout.for_key(keys.he.n, feature_dim, session.num_samples, ALIGNMENT_STRIDE_BITS)
-    assert session.num_ciphertexts == layout.num_ciphertexts and session.stride_bits == layout.stride_bits == ALIGNMENT_STRIDE_BITS
+    assert (
+        session.num_ciphertexts == layout.num_ciphertexts
+        and session.stride_bits == layout.stride_bits == ALIGNMENT_STRIDE_BITS
+    )
     rng = np.random.default_rng(99)
-    x = np.hstack([rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))])
+    x = np.hstack(
+        [rng.uniform(-1.0, 1.0, size=(session.num_samples, feature_dim - 1)), np.ones((session.num_samples, 1))]
+    )
     blobs = encrypt_alignment_data(keys, x, layout, 0, layout.num_ciphertexts)
-    session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
-                                                                       data_scale_bits=layout.data_scale_bits), blobs)
+    session = pc.upload_chunk(
+        session.session_id,
+        AlignmentChunkHeader(start=0, count=len(blobs), data_scale_bits=layout.data_scale_bits),
+        blobs,
+    )
     assert session.received_ciphertexts == session.num_ciphertexts
     pc.start_compute(session.session_id)
-    session = poll_until(lambda: pc.session(session.session_id), lambda s: s.state != AlignmentState.computing,
-                         deadline_s=120, what="alignment session")
+    session = poll_until(
+        lambda: pc.session(session.session_id),
+        lambda s: s.state != AlignmentState.computing,
+        deadline_s=120,
+        what="alignment session",
+    )
     assert session.state == AlignmentState.done, session.error
     header, result = pc.alignment_result(session.session_id, max_blob_bytes=info.limits.max_ciphertext_bytes)
     assert header.feature_dim == feature_dim and header.output_columns == session.output_columns
@@ -134,11 +166,13 @@ def test_alignment_result_holds_cross_covariance_and_uniform_noise_only(pc: Prov
     assert err < 1e-4, f"decrypted X^T Y deviates from the plaintext product by {err:.3g}"
 
     pooled = []
-    for g, (cols, blob) in enumerate(zip(groups, result)):
+    for g, (cols, blob) in enumerate(zip(groups, result, strict=True)):
         raw, q, scale = raw_reply_residues(keys, blob, max_bytes=info.limits.max_ciphertext_bytes)
         assert scale == pytest.approx(header.value_scale, rel=1e-9)
         pos = layout.result_positions(len(cols))
-        assert np.array_equal(centred_values(raw[pos], q, scale), xty[:, cols.start : cols.stop]), f"reply {g}: outputs differ"
+        assert np.array_equal(centred_values(raw[pos], q, scale), xty[:, cols.start : cols.stop]), (
+            f"reply {g}: outputs differ"
+        )
         others = np.delete(raw, pos.reshape(-1))
         assert others.size == keys.he.n - feature_dim * len(cols)
         assert_uniform_mod_q(others, q, f"alignment reply {g}, non-output coefficients")

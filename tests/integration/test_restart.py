@@ -6,6 +6,7 @@ keys and uploads an alignment chunk; the provider is stopped (SIGTERM, graceful)
 started on the same data dir and port. Everything must still be there and still work: the old
 inference key classifies correctly, the half-way alignment session completes.
 """
+
 from __future__ import annotations
 
 import signal
@@ -17,21 +18,29 @@ import numpy as np
 import pytest
 from helix_it_helpers import assert_api_error, https_client, poll_until
 
-from helix_he.budget import QUERY_SCALE_BITS
-from helix_he.keys import ClientKeys
 from client_agent.provider_client import ProviderClient
 from helix_embeddings import load_embedder
-from shared_protocol.messages import (AlignmentChunkHeader, AlignmentCreate, AlignmentState, ClassifyHeader, KeyPurpose,
-                                      KeyRegistrationHeader)
-from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, stride_bits_for, trace_galois_elements
-from helix_he.linear_head import decrypt_logits, encrypt_queries
+from helix_he.budget import QUERY_SCALE_BITS
 from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
+from helix_he.keys import ClientKeys
+from helix_he.linear_head import decrypt_logits, encrypt_queries
+from helix_he.packing import CrossCovarianceLayout, LinearHeadLayout, stride_bits_for, trace_galois_elements
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentState,
+    ClassifyHeader,
+    KeyPurpose,
+    KeyRegistrationHeader,
+)
 
 PSET = "ckks-n8192-q200"
 FEATURE_DIM = 8
 
 
-def public_state(url: str, ca: str, admin_headers: dict[str, str], key_ids: list[str], session_id: str) -> dict[str, Any]:
+def public_state(
+    url: str, ca: str, admin_headers: dict[str, str], key_ids: list[str], session_id: str
+) -> dict[str, Any]:
     with https_client(url, ca) as http, https_client(url, ca, headers=admin_headers) as admin:
         state = {
             "heads": http.get("/v1/heads").json(),
@@ -47,14 +56,16 @@ def public_state(url: str, ca: str, admin_headers: dict[str, str], key_ids: list
 
 
 @pytest.fixture(scope="module")
-def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFactory,
-              admin_headers: dict[str, str]) -> Iterator[dict[str, Any]]:
+def restarted(
+    provider_service_factory: Any, tmp_path_factory: pytest.TempPathFactory, admin_headers: dict[str, str]
+) -> Iterator[dict[str, Any]]:
     svc = provider_service_factory("provider-restart", HELIX_PROVIDER_WORKERS="1")
     svc.start()
     ca = str(svc.ca_cert)
     with https_client(svc.url, ca, headers=admin_headers) as admin:
-        resp = admin.post("/v1/admin/heads", json={"name": "tiny", "dataset": "sst2", "max_examples": 200,
-                                                   "in_distribution_texts": 0})
+        resp = admin.post(
+            "/v1/admin/heads", json={"name": "tiny", "dataset": "sst2", "max_examples": 200, "in_distribution_texts": 0}
+        )
         assert resp.status_code == 201, resp.text
         resp = admin.post("/v1/admin/corpora", json={"name": "tiny-wiki", "dataset": "wikipedia", "limit": 50})
         assert resp.status_code == 201, resp.text
@@ -62,23 +73,42 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
     secrets_dir = tmp_path_factory.mktemp("restart-client-keys")
     with ProviderClient(svc.url, Path(ca)) as pc:
         inference = ClientKeys.generate(PSET)
-        inf_key = pc.register_key(KeyRegistrationHeader(client_name="pytest-restart", purpose=KeyPurpose.inference,
-                                                        parameter_set=PSET), inference.public_key_bytes())
+        inf_key = pc.register_key(
+            KeyRegistrationHeader(client_name="pytest-restart", purpose=KeyPurpose.inference, parameter_set=PSET),
+            inference.public_key_bytes(),
+        )
         inference.save(secrets_dir / "inference.sk")
         alignment = ClientKeys.generate(PSET)
         bits = stride_bits_for(alignment.he.n, FEATURE_DIM)
-        al_key = pc.register_key(KeyRegistrationHeader(client_name="pytest-restart", purpose=KeyPurpose.alignment,
-                                                       parameter_set=PSET, galois_elements=trace_galois_elements(alignment.he.n, bits)),
-                                 alignment.public_key_bytes(), alignment.galois_key_bytes(bits))
+        al_key = pc.register_key(
+            KeyRegistrationHeader(
+                client_name="pytest-restart",
+                purpose=KeyPurpose.alignment,
+                parameter_set=PSET,
+                galois_elements=trace_galois_elements(alignment.he.n, bits),
+            ),
+            alignment.public_key_bytes(),
+            alignment.galois_key_bytes(bits),
+        )
         corpus = pc.corpus("tiny-wiki")
-        session = pc.create_alignment(AlignmentCreate(head_id="tiny", corpus_id="tiny-wiki", corpus_sha256=corpus.sha256,
-                                                      key_id=al_key.key_id, feature_dim=FEATURE_DIM))
+        session = pc.create_alignment(
+            AlignmentCreate(
+                head_id="tiny",
+                corpus_id="tiny-wiki",
+                corpus_sha256=corpus.sha256,
+                key_id=al_key.key_id,
+                feature_dim=FEATURE_DIM,
+            )
+        )
         assert session.num_samples == 50
         layout = CrossCovarianceLayout.for_key(alignment.he.n, FEATURE_DIM, 50, bits)
         x = np.hstack([np.random.default_rng(11).uniform(-1, 1, size=(50, FEATURE_DIM - 1)), np.ones((50, 1))])
         blobs = encrypt_alignment_data(alignment, x, layout, 0, layout.num_ciphertexts)
-        session = pc.upload_chunk(session.session_id, AlignmentChunkHeader(start=0, count=len(blobs),
-                                                                           data_scale_bits=layout.data_scale_bits), blobs)
+        session = pc.upload_chunk(
+            session.session_id,
+            AlignmentChunkHeader(start=0, count=len(blobs), data_scale_bits=layout.data_scale_bits),
+            blobs,
+        )
         assert session.received_ciphertexts == session.num_ciphertexts
 
     key_ids = [inf_key.key_id, al_key.key_id]
@@ -87,9 +117,19 @@ def restarted(provider_service_factory: Any, tmp_path_factory: pytest.TempPathFa
     rc = svc.stop()
     svc.start()  # a new process on the same data dir and port
     assert svc.starts == 2
-    yield {"svc": svc, "ca": ca, "before": before, "stop_rc": rc, "first_log": first_run_log, "key_ids": key_ids,
-           "inference_key_id": inf_key.key_id, "inference_secret": secrets_dir / "inference.sk",
-           "alignment": alignment, "session_id": session.session_id, "x": x}
+    yield {
+        "svc": svc,
+        "ca": ca,
+        "before": before,
+        "stop_rc": rc,
+        "first_log": first_run_log,
+        "key_ids": key_ids,
+        "inference_key_id": inf_key.key_id,
+        "inference_secret": secrets_dir / "inference.sk",
+        "alignment": alignment,
+        "session_id": session.session_id,
+        "x": x,
+    }
     svc.stop()
 
 
@@ -121,8 +161,9 @@ def test_old_inference_key_still_classifies(restarted: dict[str, Any], admin_hea
         head = pc.head("tiny")
         layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
         x = np.random.default_rng(21).normal(0.0, 0.05, size=(4, head.dim))
-        header = ClassifyHeader(head_id="tiny", key_id=restarted["inference_key_id"], num_queries=4,
-                                query_scale_bits=QUERY_SCALE_BITS)
+        header = ClassifyHeader(
+            head_id="tiny", key_id=restarted["inference_key_id"], num_queries=4, query_scale_bits=QUERY_SCALE_BITS
+        )
         reply, out, _, _ = pc.classify(header, encrypt_queries(keys, x, layout), max_blob_bytes=1 << 20)
         logits = decrypt_logits(keys, reply, out)
         resp = admin.post("/v1/admin/heads/tiny/reference-logits", json={"embeddings": x.tolist()})
@@ -139,8 +180,12 @@ def test_interrupted_alignment_session_completes_after_restart(restarted: dict[s
     sid = restarted["session_id"]
     with ProviderClient(svc.url, Path(ca)) as pc:
         pc.start_compute(sid)
-        session = poll_until(lambda: pc.session(sid), lambda s: s.state != AlignmentState.computing, deadline_s=120,
-                             what="alignment after restart")
+        session = poll_until(
+            lambda: pc.session(sid),
+            lambda s: s.state != AlignmentState.computing,
+            deadline_s=120,
+            what="alignment after restart",
+        )
         assert session.state == AlignmentState.done, session.error
         header, blobs = pc.alignment_result(sid, max_blob_bytes=1 << 20)
         xty = decrypt_cross_covariance(restarted["alignment"], header, blobs)
@@ -153,8 +198,9 @@ def test_interrupted_alignment_session_completes_after_restart(restarted: dict[s
     assert err < 1e-4, f"X^T Y after restart deviates from plaintext by {err:.3g}"
 
 
-def test_admin_disabled_without_token(restarted: dict[str, Any], provider_service_factory: Any,
-                                      admin_headers: dict[str, str]) -> None:
+def test_admin_disabled_without_token(
+    restarted: dict[str, Any], provider_service_factory: Any, admin_headers: dict[str, str]
+) -> None:
     """The same data dir served without HELIX_PROVIDER_ADMIN_TOKEN: admin endpoints answer 403
     admin_disabled (with or without a token), public endpoints still serve the persisted head."""
     svc = restarted["svc"]
@@ -164,10 +210,15 @@ def test_admin_disabled_without_token(restarted: dict[str, Any], provider_servic
     bare.env.pop("HELIX_PROVIDER_ADMIN_TOKEN")
     bare.start()
     try:
-        with https_client(bare.url, restarted["ca"]) as anon, https_client(bare.url, restarted["ca"], headers=admin_headers) as admin:
+        with (
+            https_client(bare.url, restarted["ca"]) as anon,
+            https_client(bare.url, restarted["ca"], headers=admin_headers) as admin,
+        ):
             for client in (anon, admin):
                 assert_api_error(client.get("/v1/admin/heads"), 403, "admin_disabled", "HELIX_PROVIDER_ADMIN_TOKEN")
-                assert_api_error(client.post("/v1/admin/heads", json={"name": "x", "dataset": "sst2"}), 403, "admin_disabled")
+                assert_api_error(
+                    client.post("/v1/admin/heads", json={"name": "x", "dataset": "sst2"}), 403, "admin_disabled"
+                )
             assert anon.get("/v1/heads/tiny").status_code == 200
     finally:
         bare.stop()

@@ -2,6 +2,7 @@
 the provider for X_k^T Y_k on the provider's fixed validation folds, chooses the ridge strength on
 held-out alignment data, and ends with the same map as the plaintext fit on the same folds; the
 provider refuses per-fold results when they would pin down too much of its embeddings."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,14 +19,18 @@ from helix_embeddings import load_embedder
 from shared_protocol.folds import fold_rows
 
 CLIENT_SPEC = "wordllama:l2_supercat?dim=64"
-CORPUS_SIZE = 1000  # 1,032 samples with the head's texts: 5 folds reveal 5 * 65 values per column, half of 1,032 allows it
+CORPUS_SIZE = (
+    1000  # 1,032 samples with the head's texts: 5 folds reveal 5 * 65 values per column, half of 1,032 allows it
+)
 DEADLINE_S = 300.0
 
 
 @pytest.fixture(scope="module")
 def cv_corpus(provider: Any) -> Iterator[str]:
-    resp = provider.admin.post("/v1/admin/corpora", json={"name": "wiki-cv", "dataset": "wikipedia",
-                                                          "file": "passages.jsonl", "limit": CORPUS_SIZE})
+    resp = provider.admin.post(
+        "/v1/admin/corpora",
+        json={"name": "wiki-cv", "dataset": "wikipedia", "file": "passages.jsonl", "limit": CORPUS_SIZE},
+    )
     assert resp.status_code == 201, resp.text
     corpus_id = resp.json()["id"]
     yield corpus_id
@@ -34,24 +39,33 @@ def cv_corpus(provider: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def cv_agent(client_agent_factory: Any) -> Any:
-    return client_agent_factory("cv-agent", HELIX_CLIENT_EMBEDDER=CLIENT_SPEC, HELIX_CLIENT_ALIGNMENT_METHOD="ridge_cv",
-                                HELIX_CLIENT_CLIENT_NAME="pytest-cv-agent")
+    return client_agent_factory(
+        "cv-agent",
+        HELIX_CLIENT_EMBEDDER=CLIENT_SPEC,
+        HELIX_CLIENT_ALIGNMENT_METHOD="ridge_cv",
+        HELIX_CLIENT_CLIENT_NAME="pytest-cv-agent",
+    )
 
 
 def align(agent: Any, corpus_id: str) -> dict[str, Any]:
     resp = agent.http.post("/v1/alignments", json={"head_id": "sst2", "corpus_id": corpus_id})
     assert resp.status_code == 202, resp.text
     job = resp.json()
-    return poll_until(lambda: agent.http.get(f"/v1/alignments/{job['job_id']}").json(),
-                      lambda j: j["state"] != "running", deadline_s=DEADLINE_S, what="alignment job")
+    return poll_until(
+        lambda: agent.http.get(f"/v1/alignments/{job['job_id']}").json(),
+        lambda j: j["state"] != "running",
+        deadline_s=DEADLINE_S,
+        what="alignment job",
+    )
 
 
 def test_provider_advertises_its_folds(provider: Any) -> None:
     assert provider.http.get("/v1/info").json()["limits"]["alignment_validation_folds"] == 5
 
 
-def test_ridge_cv_map_equals_the_plaintext_fold_selection(provider: Any, cv_agent: Any, cv_corpus: str,
-                                                          provider_encoder: Any) -> None:
+def test_ridge_cv_map_equals_the_plaintext_fold_selection(
+    provider: Any, cv_agent: Any, cv_corpus: str, provider_encoder: Any
+) -> None:
     job = align(cv_agent, cv_corpus)
     assert job["state"] == "done", job["error"]
     stored = MapStore(Path(cv_agent.data_dir) / "maps").get(job["map_id"])
@@ -78,4 +92,6 @@ def test_per_fold_results_are_refused_when_folds_are_too_small(cv_agent: Any) ->
     """The session corpus has 432 samples: 5 folds x 65 values x 2 > 432."""
     job = align(cv_agent, "wiki")
     assert job["state"] == "failed"
-    assert "validation_folds_too_small" in job["error"] or "per-fold results need at least 650" in job["error"], job["error"]
+    assert "validation_folds_too_small" in job["error"] or "per-fold results need at least 650" in job["error"], job[
+        "error"
+    ]

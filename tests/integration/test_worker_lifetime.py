@@ -7,6 +7,7 @@ thread that calls submit(); the lifespan's warm-up submits from a Starlette/anyi
 thread, and anyio stops thread-pool threads that were idle for 10 s when the next job arrives. The
 pool is then broken for good and every classify or alignment request answers 500.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from client_agent.provider_client import ProviderClient
 from helix_he.budget import QUERY_SCALE_BITS
 from helix_he.keys import ClientKeys
-from client_agent.provider_client import ProviderClient
-from shared_protocol.messages import ClassifyHeader, KeyPurpose, KeyRegistrationHeader
-from helix_he.packing import LinearHeadLayout
 from helix_he.linear_head import decrypt_logits, encrypt_queries
+from helix_he.packing import LinearHeadLayout
+from shared_protocol.messages import ClassifyHeader, KeyPurpose, KeyRegistrationHeader
 
 ANYIO_THREAD_IDLE_S = 10.0  # anyio.to_thread: WorkerThread.MAX_IDLE_TIME
 
@@ -55,12 +56,18 @@ def test_he_workers_survive_an_idle_period(provider: Any, pc: ProviderClient) ->
     if not Path("/proc/self/stat").exists():
         pytest.skip("needs /proc")
     keys = ClientKeys.generate("ckks-n8192-q200")
-    key = pc.register_key(KeyRegistrationHeader(client_name="pytest-lifetime", purpose=KeyPurpose.inference,
-                                                parameter_set="ckks-n8192-q200"), keys.public_key_bytes())
+    key = pc.register_key(
+        KeyRegistrationHeader(
+            client_name="pytest-lifetime", purpose=KeyPurpose.inference, parameter_set="ckks-n8192-q200"
+        ),
+        keys.public_key_bytes(),
+    )
     head = pc.head("sst2")
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
     x = np.random.default_rng(8).normal(0.0, 0.05, size=(2, head.dim))
-    ref = np.asarray(provider.admin.post("/v1/admin/heads/sst2/reference-logits", json={"embeddings": x.tolist()}).json()["logits"])
+    ref = np.asarray(
+        provider.admin.post("/v1/admin/heads/sst2/reference-logits", json={"embeddings": x.tolist()}).json()["logits"]
+    )
 
     def classify() -> np.ndarray:
         header = ClassifyHeader(head_id="sst2", key_id=key.key_id, num_queries=2, query_scale_bits=QUERY_SCALE_BITS)
@@ -86,8 +93,10 @@ def test_he_workers_survive_an_idle_period(provider: Any, pc: ProviderClient) ->
         logits = classify()
     except Exception as exc:  # noqa: BLE001 - report the worker state with the failure
         gone = before - child_pids(server_pid)
-        raise AssertionError(f"classify failed after an idle period ({exc}); server children that died: {sorted(gone)}; "
-                             f"see the provider log {provider.service.log_path}") from exc
+        raise AssertionError(
+            f"classify failed after an idle period ({exc}); server children that died: {sorted(gone)}; "
+            f"see the provider log {provider.service.log_path}"
+        ) from exc
     assert float(np.max(np.abs(logits - ref))) < 1e-3
     assert child_pids(server_pid) == before, "HE worker processes died or were replaced during an idle period"
     assert os.path.exists(f"/proc/{server_pid}")

@@ -1,4 +1,5 @@
 """The client's map method setting: validated against what the secure protocol computes, recorded per map."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,15 @@ def test_request_chooses_the_method() -> None:
 
 def test_alignment_config_from_request_and_settings() -> None:
     """The run's configuration: the request's ids and choices, the agent's settings for the rest."""
-    settings = ClientSettings(_env_file=None, alignment_method="ridge_scaled", alignment_kappa=0.1, ridge_lambda=0.25,
-                              client_name="me", parameter_set="ckks-n8192-q200", alignment_chunk_ciphertexts=7)
+    settings = ClientSettings(
+        _env_file=None,
+        alignment_method="ridge_scaled",
+        alignment_kappa=0.1,
+        ridge_lambda=0.25,
+        client_name="me",
+        parameter_set="ckks-n8192-q200",
+        alignment_chunk_ciphertexts=7,
+    )
     cfg = AlignmentConfig.for_request(settings, AlignmentRequest(head_id="h", corpus_id="c", include_head_texts=False))
     assert (cfg.head_id, cfg.corpus_id, cfg.client_name, cfg.include_head_texts) == ("h", "c", "me", False)
     assert (cfg.ridge_lambda, cfg.parameter_set, cfg.chunk_ciphertexts) == (0.25, "ckks-n8192-q200", 7)
@@ -63,10 +71,23 @@ def test_alignment_config_from_request_and_settings() -> None:
 
 
 def _meta(**extra: object) -> dict[str, object]:
-    return {"provider_url": "https://p", "head_id": "h", "corpus_id": "c", "corpus_sha256": "0" * 64, "client_model_id": "m",
-            "provider_model_id": "p", "parameter_set": "s", "ridge_lambda": 0.3, "num_samples": 10,
-            "include_head_texts": False, "created_at": "2026-01-01T00:00:00+00:00", "alignment_seconds": 1.0,
-            "bytes_sent": 1, "bytes_received": 1, **extra}
+    return {
+        "provider_url": "https://p",
+        "head_id": "h",
+        "corpus_id": "c",
+        "corpus_sha256": "0" * 64,
+        "client_model_id": "m",
+        "provider_model_id": "p",
+        "parameter_set": "s",
+        "ridge_lambda": 0.3,
+        "num_samples": 10,
+        "include_head_texts": False,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "alignment_seconds": 1.0,
+        "bytes_sent": 1,
+        "bytes_received": 1,
+        **extra,
+    }
 
 
 def test_map_records_its_method_and_old_maps_read_as_ridge(tmp_path: Path) -> None:

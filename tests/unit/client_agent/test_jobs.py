@@ -2,6 +2,7 @@
 
 Real threads and a real folder; a job's work is a function the test controls with events, and the
 test waits for a job by joining its thread (no sleeps)."""
+
 from __future__ import annotations
 
 import json
@@ -138,8 +139,9 @@ def test_oldest_finished_jobs_are_forgotten_first(tmp_path: Path, blocked: Block
     assert jobs.get(finished[0].job_id) is None
     blocked.release.set()
     join(running)
-    assert JobManager(tmp_path, max_running=2, max_retained=2).list() == jobs.list()[1:], \
+    assert JobManager(tmp_path, max_running=2, max_retained=2).list() == jobs.list()[1:], (
         "a smaller limit at start-up forgets the oldest finished jobs"
+    )
 
 
 def test_updates_after_close_are_not_recorded(tmp_path: Path, blocked: Blocked) -> None:

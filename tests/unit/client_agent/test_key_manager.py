@@ -1,5 +1,6 @@
 """Which stored key the agent picks, when a key counts as fresh, and which provider refusals mean a
 key is dead (the parts of the key lifetime that need no provider)."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ def write(store: KeyStore, *keys: StoredKey) -> None:
 
 def test_newest_usable_key_for_this_provider_purpose_and_parameter_set(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "keys")
-    write(store, key("k_old", 2), key("k_new", 20), key("k_expired", -1), key("k_other_url", 30, url="https://x"),
-          key("k_other_pset", 30, pset="p2"), key("k_align", 30, purpose="alignment"))
+    write(
+        store,
+        key("k_old", 2),
+        key("k_new", 20),
+        key("k_expired", -1),
+        key("k_other_url", 30, url="https://x"),
+        key("k_other_pset", 30, pset="p2"),
+        key("k_align", 30, purpose="alignment"),
+    )
     assert store.newest(URL, KeyPurpose.inference, "p1", NOW).key_id == "k_new"  # type: ignore[union-attr]
     assert store.newest(URL, KeyPurpose.inference, "p2", NOW).key_id == "k_other_pset"  # type: ignore[union-attr]
     assert store.newest(URL, KeyPurpose.inference, "p1", NOW + timedelta(hours=21)) is None
