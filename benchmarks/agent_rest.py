@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from helix_pki import ensure_demo_pki
-from helix_web.launcher import Daemon, free_port
+from helix_web.launcher import Daemon, client_env, free_port, provider_env
 
 from .timing import summary_ms
 
@@ -89,16 +89,15 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     provider = Daemon(
         "provider",
         "provider_server.cli",
-        {
-            "HELIX_PROVIDER_PORT": str(p_port),
-            "HELIX_PROVIDER_DATA_DIR": str(work / "provider"),
-            "HELIX_PROVIDER_DATASETS_DIR": str(datasets),
-            "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
-            "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
-            "HELIX_PROVIDER_ADMIN_TOKEN": token,
-            "HELIX_PROVIDER_WORKERS": "2",
-            "HELIX_PROVIDER_ENV_FILE": str(work / "none.env"),
-        },
+        provider_env(
+            pki=pki,
+            port=p_port,
+            data_dir=work / "provider",
+            datasets_dir=datasets,
+            admin_token=token,
+            workers="2",
+            env_file=str(work / "none.env"),
+        ),
         ca_cert=pki.ca.cert,
         port=p_port,
         log_dir=work / "logs",
@@ -132,15 +131,15 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
                 f"agent-{name}",
                 "client_agent.cli",
                 {
-                    "HELIX_CLIENT_PORT": str(port),
-                    "HELIX_CLIENT_DATA_DIR": str(work / f"agent-{name}"),
-                    "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
-                    "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
-                    "HELIX_CLIENT_PROVIDER_URL": provider.url,
-                    "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
-                    "HELIX_CLIENT_EMBEDDER": "wordllama",
-                    "HELIX_CLIENT_CLIENT_NAME": f"bench-{name}",
-                    "HELIX_CLIENT_ENV_FILE": str(work / "none.env"),
+                    **client_env(
+                        pki=pki,
+                        port=port,
+                        data_dir=work / f"agent-{name}",
+                        provider_url=provider.url,
+                        embedder="wordllama",
+                        client_name=f"bench-{name}",
+                        env_file=str(work / "none.env"),
+                    ),
                     "HELIX_NATIVE_CACHE": str(work / "native"),
                 },
                 ca_cert=pki.ca.cert,

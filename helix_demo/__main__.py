@@ -29,7 +29,7 @@ import numpy as np
 
 from helix_datasets import load_split
 from helix_pki import ensure_demo_pki
-from helix_web.launcher import Daemon, free_port
+from helix_web.launcher import Daemon, client_env, free_port, provider_env
 
 HEADS = (("sst2", "sst2"), ("ag_news", "ag_news"))
 
@@ -86,35 +86,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     provider = Daemon(
         "provider",
         "provider_server.cli",
-        {
-            "HELIX_PROVIDER_PORT": str(p_port),
-            "HELIX_PROVIDER_DATA_DIR": str(work / "provider"),
-            "HELIX_PROVIDER_DATASETS_DIR": str(datasets),
-            "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
-            "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
-            "HELIX_PROVIDER_ADMIN_TOKEN": admin_token,
-            "HELIX_PROVIDER_WORKERS": str(args.workers),
-        },
+        provider_env(
+            pki=pki,
+            port=p_port,
+            data_dir=work / "provider",
+            datasets_dir=datasets,
+            admin_token=admin_token,
+            workers=str(args.workers),
+        ),
         ca_cert=pki.ca.cert,
         port=p_port,
         log_dir=work / "logs",
         die_with_parent=True,
         inherit_settings=True,
     )
-    client_env = {
-        "HELIX_CLIENT_PORT": str(c_port),
-        "HELIX_CLIENT_DATA_DIR": str(work / "client"),
-        "HELIX_CLIENT_DATASETS_DIR": str(datasets),
-        "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
-        "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
-        "HELIX_CLIENT_PROVIDER_URL": provider.url,
-        "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
-        "HELIX_CLIENT_EMBEDDER": args.client_embedder,
-        "HELIX_CLIENT_CLIENT_NAME": "demo-client",
-    }
+    agent_env = client_env(
+        pki=pki,
+        port=c_port,
+        data_dir=work / "client",
+        provider_url=provider.url,
+        embedder=args.client_embedder,
+        client_name="demo-client",
+        datasets_dir=str(datasets),
+    )
     if args.ridge_lambda is not None:
-        client_env["HELIX_CLIENT_RIDGE_LAMBDA"] = str(args.ridge_lambda)
-        client_env["HELIX_CLIENT_ALIGNMENT_METHOD"] = "ridge"  # an explicit lambda means the paper's plain ridge
+        agent_env["HELIX_CLIENT_RIDGE_LAMBDA"] = str(args.ridge_lambda)
+        agent_env["HELIX_CLIENT_ALIGNMENT_METHOD"] = "ridge"  # an explicit lambda means the paper's plain ridge
     client: Daemon | None = None
     try:
         print("[demo] starting provider (loads MiniLM, spawns HE workers) ...")
@@ -128,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         client = Daemon(
             "client",
             "client_agent.cli",
-            client_env,
+            agent_env,
             ca_cert=pki.ca.cert,
             port=c_port,
             log_dir=work / "logs",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from helix_pki import DemoPKI
+
 #: Settings the parent may have in its own environment that must not leak into a daemon it configures.
 DAEMON_ENV_PREFIXES = ("HELIX_PROVIDER_", "HELIX_CLIENT_")
 
@@ -58,6 +60,44 @@ def daemon_environ(
         out["PYTHONPATH"] = os.pathsep.join([str(pythonpath), *filter(None, [os.environ.get("PYTHONPATH")])])
     out.update(env)
     return out
+
+
+def provider_env(
+    *, pki: DemoPKI, port: int, data_dir: Path, datasets_dir: Path, admin_token: str, **settings: str
+) -> dict[str, str]:
+    """A provider's settings on loopback with the local CA's certificates; `settings` are further
+    HELIX_PROVIDER_* values (name without the prefix, e.g. WORKERS="2")."""
+    env = {
+        "HELIX_PROVIDER_HOST": "127.0.0.1",
+        "HELIX_PROVIDER_PORT": str(port),
+        "HELIX_PROVIDER_DATA_DIR": str(data_dir),
+        "HELIX_PROVIDER_DATASETS_DIR": str(datasets_dir),
+        "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
+        "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
+        "HELIX_PROVIDER_ADMIN_TOKEN": admin_token,
+    }
+    env.update({f"HELIX_PROVIDER_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def client_env(
+    *, pki: DemoPKI, port: int, data_dir: Path, provider_url: str, embedder: str, client_name: str, **settings: str
+) -> dict[str, str]:
+    """A client agent's settings on loopback, trusting the local CA for the provider; `settings` are further
+    HELIX_CLIENT_* values (name without the prefix)."""
+    env = {
+        "HELIX_CLIENT_HOST": "127.0.0.1",
+        "HELIX_CLIENT_PORT": str(port),
+        "HELIX_CLIENT_DATA_DIR": str(data_dir),
+        "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
+        "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
+        "HELIX_CLIENT_PROVIDER_URL": provider_url,
+        "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
+        "HELIX_CLIENT_EMBEDDER": embedder,
+        "HELIX_CLIENT_CLIENT_NAME": client_name,
+    }
+    env.update({f"HELIX_CLIENT_{k.upper()}": v for k, v in settings.items()})
+    return env
 
 
 class Daemon:

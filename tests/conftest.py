@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from helix_pki import DemoPKI, ensure_demo_pki
+from helix_web import launcher
 from helix_web.launcher import Daemon, DaemonError, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -111,21 +112,19 @@ def datasets_dir() -> Path:
 
 
 def provider_env(pki: DemoPKI, data_dir: Path, datasets: Path, port: int, **overrides: str) -> dict[str, str]:
-    env = {
-        "HELIX_PROVIDER_ENV_FILE": str(data_dir.parent / "no-such-provider.env"),
-        "HELIX_PROVIDER_HOST": "127.0.0.1",
-        "HELIX_PROVIDER_PORT": str(port),
-        "HELIX_PROVIDER_DATA_DIR": str(data_dir),
-        "HELIX_PROVIDER_DATASETS_DIR": str(datasets),
-        "HELIX_PROVIDER_TLS_CERT": str(pki.provider.cert),
-        "HELIX_PROVIDER_TLS_KEY": str(pki.provider.key),
-        "HELIX_PROVIDER_ADMIN_TOKEN": ADMIN_TOKEN,
-        "HELIX_PROVIDER_WORKERS": "2",
-        "HELIX_PROVIDER_MAX_REQUEST_BYTES": str(32 * MiB),
-        "HELIX_PROVIDER_MAX_CIPHERTEXT_BYTES": str(1 * MiB),
-        "HELIX_PROVIDER_MAX_QUERIES_PER_REQUEST": "128",
-        "HELIX_PROVIDER_MAX_ALIGNMENT_SAMPLES": "2000",
-    }
+    env = launcher.provider_env(
+        pki=pki,
+        port=port,
+        data_dir=data_dir,
+        datasets_dir=datasets,
+        admin_token=ADMIN_TOKEN,
+        env_file=str(data_dir.parent / "no-such-provider.env"),
+        workers="2",
+        max_request_bytes=str(32 * MiB),
+        max_ciphertext_bytes=str(1 * MiB),
+        max_queries_per_request="128",
+        max_alignment_samples="2000",
+    )
     env.update(overrides)
     return env
 
@@ -230,19 +229,16 @@ def provider_service_factory(
 def client_env(
     pki: DemoPKI, data_dir: Path, datasets: Path, port: int, provider_url: str, **overrides: str
 ) -> dict[str, str]:
-    env = {
-        "HELIX_CLIENT_ENV_FILE": str(data_dir.parent / "no-such-client.env"),
-        "HELIX_CLIENT_HOST": "127.0.0.1",
-        "HELIX_CLIENT_PORT": str(port),
-        "HELIX_CLIENT_DATA_DIR": str(data_dir),
-        "HELIX_CLIENT_DATASETS_DIR": str(datasets),
-        "HELIX_CLIENT_TLS_CERT": str(pki.client.cert),
-        "HELIX_CLIENT_TLS_KEY": str(pki.client.key),
-        "HELIX_CLIENT_PROVIDER_URL": provider_url,
-        "HELIX_CLIENT_PROVIDER_CA_CERT": str(pki.ca.cert),
-        "HELIX_CLIENT_EMBEDDER": "wordllama",
-        "HELIX_CLIENT_CLIENT_NAME": "pytest-agent",
-    }
+    env = launcher.client_env(
+        pki=pki,
+        port=port,
+        data_dir=data_dir,
+        provider_url=provider_url,
+        embedder="wordllama",
+        client_name="pytest-agent",
+        env_file=str(data_dir.parent / "no-such-client.env"),
+        datasets_dir=str(datasets),
+    )
     env.update(overrides)
     return env
 
