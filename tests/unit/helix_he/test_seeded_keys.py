@@ -21,8 +21,9 @@ from helix_he.linear_head import (
     encrypt_queries,
     encrypted_linear_head,
 )
-from helix_he.modmath import centered
+from helix_he.modmath import centered, mulmod, submod
 from helix_he.packing import CrossCovarianceLayout, trace_galois_elements
+from helix_he.rlwe import ReplyCiphertext, SeededCiphertext, expand_uniform
 from helix_he.seeded_keys import PUBLIC_KEY_SLOT, KeyBlob, key_primes, uniform_half
 
 PSET = "ckks-n8192-q200"
@@ -175,3 +176,44 @@ def test_a_zero_uniform_half_is_refused_although_seal_accepts_it(keys: ClientKey
     load_from_bytes(seal.PublicKey(), keys.he.context, blob.to_bytes())
     with pytest.raises(KeySeedError):
         load_public_key(PSET, blob.to_bytes(), seed)
+
+
+def _reply_mask(keys: ClientKeys, rr: Rerandomizer) -> np.ndarray:
+    """What re-randomisation added to a reply's c1: c1 - c1_query * W, centred coefficients mod q0
+    (the client knows c1_query; W is known here to measure)."""
+    he = keys.he
+    q = he.output_level.primes[0]
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(32, 2))
+    head = EncryptedLinearHead(he, w, np.zeros(2))
+    blob = encrypt_queries(keys, rng.uniform(-1, 1, size=(1, 32)), head.layout)[0]
+    query = SeededCiphertext.from_bytes(blob, level=he.output_level.index, primes=(q,), n=he.n)
+    reply = ReplyCiphertext.from_bytes(
+        encrypted_linear_head(head, [blob], rr, max_ciphertext_bytes=1 << 20, query_scale_bits=26)[0][0],
+        level=he.output_level.index,
+        q=q,
+        n=he.n,
+        count=2,
+    )
+    w_ntt = he.coeffs_to_ntt(head.layout.weight_coefficients(w, head.weight_scale), he.output_level)[0, 0]
+    product = mulmod(expand_uniform(query.seed, (q,), he.n)[0], w_ntt, q)
+    mask: np.ndarray = centered(he.ntt(q).inverse(submod(reply.c1, product, q)), q)
+    return mask
+
+
+def test_a_zero_key_leaves_c1_a_function_of_w_and_the_seeded_key_masks_it(
+    keys: ClientKeys, seeded_pk: seal.PublicKey
+) -> None:
+    """Why the check exists: under the zero key SEAL accepts, a reply's c1 is (the client's seed
+    polynomial) x (weights) plus small noise, so copies of one query average to W; under a key on the
+    provider's seed the mask is uniform modulo q0."""
+    zero = seal.PublicKey()
+    blob = KeyBlob.of_public_key(keys.he, seeded_pk)
+    blob.write(PUBLIC_KEY_SLOT, np.zeros_like(blob.data(PUBLIC_KEY_SLOT)))
+    load_from_bytes(zero, keys.he.context, blob.to_bytes())
+    leaky = _reply_mask(keys, Rerandomizer(keys.he, zero))
+    assert int(np.abs(leaky).max()) <= 21  # e1 only: centred binomial, eta = 21
+    masked = _reply_mask(keys, Rerandomizer(keys.he, seeded_pk)).astype(np.float64)
+    q = keys.he.output_level.primes[0]
+    assert np.mean(np.abs(masked) < 2.0**50) < 0.01
+    assert np.std(masked) > q / 8
