@@ -45,14 +45,21 @@ class KeyStore:
     def register(
         self, provider: ProviderClient, client_name: str, purpose: KeyPurpose, parameter_set: str, stride_bits: int = 0
     ) -> tuple[StoredKey, ClientKeys]:
-        """A fresh key pair; alignment keys also send Galois keys for a packing stride of 2^stride_bits."""
+        """A fresh key pair; alignment keys also send Galois keys for a packing stride of 2^stride_bits.
+        The provider issues the seed of the keys' uniform halves (a challenge) and checks it."""
         keys = ClientKeys.generate(parameter_set)
         elements = trace_galois_elements(keys.he.n, stride_bits)
+        challenge = provider.key_challenge()
+        seed = bytes.fromhex(challenge.seed)
         header = KeyRegistrationHeader(
-            client_name=client_name, purpose=purpose, parameter_set=parameter_set, galois_elements=elements
+            client_name=client_name,
+            purpose=purpose,
+            parameter_set=parameter_set,
+            galois_elements=elements,
+            challenge_id=challenge.challenge_id,
         )
         info = provider.register_key(
-            header, keys.public_key_bytes(), keys.galois_key_bytes(stride_bits) if elements else None
+            header, keys.public_key_bytes(seed), keys.galois_key_bytes(stride_bits, seed) if elements else None
         )
         stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
         keys.save(self._secret(info.key_id))

@@ -24,6 +24,7 @@ from shared_protocol.messages import (
     CorpusTexts,
     HeadInfo,
     HeadTexts,
+    KeyChallenge,
     KeyInfo,
     KeyRegistrationHeader,
     ServiceInfo,
@@ -105,10 +106,16 @@ class ProviderClient:
                 return texts, sha
 
     # --- keys, alignment, inference ------------------------------------------------------------
+    def key_challenge(self) -> KeyChallenge:
+        """A fresh single-use challenge: the seed the next key's uniform halves are expanded from."""
+        resp = self._check(self._http.post("/v1/keys/challenges"))
+        return KeyChallenge.model_validate(resp.json())
+
     def register_key(
         self, header: KeyRegistrationHeader, public_key: bytes, galois_keys: bytes | None = None
     ) -> KeyInfo:
-        """Register public material: the public key, plus Galois keys for alignment keys."""
+        """Register public material: the public key, plus Galois keys for alignment keys, both built on
+        the seed of the challenge `header.challenge_id` names."""
         blobs = [public_key] + ([galois_keys] if galois_keys else [])
         return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, blobs).json())
 

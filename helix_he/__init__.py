@@ -8,7 +8,8 @@ Rooms, bottom up:
 * `rlwe`: the compact query and reply ciphertexts and the randomness both parties draw;
 * `packing`: where each value sits in a polynomial (`LinearHeadLayout`, `CrossCovarianceLayout`);
 * `keys`: the client's key pair (`ClientKeys`) and what the provider builds from its public half
-  (`load_public_key`, `load_galois_keys`, `Rerandomizer`);
+  (`load_public_key`, `load_galois_keys`, `Rerandomizer`); `seeded_keys`: the uniform halves of
+  those keys, expanded from the provider's challenge seed, and the provider's check of them;
 * one module per circuit, both halves side by side: `linear_head` (client `encrypt_queries` /
   `decrypt_logits`, server `EncryptedLinearHead` / `encrypted_linear_head`) and `cross_covariance`
   (client `encrypt_alignment_data` / `decrypt_cross_covariance`, server `encrypted_cross_covariance`).

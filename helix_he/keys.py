@@ -19,11 +19,13 @@ from .context import CiphertextError, HEContext, check_seal_header, he_context, 
 from .modmath import FixedMultiplier, addmod, centered, dot_rows, submod, to_residues
 from .packing import trace_galois_elements
 from .rlwe import ReplyCiphertext, SeededCiphertext, centered_binomial, expand_uniform, new_seed, ternary
+from .seeded_keys import KeyBlob, KeySeedError, key_primes, uniform_half
 
 #: A public key at N=16384 is ~1.6 MB unseeded; 4 MiB is the provider's hard limit.
 MAX_PUBLIC_KEY_BYTES = 4 * 1024 * 1024
-#: Seven seeded Galois keys at N=8192 take ~4.9 MB (9.8 MB at N=16384).
-MAX_GALOIS_KEY_BYTES = 12 * 1024 * 1024
+#: Seven Galois keys in full form (their uniform halves come from the provider's seed, not SEAL's PRNG) take
+#: ~9.8 MB at N=8192 and ~19.6 MB at N=16384.
+MAX_GALOIS_KEY_BYTES = 24 * 1024 * 1024
 
 
 class ClientKeys:
@@ -35,9 +37,8 @@ class ClientKeys:
         self._encryptor = seal.Encryptor(he.context, secret_key)
         self._decryptor = seal.Decryptor(he.context, secret_key)
         # The secret's NTT values per prime (key level: data primes first, in order, then the special one).
-        key_primes = [m.value() for m in he.context.key_context_data().parms().coeff_modulus()]
         residues = he.plaintext_residues(secret_key.data())
-        self._s = {q: FixedMultiplier(residues[i], q) for i, q in enumerate(key_primes)}
+        self._s = {q: FixedMultiplier(residues[i], q) for i, q in enumerate(key_primes(he))}
         self._row_cache: dict[tuple[int, bytes], np.ndarray] = {}
 
     @classmethod
@@ -45,27 +46,59 @@ class ClientKeys:
         he = he_context(parameter_set)
         return cls(he, seal.KeyGenerator(he.context).secret_key())
 
-    def public_key_bytes(self) -> bytes:
-        """The public key: what the provider stores to bind a key id to a parameter set. (The
-        binding cannot return SEAL's seeded Serializable for keys, so this is the full form.)"""
+    def public_key_bytes(self, seed: bytes | None = None) -> bytes:
+        """The public key: what the provider stores to bind a key id to a parameter set and to
+        re-randomise replies with. A provider takes it only with its uniform half expanded from the
+        challenge `seed` it issued (`public_key`). (The binding cannot return SEAL's seeded
+        Serializable for keys, so this is the full form.)"""
+        return save_to_bytes(self.public_key(seed))
+
+    def public_key(self, seed: bytes | None = None) -> seal.PublicKey:
+        """A fresh public key (p0, p1) = (-a*s + e, a). With a challenge `seed`, a is its expansion
+        (`seeded_keys.uniform_half`) at every key prime, which is what a provider accepts; without
+        one, SEAL's own random a (in-process use: tests and benchmarks)."""
         pk = seal.PublicKey()
         seal.KeyGenerator(self.he.context, self.secret_key).create_public_key(pk)
-        return save_to_bytes(pk)
+        if seed is None:
+            return pk
+        blob = KeyBlob.of_public_key(self.he, pk)
+        self._reseat(blob, seed)
+        out = seal.PublicKey()
+        load_from_bytes(out, self.he.context, blob.to_bytes())
+        return out
 
-    def public_key(self) -> seal.PublicKey:
-        """A fresh public key object (tests and benchmarks build the provider's side from it)."""
-        pk = seal.PublicKey()
-        seal.KeyGenerator(self.he.context, self.secret_key).create_public_key(pk)
-        return pk
-
-    def galois_key_bytes(self, stride_bits: int) -> bytes:
+    def galois_key_bytes(self, stride_bits: int, seed: bytes | None = None) -> bytes:
         """Galois keys for the alignment packing tree (`CrossCovarianceLayout`): one per tree level,
-        elements 1 + N / 2^i. Seeded serialization (half the bytes); evaluation keys only, they let the
-        provider apply those automorphisms and nothing else."""
+        elements 1 + N / 2^i; evaluation keys only, they let the provider apply those automorphisms
+        and nothing else. With a challenge `seed`, every component's uniform half is its expansion
+        (what a provider accepts; full form, SEAL's seeded form cannot carry a foreign seed); without
+        one, SEAL's seeded serialization (half the bytes; in-process use)."""
         elements = trace_galois_elements(self.he.n, stride_bits)
         if not elements:
             return b""
-        return save_to_bytes(seal.KeyGenerator(self.he.context, self.secret_key).create_galois_keys(elements))
+        keygen = seal.KeyGenerator(self.he.context, self.secret_key)
+        if seed is None:
+            return save_to_bytes(keygen.create_galois_keys(elements))
+        keys = seal.GaloisKeys()
+        keygen.create_galois_keys(elements, keys)
+        blob = KeyBlob.of_galois_keys(self.he, keys)
+        self._reseat(blob, seed)
+        out = seal.GaloisKeys()
+        load_from_bytes(out, self.he.context, blob.to_bytes())
+        return save_to_bytes(out)
+
+    def _reseat(self, blob: KeyBlob, seed: bytes) -> None:
+        """Move every key ciphertext of `blob` onto the uniform half the seed names. SEAL made each
+        as (b, a') with b + a'*s = e (+ P*sigma(s) at one prime for a Galois component); with
+        b' = b + (a' - a)*s the pair (b', a) satisfies the same equation, so the key stays what
+        SEAL made, with SEAL's own noise e, under the provider's a."""
+        for slot in blob.slots:
+            data = blob.data(slot)
+            a = uniform_half(self.he, seed, slot)
+            for i, q in enumerate(key_primes(self.he)):
+                data[0, i] = addmod(data[0, i], self._s[q](submod(data[1, i], a[i], q)), q)
+            data[1] = a
+            blob.write(slot, data)
 
     def save(self, path: Path) -> None:
         """Write the secret key with 0600 permissions, atomically."""
@@ -171,20 +204,24 @@ def _load_checked(obj: object, what: str, parameter_set: str, blob: bytes, max_b
         raise CiphertextError(f"{what}: not valid for {parameter_set}: {exc}") from None
 
 
-def load_public_key(parameter_set: str, blob: bytes) -> seal.PublicKey:
-    """An untrusted public key, validated against the pinned parameter set."""
+def load_public_key(parameter_set: str, blob: bytes, seed: bytes) -> seal.PublicKey:
+    """An untrusted public key, validated against the pinned parameter set, whose uniform half must
+    be the expansion of the challenge `seed` the provider issued (KeySeedError otherwise)."""
     pk = seal.PublicKey()
     _load_checked(pk, "public key", parameter_set, blob, MAX_PUBLIC_KEY_BYTES)
+    KeyBlob.of_public_key(he_context(parameter_set), pk).check_uniform_halves(seed, "public key")
     return pk
 
 
-def load_galois_keys(parameter_set: str, blob: bytes, elements: list[int] | None = None) -> seal.GaloisKeys:
-    """Untrusted Galois keys, validated; with `elements`, the key set must be exactly those
-    automorphisms, no more (each key is ~0.7-1.4 MB of memory)."""
+def load_galois_keys(parameter_set: str, blob: bytes, elements: list[int], seed: bytes) -> seal.GaloisKeys:
+    """Untrusted Galois keys, validated: the key set must be exactly those automorphisms, no more
+    (each key is ~1.5-3 MB of memory), and every component's uniform half the expansion of the
+    challenge `seed` (KeySeedError otherwise)."""
     keys = seal.GaloisKeys()
     _load_checked(keys, "Galois keys", parameter_set, blob, MAX_GALOIS_KEY_BYTES)
-    if elements is not None and (keys.size() != len(elements) or not all(keys.has_key(e) for e in elements)):
+    if keys.size() != len(elements) or not all(keys.has_key(e) for e in elements):
         raise CiphertextError(f"the Galois keys do not match the announced elements {elements}")
+    KeyBlob.of_galois_keys(he_context(parameter_set), keys).check_uniform_halves(seed, "Galois keys")
     return keys
 
 
@@ -228,6 +265,7 @@ __all__ = [
     "MAX_GALOIS_KEY_BYTES",
     "MAX_PUBLIC_KEY_BYTES",
     "ClientKeys",
+    "KeySeedError",
     "Rerandomizer",
     "SeededCiphertext",
     "load_galois_keys",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+SeedHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Strict(BaseModel):
@@ -102,6 +103,20 @@ class KeyPurpose(str, Enum):
     inference = "inference"
 
 
+class KeyChallenge(_Strict):
+    """Answer of POST /v1/keys/challenges: the seed the uniform half of the next key must come from.
+
+    The provider re-randomises every reply with the client's public key; that hides the reply only
+    if the key's uniform half is uniform, which the provider cannot see in a key the client chose.
+    So the client expands it from this seed (`helix_he.seeded_keys`), the provider checks the
+    expansion at registration, and the challenge is single use and short-lived. The seed is not a
+    secret: it fixes public key material only."""
+
+    challenge_id: Identifier
+    seed: SeedHex = Field(description="32 random bytes, lowercase hex")
+    expires_at: datetime
+
+
 class KeyRegistrationHeader(_Strict):
     """Frame header for POST /v1/keys. Blob 0 is the client's CKKS public key; an alignment key adds
     blob 1, Galois keys for exactly `galois_elements`.
@@ -109,8 +124,10 @@ class KeyRegistrationHeader(_Strict):
     The public key binds the key id to a parameter set, and the provider uses it to re-randomise
     every reply (adding a fresh encryption of zero). Alignment packs its result with the trace
     automorphisms X -> X^(1 + N/2^i), i < k (`helix_he.packing.trace_galois_elements`), so
-    the client sends those k Galois keys (seeded, ~0.7 MB each at N=8192) and no others; inference
-    needs no evaluation keys. The secret key never leaves the client."""
+    the client sends those k Galois keys (~1.4 MB each at N=8192) and no others; inference
+    needs no evaluation keys. The uniform half of every key ciphertext is the expansion of the seed
+    of `challenge_id` (protocol 1.1: required; a registration without it is refused). The secret key
+    never leaves the client."""
 
     client_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     purpose: KeyPurpose
@@ -118,6 +135,9 @@ class KeyRegistrationHeader(_Strict):
     ttl_seconds: int | None = Field(None, ge=60, le=30 * 24 * 3600)
     galois_elements: list[int] = Field(
         default_factory=list, max_length=16, description="alignment only: 1 + N/2^i for i < k, in this order"
+    )
+    challenge_id: Identifier | None = Field(
+        None, description="the KeyChallenge the key's uniform halves are expanded from (required since 1.1)"
     )
 
 

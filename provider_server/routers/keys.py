@@ -1,4 +1,5 @@
-"""Key registration: public key material only, registered per purpose, expiring (services/keys.py)."""
+"""Key challenges and key registration: public key material only, its uniform halves expanded from a
+challenge the provider issued, registered per purpose, expiring (services/keys.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ from fastapi import APIRouter, Request
 
 from helix_he.keys import MAX_GALOIS_KEY_BYTES
 from helix_web.frames import read_frame
-from shared_protocol.messages import KeyInfo, KeyRegistrationHeader
+from shared_protocol.messages import KeyChallenge, KeyInfo, KeyRegistrationHeader
 
 from .. import views
 from ..deps import Keys
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+@router.post("/challenges", response_model=KeyChallenge, status_code=201)
+def issue_challenge(keys: Keys) -> KeyChallenge:
+    challenge = keys.issue_challenge()
+    return KeyChallenge(challenge_id=challenge.challenge_id, seed=challenge.seed.hex(), expires_at=challenge.expires_at)
 
 
 @router.post("", response_model=KeyInfo, status_code=201)

@@ -1,8 +1,14 @@
-"""Key registration and the one rule for whether a registered key may be used.
+"""Key challenges, key registration and the one rule for whether a registered key may be used.
 
 Alignment and inference keys are registered separately and expire; only public material is
 registered (the client's CKKS secret key never leaves it). Alignment keys carry Galois keys for
-the packing tree's automorphisms, and for nothing else."""
+the packing tree's automorphisms, and for nothing else.
+
+Every registration names a challenge: a random seed this provider issued, single use and
+short-lived, from which the uniform half of every key ciphertext must be expanded. Re-randomising
+a reply with the client's public key hides the reply only if that half is uniform, and the
+provider cannot tell a uniform half from a crafted one (zero, a constant) by looking; so it
+chooses it, and refuses a key whose uniform half is anything else."""
 
 from __future__ import annotations
 
@@ -13,16 +19,23 @@ from datetime import timedelta
 from starlette.concurrency import run_in_threadpool
 
 from helix_he.context import CiphertextError
-from helix_he.keys import load_galois_keys, load_public_key
+from helix_he.keys import KeySeedError, load_galois_keys, load_public_key
 from helix_he.packing import MAX_STRIDE_BITS, trace_galois_elements
 from helix_he.params import get_parameter_set
+from helix_he.seeded_keys import CHALLENGE_SEED_BYTES
 from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
 
 from ..blobs import BlobStore
 from ..clock import utcnow
-from ..errors import BadRequest, Forbidden, Gone, Unknown, Unprocessable
+from ..errors import BadRequest, Conflict, Forbidden, Gone, Unknown, Unprocessable
 from ..settings import ProviderSettings
-from ..store import KeyRecord, Store
+from ..store import ChallengeRecord, KeyRecord, Store
+
+#: How long a challenge may be answered: long enough to generate and upload keys (~1 s), short enough
+#: that issued seeds do not pile up.
+CHALLENGE_TTL = timedelta(minutes=5)
+#: Expired challenges are kept this long, so a late registration hears "expired", not "unknown".
+CHALLENGE_RETENTION = timedelta(hours=1)
 
 
 class KeyService:
@@ -31,9 +44,43 @@ class KeyService:
         self._blobs = blobs
         self._settings = settings
 
+    def issue_challenge(self) -> ChallengeRecord:
+        """A fresh seed for one registration (and a clear-out of long-expired ones)."""
+        now = utcnow()
+        self._store.prune_challenges(now - CHALLENGE_RETENTION)
+        challenge = ChallengeRecord(
+            challenge_id="c_" + secrets.token_hex(12),
+            seed=secrets.token_bytes(CHALLENGE_SEED_BYTES),
+            created_at=now,
+            expires_at=now + CHALLENGE_TTL,
+        )
+        self._store.add_challenge(challenge)
+        return challenge
+
+    def _take_challenge(self, challenge_id: str | None) -> ChallengeRecord:
+        """The named challenge, now used; refused if missing, unknown, used before or expired."""
+        if challenge_id is None:
+            raise Unprocessable(
+                "challenge_required",
+                "a key registration names a challenge (POST /v1/keys/challenges) whose seed the key's "
+                "uniform halves are expanded from (protocol 1.1)",
+            )
+        challenge = self._store.take_challenge(challenge_id)
+        if challenge is None:
+            raise Unknown("challenge", challenge_id)
+        if challenge.used:
+            raise Conflict("challenge_used", f"challenge {challenge_id!r} was already used; ask for a new one")
+        if challenge.expires_at <= utcnow():
+            raise Gone(
+                "challenge_expired",
+                f"challenge {challenge_id!r} expired at {challenge.expires_at.isoformat()}; ask for a new one",
+            )
+        return challenge
+
     async def register(self, header: KeyRegistrationHeader, blobs: list[bytes]) -> KeyRecord:
-        """Check the announced parameters, validate the key material with SEAL (off the event loop),
-        then store it; nothing is stored for a refused registration."""
+        """Check the announced parameters, take the challenge, validate the key material with SEAL
+        and against the challenge's seed (off the event loop), then store it; nothing is stored for
+        a refused registration, and the challenge is spent either way."""
         s = self._settings
         if header.parameter_set not in s.parameter_sets:
             raise Unprocessable(
@@ -49,13 +96,20 @@ class KeyService:
                 + ("two blobs: the public key and the Galois keys" if want == 2 else "one blob: the public key")
                 + f"; got {len(blobs)}",
             )
+        challenge = self._take_challenge(header.challenge_id)
         try:
-            await run_in_threadpool(load_public_key, header.parameter_set, blobs[0])
+            await run_in_threadpool(load_public_key, header.parameter_set, blobs[0], challenge.seed)
+        except KeySeedError as exc:
+            raise _not_from_challenge(exc, challenge) from None
         except CiphertextError as exc:
             raise Unprocessable("invalid_public_key", str(exc)) from None
         if want == 2:
             try:
-                await run_in_threadpool(load_galois_keys, header.parameter_set, blobs[1], header.galois_elements)
+                await run_in_threadpool(
+                    load_galois_keys, header.parameter_set, blobs[1], header.galois_elements, challenge.seed
+                )
+            except KeySeedError as exc:
+                raise _not_from_challenge(exc, challenge) from None
             except CiphertextError as exc:
                 raise Unprocessable("invalid_galois_keys", str(exc)) from None
         inference = header.purpose == KeyPurpose.inference
@@ -100,6 +154,10 @@ class KeyService:
     def revoke(self, key_id: str) -> None:
         if not self._store.revoke_key(key_id):
             raise Unknown("key", key_id)
+
+
+def _not_from_challenge(exc: KeySeedError, challenge: ChallengeRecord) -> Unprocessable:
+    return Unprocessable("key_not_from_challenge", f"{exc} of {challenge.challenge_id!r}")
 
 
 def _check_galois_elements(parameter_set: str, purpose: KeyPurpose, elements: list[int]) -> None:

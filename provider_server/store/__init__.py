@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
-from .records import CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
+from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "ChallengeRecord",
     "CorpusRecord",
     "HeadRecord",
     "KeyRecord",

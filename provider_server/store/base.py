@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from datetime import datetime
 
-from .records import CorpusRecord, HeadRecord, KeyRecord, SessionRecord
+from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord
 
 INTERRUPTED_ERROR = "interrupted by a provider restart; POST .../compute again"
 
@@ -22,7 +23,7 @@ class RecordExistsError(Exception):
 
 
 class Store(ABC):
-    """Heads, corpora, registered keys and alignment sessions.
+    """Heads, corpora, key challenges, registered keys and alignment sessions.
 
     Methods are safe to call from several threads at once. `get_*` return None for unknown ids;
     `delete_*` and `revoke_key` say whether there was something to delete or revoke."""
@@ -73,6 +74,21 @@ class Store(ABC):
     @abstractmethod
     def revoke_key(self, key_id: str) -> bool:
         """Revoke an unrevoked key; False if it is unknown or already revoked."""
+
+    # -- key challenges ---------------------------------------------------------------------------
+    @abstractmethod
+    def add_challenge(self, challenge: ChallengeRecord) -> None:
+        """Store a newly issued challenge; RecordExistsError if its id is taken."""
+
+    @abstractmethod
+    def take_challenge(self, challenge_id: str) -> ChallengeRecord | None:
+        """Mark a challenge used and return it as it was before (so `used` says whether an earlier
+        registration had taken it), atomically: of two registrations naming one challenge, exactly
+        one sees it unused. None if it is unknown."""
+
+    @abstractmethod
+    def prune_challenges(self, expired_before: datetime) -> int:
+        """Delete the challenges that expired before `expired_before`; returns how many."""
 
     # -- alignment sessions -----------------------------------------------------------------------
     @abstractmethod

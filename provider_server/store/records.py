@@ -73,6 +73,18 @@ class KeyRecord:
 
 
 @dataclass(frozen=True)
+class ChallengeRecord:
+    """A seed issued for one key registration: the uniform halves of that key are its expansion.
+    Single use (`used` once a registration named it, whatever the outcome) and short-lived."""
+
+    challenge_id: str
+    seed: bytes
+    created_at: datetime
+    expires_at: datetime
+    used: bool = False
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     """An alignment session: the client's ciphertexts arrive in chunks, then the provider computes."""
 

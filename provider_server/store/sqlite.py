@@ -21,7 +21,7 @@ from typing import Any
 from shared_protocol.messages import AlignmentState, KeyPurpose
 
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
-from .records import CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
+from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "per-fold alignment results",
         ("ALTER TABLE sessions ADD COLUMN validation_folds INTEGER NOT NULL DEFAULT 0",),
+    ),
+    Migration(
+        4,
+        "key challenges: the seeds the uniform halves of registered keys are expanded from",
+        (
+            """CREATE TABLE IF NOT EXISTS challenges (
+            challenge_id TEXT PRIMARY KEY, seed TEXT NOT NULL, created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0)""",
+        ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -225,6 +234,26 @@ def _key_row(k: KeyRecord) -> dict[str, Any]:
     }
 
 
+def _challenge(r: sqlite3.Row) -> ChallengeRecord:
+    return ChallengeRecord(
+        challenge_id=r["challenge_id"],
+        seed=bytes.fromhex(r["seed"]),
+        created_at=_dt(r["created_at"]),
+        expires_at=_dt(r["expires_at"]),
+        used=bool(r["used"]),
+    )
+
+
+def _challenge_row(c: ChallengeRecord) -> dict[str, Any]:
+    return {
+        "challenge_id": c.challenge_id,
+        "seed": c.seed.hex(),
+        "created_at": _iso(c.created_at),
+        "expires_at": _iso(c.expires_at),
+        "used": int(c.used),
+    }
+
+
 def _session(r: sqlite3.Row) -> SessionRecord:
     return SessionRecord(
         session_id=r["session_id"],
@@ -366,6 +395,20 @@ class SqliteStore(Store):
 
     def revoke_key(self, key_id: str) -> bool:
         return self._change("UPDATE keys SET revoked = 1 WHERE key_id = ? AND revoked = 0", (key_id,)) > 0
+
+    # key challenges
+    def add_challenge(self, challenge: ChallengeRecord) -> None:
+        self._insert("challenges", _challenge_row(challenge))
+
+    def take_challenge(self, challenge_id: str) -> ChallengeRecord | None:
+        with self._transaction() as c:
+            row = c.execute("SELECT * FROM challenges WHERE challenge_id = ?", (challenge_id,)).fetchone()
+            if row is not None:
+                c.execute("UPDATE challenges SET used = 1 WHERE challenge_id = ?", (challenge_id,))
+        return _challenge(row) if row else None
+
+    def prune_challenges(self, expired_before: datetime) -> int:
+        return self._change("DELETE FROM challenges WHERE expires_at < ?", (_iso(expired_before),))
 
     # alignment sessions
     def add_session(self, session: SessionRecord) -> None:

@@ -15,8 +15,10 @@ import numpy as np
 import tenseal.sealapi as seal
 from scipy.stats import chi2
 
+from client_agent.provider_client import ProviderClient
 from helix_he.keys import ClientKeys
 from helix_he.modmath import centered
+from shared_protocol.messages import KeyInfo, KeyRegistrationHeader
 
 T = TypeVar("T")
 
@@ -162,3 +164,28 @@ def _parse_headers(head: bytes) -> dict[str, str]:
         name, _, value = line.partition(b":")
         out[name.strip().lower().decode()] = value.strip().decode()
     return out
+
+
+# --------------------------------------------------------------------------- key registration
+
+
+def register_seeded(
+    pc: ProviderClient, keys: ClientKeys, header: KeyRegistrationHeader, stride_bits: int = 0
+) -> KeyInfo:
+    """Register `keys` as a client does: take a challenge, expand the keys' uniform halves from its
+    seed (`header.galois_elements` must be those of `stride_bits`) and name it in the header."""
+    challenge = pc.key_challenge()
+    seed = bytes.fromhex(challenge.seed)
+    return pc.register_key(
+        header.model_copy(update={"challenge_id": challenge.challenge_id}),
+        keys.public_key_bytes(seed),
+        keys.galois_key_bytes(stride_bits, seed) or None,
+    )
+
+
+def fresh_challenge(http: httpx.Client) -> tuple[str, bytes]:
+    """(challenge id, seed) of a new challenge, over a plain HTTPS client."""
+    resp = http.post("/v1/keys/challenges")
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return body["challenge_id"], bytes.fromhex(body["seed"])

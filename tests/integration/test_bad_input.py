@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, https_client, raw_https_exchange
+from helix_it_helpers import assert_api_error, fresh_challenge, https_client, raw_https_exchange, register_seeded
 
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
@@ -53,9 +53,15 @@ MiB = 1024 * 1024
 
 
 def db_snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table but `challenges`: a registration spends the challenge it names whatever its outcome
+    (by design: a seed is never tried twice), and issuing one for the test is not the refused request."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if r[0] != "challenges"
+        ]
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         conn.close()
@@ -128,15 +134,16 @@ class RegisteredKey:
 def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str = PSET) -> RegisteredKey:
     keys = ClientKeys.generate(parameter_set)
     bits = STRIDE_BITS if purpose == KeyPurpose.alignment else 0
-    info = pc.register_key(
+    info = register_seeded(
+        pc,
+        keys,
         KeyRegistrationHeader(
             client_name=CLIENT_NAME,
             purpose=purpose,
             parameter_set=parameter_set,
             galois_elements=trace_galois_elements(keys.he.n, bits),
         ),
-        keys.public_key_bytes(),
-        keys.galois_key_bytes(bits) or None,
+        bits,
     )
     return RegisteredKey(info.key_id, keys)
 
@@ -520,8 +527,12 @@ def test_bad_key_registrations_are_refused(provider: Any) -> None:
     other = ClientKeys.generate(OTHER_PSET)
 
     def register_raw(header: dict[str, Any], blobs: list[bytes]) -> Callable[[], httpx.Response]:
-        frame = encode_frame(KeyRegistrationHeader.model_validate(header), blobs)
-        return lambda: provider.http.post("/v1/keys", content=frame, headers=FRAME)
+        def send() -> httpx.Response:
+            challenge_id, _seed = fresh_challenge(provider.http)  # a valid challenge: the key itself is bad
+            frame = encode_frame(KeyRegistrationHeader.model_validate(dict(header, challenge_id=challenge_id)), blobs)
+            return provider.http.post("/v1/keys", content=frame, headers=FRAME)
+
+        return send
 
     base = {"client_name": CLIENT_NAME, "purpose": "inference", "parameter_set": PSET}
     assert_refused_without_effect(

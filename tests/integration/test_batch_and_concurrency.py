@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error
+from helix_it_helpers import assert_api_error, register_seeded
 
 from client_agent.provider_client import ProviderClient
 from helix_he.budget import QUERY_SCALE_BITS
@@ -39,11 +39,12 @@ def pc(provider: Any) -> Iterator[ProviderClient]:
 def key(pc: ProviderClient) -> tuple[str, ClientKeys]:
     info = pc.info()
     keys = ClientKeys.generate(info.default_parameter_set)
-    reg = pc.register_key(
+    reg = register_seeded(
+        pc,
+        keys,
         KeyRegistrationHeader(
             client_name=CLIENT_NAME, purpose=KeyPurpose.inference, parameter_set=info.default_parameter_set
         ),
-        keys.public_key_bytes(),
     )
     return reg.key_id, keys
 

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import tenseal.sealapi as seal
-from helix_it_helpers import assert_api_error
+from helix_it_helpers import assert_api_error, fresh_challenge
 
 from helix_he.context import save_to_bytes
-from helix_he.keys import ClientKeys
+from helix_he.keys import MAX_GALOIS_KEY_BYTES, ClientKeys
 from helix_he.packing import trace_galois_elements
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import AlignmentCreate, KeyRegistrationHeader
@@ -48,20 +48,35 @@ def keys() -> ClientKeys:
     return ClientKeys.generate(PSET)
 
 
-def post(provider: Any, header: dict[str, Any], blobs: list[bytes]) -> Callable[[], httpx.Response]:
-    frame = encode_frame(KeyRegistrationHeader.model_validate(header), blobs)
-    return lambda: provider.http.post("/v1/keys", content=frame, headers=FRAME)
+Blobs = list[bytes] | Callable[[bytes], list[bytes]]
+
+
+def post(provider: Any, header: dict[str, Any], blobs: Blobs) -> Callable[[], httpx.Response]:
+    """A registration that takes a fresh challenge when it is sent; `blobs` may be built on its seed."""
+
+    def send() -> httpx.Response:
+        challenge_id, seed = fresh_challenge(provider.http)
+        parts = blobs(seed) if callable(blobs) else blobs
+        frame = encode_frame(KeyRegistrationHeader.model_validate(dict(header, challenge_id=challenge_id)), parts)
+        return provider.http.post("/v1/keys", content=frame, headers=FRAME)
+
+    return send
 
 
 def test_alignment_key_with_galois_keys_is_registered(provider: Any, keys: ClientKeys) -> None:
     elements = trace_galois_elements(keys.he.n, 4)
-    gk = keys.galois_key_bytes(4)
-    assert len(gk) < 8 * 1024 * 1024
+    sizes: list[int] = []
+
+    def blobs(seed: bytes) -> list[bytes]:
+        sizes.append(len(keys.galois_key_bytes(4, seed)))
+        return [keys.public_key_bytes(seed), keys.galois_key_bytes(4, seed)]
+
     resp = post(
         provider,
         {"client_name": CLIENT, "purpose": "alignment", "parameter_set": PSET, "galois_elements": elements},
-        [keys.public_key_bytes(), gk],
+        blobs,
     )()
+    assert 0 < sizes[0] < 8 * 1024 * 1024  # full form: the uniform halves are the provider's, not SEAL's seeds
     assert resp.status_code == 201, resp.text
     assert resp.json()["galois_elements"] == elements
     assert provider.http.get(f"/v1/keys/{resp.json()['key_id']}").json()["galois_elements"] == elements
@@ -69,21 +84,25 @@ def test_alignment_key_with_galois_keys_is_registered(provider: Any, keys: Clien
 
 
 def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
-    pk = keys.public_key_bytes()
     base = {"client_name": CLIENT, "purpose": "alignment", "parameter_set": PSET}
     four = trace_galois_elements(keys.he.n, 4)
-    good = keys.galois_key_bytes(4)
+    good = keys.galois_key_bytes(4, bytes(32))  # Galois keys built on some other seed than the challenge's
+
+    def with_pk(galois: bytes) -> Callable[[bytes], list[bytes]]:
+        """A public key on the challenge's seed (it passes) and the given Galois keys."""
+        return lambda seed: [keys.public_key_bytes(seed), galois]
+
     # Malformed and truncated buffers, and keys of another parameter set.
     refused(
         provider,
-        post(provider, dict(base, galois_elements=four), [pk, os.urandom(4096)]),
+        post(provider, dict(base, galois_elements=four), with_pk(os.urandom(4096))),
         422,
         "invalid_galois_keys",
         "SEAL header",
     )
     refused(
         provider,
-        post(provider, dict(base, galois_elements=four), [pk, good[:-100]]),
+        post(provider, dict(base, galois_elements=four), with_pk(good[:-100])),
         422,
         "invalid_galois_keys",
         "truncated",
@@ -91,11 +110,12 @@ def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
     other = ClientKeys.generate(OTHER_PSET)
     refused(
         provider,
-        post(provider, dict(base, galois_elements=four), [pk, other.galois_key_bytes(4)]),
+        post(provider, dict(base, galois_elements=four), with_pk(other.galois_key_bytes(4))),
         422,
         "invalid_galois_keys",
         PSET,
     )
+    pk = keys.public_key_bytes()
     # Keys of this parameter set but for another secret key still load; they simply would not
     # decrypt to anything useful for the client, so only structure is checked (the client's loss).
     # The element set: not the trace tower, or keys that do not match what the header announces.
@@ -111,7 +131,7 @@ def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
     )
     refused(
         provider,
-        post(provider, dict(base, galois_elements=trace_galois_elements(keys.he.n, 3)), [pk, good]),
+        post(provider, dict(base, galois_elements=trace_galois_elements(keys.he.n, 3)), with_pk(good)),
         422,
         "invalid_galois_keys",
         "do not match",
@@ -119,7 +139,7 @@ def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
     extra = seal.KeyGenerator(keys.he.context, keys.secret_key).create_galois_keys(four[:3] + [3])
     refused(
         provider,
-        post(provider, dict(base, galois_elements=four[:3]), [pk, save_to_bytes(extra)]),
+        post(provider, dict(base, galois_elements=four[:3]), with_pk(save_to_bytes(extra))),
         422,
         "invalid_galois_keys",
         "do not match",
@@ -137,7 +157,7 @@ def test_bad_galois_keys_are_refused(provider: Any, keys: ClientKeys) -> None:
     # Oversized: rejected by the frame limit before SEAL sees it.
     refused(
         provider,
-        post(provider, dict(base, galois_elements=four), [pk, good + b"\0" * (13 * 1024 * 1024)]),
+        post(provider, dict(base, galois_elements=four), [pk, good + b"\0" * (MAX_GALOIS_KEY_BYTES + 1 - len(good))]),
         400,
         "malformed_frame",
     )
@@ -147,7 +167,9 @@ def test_alignment_needs_the_key_to_carry_galois_keys(provider: Any, keys: Clien
     """An inference key cannot be used for alignment (wrong purpose); an alignment key always
     carries Galois keys since registration refuses one without."""
     resp = post(
-        provider, {"client_name": CLIENT, "purpose": "inference", "parameter_set": PSET}, [keys.public_key_bytes()]
+        provider,
+        {"client_name": CLIENT, "purpose": "inference", "parameter_set": PSET},
+        lambda seed: [keys.public_key_bytes(seed)],
     )()
     assert resp.status_code == 201, resp.text
     sha = provider.http.get("/v1/corpora/wiki").json()["sha256"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues
+from helix_it_helpers import assert_uniform_mod_q, centred_values, poll_until, raw_reply_residues, register_seeded
 
 from client_agent.provider_client import ProviderClient
 from helix_he.budget import QUERY_SCALE_BITS
@@ -52,12 +52,13 @@ def register(pc: ProviderClient, purpose: KeyPurpose, parameter_set: str) -> tup
     keys = ClientKeys.generate(parameter_set)
     bits = ALIGNMENT_STRIDE_BITS if purpose == KeyPurpose.alignment else 0
     elements = trace_galois_elements(keys.he.n, bits)
-    key = pc.register_key(
+    key = register_seeded(
+        pc,
+        keys,
         KeyRegistrationHeader(
             client_name=CLIENT_NAME, purpose=purpose, parameter_set=parameter_set, galois_elements=elements
         ),
-        keys.public_key_bytes(),
-        keys.galois_key_bytes(bits) or None,
+        bits,
     )
     assert key.purpose == purpose and key.parameter_set == parameter_set and key.galois_elements == elements
     return key.key_id, keys

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, https_client, poll_until
+from helix_it_helpers import assert_api_error, https_client, poll_until, register_seeded
 
 from client_agent.provider_client import ProviderClient
 from helix_embeddings import load_embedder
@@ -73,22 +73,24 @@ def restarted(
     secrets_dir = tmp_path_factory.mktemp("restart-client-keys")
     with ProviderClient(svc.url, Path(ca)) as pc:
         inference = ClientKeys.generate(PSET)
-        inf_key = pc.register_key(
+        inf_key = register_seeded(
+            pc,
+            inference,
             KeyRegistrationHeader(client_name="pytest-restart", purpose=KeyPurpose.inference, parameter_set=PSET),
-            inference.public_key_bytes(),
         )
         inference.save(secrets_dir / "inference.sk")
         alignment = ClientKeys.generate(PSET)
         bits = stride_bits_for(alignment.he.n, FEATURE_DIM)
-        al_key = pc.register_key(
+        al_key = register_seeded(
+            pc,
+            alignment,
             KeyRegistrationHeader(
                 client_name="pytest-restart",
                 purpose=KeyPurpose.alignment,
                 parameter_set=PSET,
                 galois_elements=trace_galois_elements(alignment.he.n, bits),
             ),
-            alignment.public_key_bytes(),
-            alignment.galois_key_bytes(bits),
+            bits,
         )
         corpus = pc.corpus("tiny-wiki")
         session = pc.create_alignment(

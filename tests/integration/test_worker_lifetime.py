@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helix_it_helpers import register_seeded
 
 from client_agent.provider_client import ProviderClient
 from helix_he.budget import QUERY_SCALE_BITS
@@ -56,11 +57,12 @@ def test_he_workers_survive_an_idle_period(provider: Any, pc: ProviderClient) ->
     if not Path("/proc/self/stat").exists():
         pytest.skip("needs /proc")
     keys = ClientKeys.generate("ckks-n8192-q200")
-    key = pc.register_key(
+    key = register_seeded(
+        pc,
+        keys,
         KeyRegistrationHeader(
             client_name="pytest-lifetime", purpose=KeyPurpose.inference, parameter_set="ckks-n8192-q200"
         ),
-        keys.public_key_bytes(),
     )
     head = pc.head("sst2")
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)

@@ -15,6 +15,7 @@ import pytest
 
 from provider_server.store import (
     INTERRUPTED_ERROR,
+    ChallengeRecord,
     CorpusRecord,
     HeadRecord,
     KeyRecord,
@@ -184,6 +185,59 @@ def test_revoked_keys_are_kept_but_not_listed(store: Store) -> None:
     revoked = store.get_key("k_b1")
     assert revoked is not None and revoked.revoked
     assert [k.key_id for k in store.list_keys()] == ["k_a", "k_b2"]
+
+
+# -- key challenges -------------------------------------------------------------------------------
+
+
+def challenge(ident: str = "c_1", minutes: int = 0) -> ChallengeRecord:
+    created = T0 + timedelta(minutes=minutes)
+    return ChallengeRecord(
+        challenge_id=ident, seed=bytes(range(32)), created_at=created, expires_at=created + timedelta(minutes=5)
+    )
+
+
+def test_a_challenge_is_taken_once(store: Store) -> None:
+    store.add_challenge(challenge())
+    with pytest.raises(RecordExistsError):
+        store.add_challenge(challenge())
+    first = store.take_challenge("c_1")
+    assert first == challenge()  # as issued: seed bytes and times round-trip, not yet used
+    again = store.take_challenge("c_1")
+    assert again == replace(challenge(), used=True)
+    assert store.take_challenge("c_missing") is None
+
+
+def test_concurrent_registrations_take_a_challenge_once(store: Store) -> None:
+    store.add_challenge(challenge())
+    barrier = threading.Barrier(8)
+    seen: list[bool] = []
+    errors: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            barrier.wait()
+            got = store.take_challenge("c_1")
+            assert got is not None
+            seen.append(got.used)
+        except BaseException as exc:  # surfaced below: a failed thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(seen) == [False] + [True] * 7
+
+
+def test_expired_challenges_are_pruned(store: Store) -> None:
+    store.add_challenge(challenge("c_old", minutes=0))
+    store.add_challenge(challenge("c_new", minutes=10))
+    assert store.prune_challenges(T0 + timedelta(minutes=6)) == 1
+    assert store.take_challenge("c_old") is None
+    assert store.take_challenge("c_new") is not None
 
 
 # -- alignment sessions ---------------------------------------------------------------------------
