@@ -27,9 +27,11 @@ A head answers in one of two output modes, the provider's policy per head:
   A feature-major batch cannot draw a factor per query (its replies are integer combinations shared
   by all the batch's queries), so ranking heads answer single-query ciphertexts only.
 
-The query's scale and level are pinned (`QUERY_SCALE_BITS`, the last level): a client that scaled
-its query by 2^t would read every output, and the flooding noise with it, at 2^t times the
-precision, which turns flooding from circuit privacy into nothing.
+The query's scale and level are pinned (`QUERY_SCALE_BITS`, the last level), so an honest-format
+query has one meaning and the flooding width the one precision the budget states; other scales
+overflowed the headroom or read the outputs 2^t times more precisely. A client can still encode
+scaled values at the pinned scale (|x| cannot be checked): flooding is circuit privacy for
+honest-format queries, not a defence against extraction.
 """
 
 from __future__ import annotations
