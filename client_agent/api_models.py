@@ -43,15 +43,21 @@ class ClassifyRequest(_Strict):
 
 
 class ClassifyResult(_Strict):
+    """One text's result. A `ranking` head reveals the order of its classes only: `probabilities` and
+    `logits` are then null (the values the agent decrypts are pairwise differences times the
+    provider's secret random factors, which say nothing about confidence)."""
+
     text_index: int
     label: str
-    probabilities: dict[str, float]
-    logits: list[float]
+    ranking: list[str] = Field(description="the head's class names, most likely first (label = ranking[0])")
+    probabilities: dict[str, float] | None = Field(description="softmax of the logits; null for ranking heads")
+    logits: list[float] | None = Field(description="the head's logits; null for ranking heads")
 
 
 class ClassifyResponse(_Strict):
     head_id: str
     map_id: str
+    output_mode: str = Field(description="the head's output mode: 'logits' or 'ranking'")
     results: list[ClassifyResult]
     latency_ms: float
     he_latency_ms: float

@@ -9,7 +9,7 @@ from helix_embeddings import Embedder
 from helix_web.errors import ApiError, not_found
 from shared_protocol.messages import HeadInfo
 
-from .inference import Classification, check_map, classify_texts
+from .inference import Classification, ReplyMismatch, check_map, classify_texts
 from .key_manager import InferenceKey, is_dead_key
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderError
@@ -68,6 +68,9 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
             if not is_dead_key(exc):
                 state.cache.evict_head(head_id)  # the head may be gone or changed: look it up again next time
             raise
+        except ReplyMismatch as exc:  # the head was replaced with another output mode
+            state.cache.evict_head(head_id)
+            raise ApiError(409, "head_changed", str(exc)) from None
         return Classified(head, stored, result)
 
     key = state.inference_keys.get(pset)

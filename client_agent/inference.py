@@ -1,5 +1,12 @@
 """Private inference on the client: embed locally, map into the provider's space, encrypt, let the
-provider evaluate its head, decrypt logits. Only ciphertexts leave; decrypted values never do."""
+provider evaluate its head, decrypt what the head's output mode reveals. Only ciphertexts leave;
+decrypted values never do.
+
+A `logits` head answers logits, from which the agent reports softmax probabilities, the ranking and
+the label. A `ranking` head answers each pairwise logit difference times a secret factor per pair
+and query: the agent reports the ranking (from the signs) and the label, and no logits or
+probabilities, since the magnitudes it decrypts are the provider's random factors, not the head's
+confidence."""
 
 from __future__ import annotations
 
@@ -11,9 +18,16 @@ import numpy as np
 from helix_embeddings import Embedder
 from helix_he.budget import QUERY_SCALE_BITS
 from helix_he.keys import ClientKeys
-from helix_he.linear_head import decrypt_batch_logits, decrypt_logits, encrypt_batch, encrypt_queries
+from helix_he.linear_head import (
+    decrypt_batch_logits,
+    decrypt_logits,
+    decrypt_ranking_differences,
+    encrypt_batch,
+    encrypt_queries,
+    ranking_from_differences,
+)
 from helix_he.packing import LinearHeadLayout
-from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, HeadInfo
+from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, ClassifyReplyHeader, HeadInfo, OutputMode
 
 from .maps import StoredMap
 from .provider_client import ProviderClient
@@ -23,15 +37,37 @@ class MapMismatch(ValueError):
     pass
 
 
+class ReplyMismatch(ValueError):
+    """The provider answered in another output mode than the one asked for (the head changed)."""
+
+
 @dataclass(frozen=True)
 class Classification:
-    logits: np.ndarray  # (n, k)
-    probabilities: np.ndarray  # (n, k)
+    output_mode: OutputMode
+    ranking: np.ndarray  # (n, k) class indices, best first
     labels: list[str]
+    logits: np.ndarray | None  # (n, k) in logits mode; None in ranking mode (no magnitudes are revealed)
+    probabilities: np.ndarray | None  # softmax of the logits; None in ranking mode
     seconds: float  # wall time of the whole call (embedding included)
     he_seconds: float  # encrypt + round trip + decrypt
     bytes_sent: int
     bytes_received: int
+
+
+@dataclass(frozen=True)
+class EncryptedOutputs:
+    """What the provider's replies decrypted to, for every row: logits, or scaled pairwise differences."""
+
+    output_mode: OutputMode
+    values: np.ndarray  # (n, k) logits, or (n, pairs) r * (z_i - z_j) in `ranking_pairs` order
+    bytes_sent: int
+    bytes_received: int
+
+    def ranking(self, num_classes: int) -> np.ndarray:
+        if self.output_mode == OutputMode.logits:
+            order: np.ndarray = np.argsort(-self.values, axis=1, kind="stable")
+            return order
+        return ranking_from_differences(self.values, num_classes)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -61,17 +97,20 @@ def classify_embeddings(
     mapped: np.ndarray,
     batch_size: int,
     max_ciphertext_bytes: int,
-) -> tuple[np.ndarray, int, int]:
-    """Encrypted logits for every row of `mapped`. Many rows at once go feature-major (`dim`
-    ciphertexts for up to N queries, ~6 KB uploaded per query at 4,096); a few rows go one ciphertext
-    per query (131 KB per query, lowest latency). The switch is where the batch form uploads less."""
+) -> EncryptedOutputs:
+    """Encrypted outputs for every row of `mapped`, in the head's output mode. Many rows at once go
+    feature-major (`dim` ciphertexts for up to N queries, ~6 KB uploaded per query at 4,096) for a
+    logits head; a few rows, and every row for a ranking head (its factors are drawn per query,
+    which a shared batch cannot do), go one ciphertext per query (131 KB per query, lowest latency).
+    The switch is where the batch form uploads less."""
+    mode = head.output_mode
     layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
-    logits = []
+    values = []
     sent = recv = 0
     start = 0
     while start < mapped.shape[0]:
         remaining = mapped.shape[0] - start
-        if remaining >= batch_threshold(head.dim):
+        if mode == OutputMode.logits and remaining >= batch_threshold(head.dim):
             part = mapped[start : start + keys.he.n]
             bheader = ClassifyBatchHeader(
                 head_id=head.id, key_id=key_id, num_queries=len(part), dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
@@ -79,7 +118,7 @@ def classify_embeddings(
             breply, out, s, r = provider.classify_batch(
                 bheader, encrypt_batch(keys, part, layout), max_blob_bytes=max_ciphertext_bytes
             )
-            logits.append(decrypt_batch_logits(keys, breply, out, max_bytes=max_ciphertext_bytes))
+            values.append(decrypt_batch_logits(keys, breply, out, max_bytes=max_ciphertext_bytes))
         else:
             part = mapped[start : start + batch_size]
             blobs = encrypt_queries(keys, part, layout)
@@ -87,11 +126,26 @@ def classify_embeddings(
                 head_id=head.id, key_id=key_id, num_queries=len(blobs), query_scale_bits=QUERY_SCALE_BITS
             )
             reply, out, s, r = provider.classify(header, blobs, max_blob_bytes=max_ciphertext_bytes)
-            logits.append(decrypt_logits(keys, reply, out, max_bytes=max_ciphertext_bytes))
+            values.append(decrypt_reply(keys, mode, reply, out, max_ciphertext_bytes))
         start += len(part)
         sent += s
         recv += r
-    return np.vstack(logits), sent, recv
+    return EncryptedOutputs(mode, np.vstack(values), sent, recv)
+
+
+def decrypt_reply(
+    keys: ClientKeys, mode: OutputMode, reply: ClassifyReplyHeader, blobs: list[bytes], max_bytes: int
+) -> np.ndarray:
+    """Decrypt a per-query reply in the mode asked for; a reply in another mode is refused (the head
+    was replaced meanwhile) rather than read wrongly."""
+    if reply.output_mode != mode:
+        raise ReplyMismatch(
+            f"head {reply.head_id!r} answered in {reply.output_mode.value} mode, expected {mode.value}; "
+            "its description changed, try again"
+        )
+    if mode == OutputMode.logits:
+        return decrypt_logits(keys, reply, blobs, max_bytes=max_bytes)
+    return decrypt_ranking_differences(keys, reply, blobs, max_bytes=max_bytes)
 
 
 def batch_threshold(dim: int) -> int:
@@ -115,8 +169,19 @@ def classify_texts(
     x = embedder.embed(texts).astype(np.float64)
     mapped = stored.affine.apply(x)
     t1 = time.perf_counter()
-    logits, sent, recv = classify_embeddings(provider, keys, key_id, head, mapped, batch_size, max_ciphertext_bytes)
+    outputs = classify_embeddings(provider, keys, key_id, head, mapped, batch_size, max_ciphertext_bytes)
     t2 = time.perf_counter()
-    probs = softmax(logits)
-    labels = [head.class_names[i] for i in np.argmax(logits, axis=1)]
-    return Classification(logits, probs, labels, t2 - t0, t2 - t1, sent, recv)
+    ranking = outputs.ranking(head.num_classes)
+    labels = [head.class_names[i] for i in ranking[:, 0]]
+    logits = outputs.values if outputs.output_mode == OutputMode.logits else None
+    return Classification(
+        output_mode=outputs.output_mode,
+        ranking=ranking,
+        labels=labels,
+        logits=logits,
+        probabilities=None if logits is None else softmax(logits),
+        seconds=t2 - t0,
+        he_seconds=t2 - t1,
+        bytes_sent=outputs.bytes_sent,
+        bytes_received=outputs.bytes_received,
+    )

@@ -6,7 +6,11 @@ between the client's encoding scale, the provider's plaintext scale and the head
 
 * Inference: query scale 2^26 times weight scale 2^22 leaves 2^11 of headroom for |logit| below
   q/2; the encryption noise (sigma 3.2 at the query scale) and the rounding of W cost ~1e-6 per logit
-  (docs/protocol.md has the derivation).
+  (docs/protocol.md has the derivation). The query scale is pinned: the provider accepts no other,
+  because a client that scales its queries up shrinks the provider's flooding relative to the output.
+* Ranking: each pairwise difference of logits is multiplied by a secret factor r < 2^8 and its
+  weights are encoded at 2^(22 - 8), so r times the weight scale never exceeds 2^22 and the headroom
+  is that of logits.
 * Alignment: outputs must stay below 2^57 and sum n terms |x| * |Y|, so X and Y share
   57 - log2(n) bits of precision (`data_scale_bits`, `y_scale_bits_for`).
 """
@@ -22,6 +26,10 @@ import numpy as np
 QUERY_SCALE_BITS = 26
 #: log2 of the provider's scale for head weights (and the bias is added at the product's scale).
 HEAD_WEIGHT_SCALE_BITS = 22
+#: Ranking mode: log2 of the range [1, 2^bits) of the secret per-difference factors.
+RANKING_FACTOR_BITS = 8
+#: Ranking mode: log2 of the scale of the difference weights (factor x weight scale <= 2^22).
+RANKING_WEIGHT_SCALE_BITS = HEAD_WEIGHT_SCALE_BITS - RANKING_FACTOR_BITS
 #: Largest flooding width the provider may configure: +-2^(44-48) in logit units.
 MAX_NOISE_FLOODING_BITS = 44
 
@@ -66,3 +74,14 @@ def flooding_noise(size: int, bits: int) -> np.ndarray:
         return np.zeros(size, dtype=np.int64)
     raw = np.frombuffer(os.urandom(8 * size), dtype=np.uint64) % np.uint64(2 ** (bits + 1) + 1)
     return raw.astype(np.int64) - np.int64(2**bits)
+
+
+def ranking_factors(size: int) -> np.ndarray:
+    """Secret positive factors, log-uniform on [1, 2^RANKING_FACTOR_BITS), from os.urandom.
+
+    Why log-uniform and real-valued: one reply r * delta then places log2|delta| anywhere in a
+    window of RANKING_FACTOR_BITS bits with equal likelihood; and real factors (applied before the
+    weights are rounded) leave no integer structure a client could use to divide them out of the
+    ratio of two replies, as small integer factors would."""
+    u = np.frombuffer(os.urandom(8 * size), dtype=np.uint64) >> np.uint64(11)  # 53 uniform bits
+    return np.exp2(u.astype(np.float64) / 2.0**53 * RANKING_FACTOR_BITS)

@@ -12,22 +12,62 @@ leaves the provider:
   of W;
 * the reply is re-randomised with a fresh encryption of zero under the client's public key
   (`helix_he.keys.Rerandomizer`).
+
+A head answers in one of two output modes, the provider's policy per head:
+
+* `logits`: the k logits x.W + b per query;
+* `ranking`: for every pair (i, j), i < j, of classes (`ranking_pairs`), r_ij * (z_i - z_j) with a
+  fresh secret factor r_ij, log-uniform on [1, 2^8), per pair and per query. The client learns the
+  order of the logits (hence the label) from the signs, and each magnitude only within a factor
+  2^8. Independent factors per pair are what hide the magnitudes: differences against one reference
+  class with one factor per query would be cheaper (k - 1 outputs) but reveal the k - 2 ratios
+  between them, which fix the head up to one scale after about d queries; and with independent
+  factors they would no longer give the order of the other classes. Each factor is applied to the
+  difference weights before they are rounded, so it is real-valued and cannot be divided out.
+  A feature-major batch cannot draw a factor per query (its replies are integer combinations shared
+  by all the batch's queries), so ranking heads answer single-query ciphertexts only.
+
+The query's scale and level are pinned (`QUERY_SCALE_BITS`, the last level), so an honest-format
+query has one meaning and the flooding width the one precision the budget states; other scales
+overflowed the headroom or read the outputs 2^t times more precisely. A client can still encode
+scaled values at the pinned scale (|x| cannot be checked): flooding is circuit privacy for
+honest-format queries, not a defence against extraction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Protocol
 
 import numpy as np
 
-from .budget import HEAD_WEIGHT_SCALE_BITS, QUERY_SCALE_BITS, flooding_noise
+from .budget import (
+    HEAD_WEIGHT_SCALE_BITS,
+    QUERY_SCALE_BITS,
+    RANKING_FACTOR_BITS,
+    RANKING_WEIGHT_SCALE_BITS,
+    flooding_noise,
+    ranking_factors,
+)
 from .context import CiphertextError, HEContext
 from .keys import ClientKeys, Rerandomizer
-from .modmath import U64, FixedMultiplier, addmod, dot_rows, small_lincomb, to_residues
+from .modmath import U64, FixedMultiplier, addmod, dot_rows, mulmod, small_lincomb, to_residues
 from .packing import LinearHeadLayout
 from .rlwe import ReplyCiphertext, SeededCiphertext, expand_uniform
+
+#: The output modes a head can answer in (`EncryptedLinearHead`, `EncryptedRankingHead`).
+LOGITS = "logits"
+RANKING = "ranking"
+OUTPUT_MODES = (LOGITS, RANKING)
+
+
+def ranking_pairs(num_classes: int) -> list[tuple[int, int]]:
+    """The class pairs (i, j), i < j, of a ranking reply in output order: output p is
+    r_p * (z_i - z_j) for pair p."""
+    return list(combinations(range(num_classes), 2))
+
 
 # ================================================================================== client half
 
@@ -92,7 +132,35 @@ class LogitsShape:
 
 def decrypt_logits(keys: ClientKeys, shape: ReplyShape, blobs: Sequence[bytes], max_bytes: int = 1 << 22) -> np.ndarray:
     """(num_queries, num_classes) logits from one reply per (query, class group), query-major."""
-    num_queries, num_classes = shape.num_queries, shape.num_classes
+    return _decrypt_outputs(keys, shape, blobs, shape.num_classes, max_bytes)
+
+
+def decrypt_ranking_differences(
+    keys: ClientKeys, shape: ReplyShape, blobs: Sequence[bytes], max_bytes: int = 1 << 22
+) -> np.ndarray:
+    """(num_queries, pairs) of a ranking reply: r_p * (z_i - z_j) for pair p = (i, j) of
+    `ranking_pairs(shape.num_classes)`, r_p an unknown factor in [1, 2^8); the reply's class groups
+    index the pairs."""
+    return _decrypt_outputs(keys, shape, blobs, len(ranking_pairs(shape.num_classes)), max_bytes)
+
+
+def ranking_from_differences(differences: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_queries, num_classes) class indices, best first, from the signs of the pairwise
+    differences: a class ranks by the pairs it wins (exact ties win for neither, equal counts keep
+    the class order). Consistent signs (all but exact near-ties) give the order of the logits."""
+    differences = np.atleast_2d(np.asarray(differences, dtype=np.float64))
+    wins = np.zeros((differences.shape[0], num_classes), dtype=np.int64)
+    for p, (i, j) in enumerate(ranking_pairs(num_classes)):
+        wins[:, i] += differences[:, p] > 0
+        wins[:, j] += differences[:, p] < 0
+    order: np.ndarray = np.argsort(-wins, axis=1, kind="stable")
+    return order
+
+
+def _decrypt_outputs(
+    keys: ClientKeys, shape: ReplyShape, blobs: Sequence[bytes], num_outputs: int, max_bytes: int
+) -> np.ndarray:
+    num_queries = shape.num_queries
     class_groups, output_positions = shape.class_groups, shape.output_positions
     per = len(class_groups)
     if len(blobs) != num_queries * per:
@@ -101,13 +169,15 @@ def decrypt_logits(keys: ClientKeys, shape: ReplyShape, blobs: Sequence[bytes], 
         len(c) != len(p) for c, p in zip(class_groups, output_positions, strict=True)
     ):
         raise ValueError("reply header's class groups and output positions do not match")
-    logits = np.zeros((num_queries, num_classes))
+    if sorted(i for g in class_groups for i in g) != list(range(num_outputs)):
+        raise ValueError(f"reply header's groups do not cover the {num_outputs} outputs exactly once")
+    out = np.zeros((num_queries, num_outputs))
     for qi in range(num_queries):
         for g in range(per):
             blob = blobs[qi * per + g]
             _check_size(blob, max_bytes)
-            logits[qi, list(class_groups[g])] = keys.decrypt_reply(blob, np.asarray(output_positions[g]))
-    return logits
+            out[qi, list(class_groups[g])] = keys.decrypt_reply(blob, np.asarray(output_positions[g]))
+    return out
 
 
 def decrypt_batch_logits(
@@ -128,12 +198,14 @@ def decrypt_batch_logits(
 
 
 class EncryptedLinearHead:
-    """A head's W, b prepared once (weight polynomials in NTT form) for many queries.
+    """A head's W, b prepared once (weight polynomials in NTT form) for many queries (`logits` mode).
 
     Per query: c = (c0, expand(seed)), encrypted at the last level, times the weight polynomial of each
     class group (no rescale: the scales' product fits the one prime), re-randomised, and reduced to
     what the client needs: c0 at the logit coefficients (plus bias and optional flooding noise) and c1
     whole. Everything runs on residues with the native kernel; no SEAL object is built per query."""
+
+    output_mode = LOGITS
 
     def __init__(self, he: HEContext, weight: np.ndarray, bias: np.ndarray, *, noise_flooding_bits: int = 0) -> None:
         weight = np.asarray(weight, dtype=np.float64)
@@ -148,45 +220,157 @@ class EncryptedLinearHead:
         q = he.output_level.primes[0]
         ntt = he.coeffs_to_ntt(self.layout.weight_coefficients(weight, self.weight_scale), he.output_level)
         self._weights = [FixedMultiplier(row[0], q) for row in ntt]
-        self._groups = self.layout.class_groups()
-        self._positions = [self.layout.output_positions(g) for g in range(len(self._groups))]
-        self._rows = [he.ntt(q).coefficient_rows(pos) for pos in self._positions]  # c0's outputs, no full INTT
+        self._outputs = _OutputCoefficients(he, self.layout)
         self.batch_weights = np.round(weight.T * self.weight_scale).astype(np.int64)  # (k, d) for batches
 
     def evaluate(self, query: SeededCiphertext, rerandomizer: Rerandomizer) -> list[ReplyCiphertext]:
         """Enc(x) -> one reply per class group that decrypts to its logits x.W + b and nothing else."""
+        out_scale = query.scale * self.weight_scale
+        groups = self._outputs.groups
+
+        def values(g: int) -> np.ndarray:
+            vals: np.ndarray = np.round(self.bias[list(groups[g])] * out_scale).astype(np.int64)
+            vals += flooding_noise(len(groups[g]), self.noise_flooding_bits)
+            return vals
+
+        return self._outputs.replies(query, lambda g, polys: self._weights[g](polys), values, out_scale, rerandomizer)
+
+
+class EncryptedRankingHead:
+    """A head in `ranking` mode: per query, every pairwise logit difference z_i - z_j (i < j, in
+    `ranking_pairs` order) times a fresh secret factor r in [1, 2^8), plus flooding.
+
+    The difference head dW[:, p] = W[:, i] - W[:, j], db[p] = b_i - b_j is itself linear, so it is
+    the same circuit as `EncryptedLinearHead` with one output per pair. The factors are drawn per
+    query and per pair and multiplied into the difference weights before they are rounded at
+    2^(22 - 8) and transformed (one NTT per class group and query, ~0.1 ms): r times the weight
+    scale stays within the logits mode's 2^22, so the noise term x.e.W'' is never larger than in
+    logits mode and the headroom is the same. The reply's scale is query scale x 2^14, so an
+    output decrypts to r_p * (z_i - z_j). Flooding is drawn as r_p * U[-2^(b-8), 2^(b-8)]: the
+    same 2^(b - 48) in logit units as logits mode, and the same width relative to the noise term
+    it hides."""
+
+    output_mode = RANKING
+
+    def __init__(self, he: HEContext, weight: np.ndarray, bias: np.ndarray, *, noise_flooding_bits: int = 0) -> None:
+        weight = np.asarray(weight, dtype=np.float64)
+        bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+        if weight.ndim != 2 or weight.shape[1] < 2:
+            raise ValueError("a ranking head needs weights (d, k) with at least two classes")
+        if bias.shape != (weight.shape[1],):
+            raise ValueError(f"bias has shape {bias.shape}, expected ({weight.shape[1]},)")
+        self.he = he
+        self.num_classes = weight.shape[1]
+        self.pairs = ranking_pairs(self.num_classes)
+        first = [i for i, _ in self.pairs]
+        second = [j for _, j in self.pairs]
+        self.diff_weight = weight[:, first] - weight[:, second]  # (d, pairs)
+        self.diff_bias = bias[first] - bias[second]
+        self.layout = LinearHeadLayout(n=he.n, d=weight.shape[0], k=len(self.pairs))
+        self.noise_flooding_bits = noise_flooding_bits
+        self.weight_scale = float(2**RANKING_WEIGHT_SCALE_BITS)
+        self._outputs = _OutputCoefficients(he, self.layout)
+
+    def evaluate(self, query: SeededCiphertext, rerandomizer: Rerandomizer) -> list[ReplyCiphertext]:
+        """Enc(x) -> one reply per group of pairs that decrypts to r_p (z_i - z_j) and nothing else."""
+        he = self.he
+        q = he.output_level.primes[0]
+        factors = ranking_factors(len(self.pairs))
+        coeffs = self.layout.weight_coefficients(self.diff_weight * factors, self.weight_scale)
+        weights = he.coeffs_to_ntt(coeffs, he.output_level)[:, 0]  # (groups, N), fresh for this query only
+        out_scale = query.scale * self.weight_scale
+        groups = self._outputs.groups
+        flood_bits = self.noise_flooding_bits - RANKING_FACTOR_BITS
+
+        def values(g: int) -> np.ndarray:
+            r = factors[list(groups[g])]
+            vals: np.ndarray = np.round(self.diff_bias[list(groups[g])] * r * out_scale).astype(np.int64)
+            vals += np.round(r * flooding_noise(len(r), flood_bits)).astype(np.int64)
+            return vals
+
+        return self._outputs.replies(
+            query, lambda g, polys: mulmod(polys, weights[g][None, :], q), values, out_scale, rerandomizer
+        )
+
+
+class _OutputCoefficients:
+    """What both modes share after the product: re-randomise each group's (c0, c1), keep c0 at the
+    group's output coefficients only (no full inverse NTT), add the plaintext values there."""
+
+    def __init__(self, he: HEContext, layout: LinearHeadLayout) -> None:
+        self.he = he
+        q = he.output_level.primes[0]
+        self.groups = layout.class_groups()
+        self.positions = [layout.output_positions(g) for g in range(len(self.groups))]
+        self.rows = [he.ntt(q).coefficient_rows(pos) for pos in self.positions]
+
+    def replies(
+        self,
+        query: SeededCiphertext,
+        product: Callable[[int, np.ndarray], np.ndarray],
+        values: Callable[[int], np.ndarray],
+        out_scale: float,
+        rerandomizer: Rerandomizer,
+    ) -> list[ReplyCiphertext]:
+        """`product(g, (c0, c1))`: the query times group g's weight polynomial (NTT form);
+        `values(g)`: the integers added at group g's outputs (bias, flooding)."""
         he = self.he
         q = he.output_level.primes[0]
         polys = np.stack([query.c0[0], expand_uniform(query.seed, (q,), he.n)[0]])  # (c0, c1) in NTT form
-        out_scale = query.scale * self.weight_scale
+        r0s, e0s, r1s = rerandomizer.zero_parts_many(len(self.groups), max(len(p) for p in self.positions))
         out = []
-        r0s, e0s, r1s = rerandomizer.zero_parts_many(len(self._weights), max(len(p) for p in self._positions))
-        for g, w in enumerate(self._weights):
-            c0, c1 = w(polys)
-            pos = self._positions[g]
-            r0, e0, r1 = r0s[g], e0s[g, : len(pos)], r1s[g]
-            c0 = dot_rows(addmod(c0, r0, q), self._rows[g], q)
-            vals = np.round(self.bias[list(self._groups[g])] * out_scale).astype(np.int64)
-            vals += e0 + flooding_noise(len(pos), self.noise_flooding_bits)
-            out.append(ReplyCiphertext(out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1, q)))
+        for g, pos in enumerate(self.positions):
+            c0, c1 = product(g, polys)
+            c0 = dot_rows(addmod(c0, r0s[g], q), self.rows[g], q)
+            vals = values(g) + e0s[g, : len(pos)]
+            out.append(ReplyCiphertext(out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1s[g], q)))
         return out
+
+
+HeadCircuit = EncryptedLinearHead | EncryptedRankingHead
+
+
+def prepare_head(
+    he: HEContext, weight: np.ndarray, bias: np.ndarray, *, output_mode: str, noise_flooding_bits: int = 0
+) -> HeadCircuit:
+    """The server half of a head in its output mode (`OUTPUT_MODES`)."""
+    if output_mode == LOGITS:
+        return EncryptedLinearHead(he, weight, bias, noise_flooding_bits=noise_flooding_bits)
+    if output_mode == RANKING:
+        return EncryptedRankingHead(he, weight, bias, noise_flooding_bits=noise_flooding_bits)
+    raise ValueError(f"unknown output mode {output_mode!r}; expected one of {OUTPUT_MODES}")
+
+
+def check_query_scale_bits(declared: int, *, what: str = "query") -> None:
+    """The provider accepts exactly the pinned query scale; a client that declares another gets a
+    CiphertextError naming both."""
+    if declared != QUERY_SCALE_BITS:
+        raise CiphertextError(
+            f"{what} scale 2^{declared} is not accepted: queries must be encoded at the pinned "
+            f"scale 2^{QUERY_SCALE_BITS}"
+        )
 
 
 def parse_query(
     he: HEContext, blob: bytes, *, what: str, max_ciphertext_bytes: int, query_scale_bits: int
 ) -> SeededCiphertext:
-    """An untrusted query ciphertext at the last level, at the scale its header declares."""
+    """An untrusted query ciphertext at the last level and at the pinned scale, which its header
+    must declare too."""
+    check_query_scale_bits(query_scale_bits, what=f"{what}: declared")
     lvl = he.output_level
     if len(blob) > max_ciphertext_bytes:
         raise CiphertextError(f"{what} of {len(blob)} bytes exceeds the limit of {max_ciphertext_bytes}")
     ct = SeededCiphertext.from_bytes(blob, level=lvl.index, primes=lvl.primes, n=he.n)
-    if abs(ct.scale - 2.0**query_scale_bits) > 1e-6 * ct.scale:
-        raise CiphertextError(f"{what} scale is 2^{np.log2(ct.scale):.2f}, header says 2^{query_scale_bits}")
+    pinned = 2.0**QUERY_SCALE_BITS
+    if abs(ct.scale - pinned) > 1e-6 * pinned:
+        raise CiphertextError(
+            f"{what} scale is 2^{np.log2(ct.scale):.2f}, the pinned query scale is 2^{QUERY_SCALE_BITS}"
+        )
     return ct
 
 
 def encrypted_linear_head(
-    head: EncryptedLinearHead,
+    head: HeadCircuit,
     queries: Sequence[bytes],
     rerandomizer: Rerandomizer,
     *,
@@ -245,7 +429,7 @@ def encrypted_linear_head_batch(
         c1[i] = expand_uniform(ct.seed, (q,), n)[0]
     out0 = small_lincomb(head.batch_weights, c0, q)
     out1 = small_lincomb(head.batch_weights, c1, q)
-    out_scale = 2.0**query_scale_bits * head.weight_scale
+    out_scale = 2.0**QUERY_SCALE_BITS * head.weight_scale
     replies = []
     r0s, e0s, r1s = rerandomizer.zero_parts_many(head.layout.k, num_queries)
     for j in range(head.layout.k):

@@ -33,6 +33,7 @@ def head_info(h: HeadRecord) -> HeadInfo:
         num_classes=h.num_classes,
         created_at=h.created_at,
         in_distribution_texts=len(h.texts),
+        output_mode=h.output_mode,
     )
 
 
@@ -110,6 +111,7 @@ def classify_reply(r: ClassifyResult) -> ClassifyReplyHeader:
         output_positions=[r.layout.output_positions(g).tolist() for g in range(len(groups))],
         num_classes=r.head.num_classes,
         noise_flooding_bits=r.noise_flooding_bits,
+        output_mode=r.head.output_mode,
     )
 
 

@@ -62,6 +62,18 @@ class ServiceInfo(_Strict):
 
 
 # --- heads and corpora -------------------------------------------------------------------------
+class OutputMode(str, Enum):
+    """What a head's classify replies decrypt to: the provider's policy, set per head by its admin.
+
+    `logits`: the k logits per query. `ranking`: for each class pair (i, j), i < j (in
+    `itertools.combinations` order), (z_i - z_j) times a fresh secret factor in [1, 2^8) per pair and
+    query; the signs give the order of the logits and the label, not their magnitudes. Ranking heads
+    answer single-query ciphertexts only (POST /v1/classify), never feature-major batches."""
+
+    logits = "logits"
+    ranking = "ranking"
+
+
 class HeadInfo(_Strict):
     """Public description of a classification head. Never carries W or b."""
 
@@ -73,6 +85,7 @@ class HeadInfo(_Strict):
     num_classes: int
     created_at: datetime
     in_distribution_texts: int = Field(0, description="how many in-distribution texts the provider publishes")
+    output_mode: OutputMode = Field(OutputMode.logits, description="what classify replies of this head decrypt to")
 
 
 class HeadTexts(_Strict):
@@ -269,7 +282,9 @@ class ClassifyBatchReplyHeader(_Strict):
 
 class ClassifyReplyHeader(_Strict):
     """Frame header of the classify reply: for each query, `ciphertexts_per_query` blobs; group g
-    carries logits for classes `class_groups[g]` at `output_positions[g]`, all else random."""
+    carries logits for classes `class_groups[g]` at `output_positions[g]`, all else random. In
+    `ranking` mode the groups index the class pairs instead (pair p: the p-th of
+    `itertools.combinations(range(num_classes), 2)`), each output a secretly scaled difference."""
 
     head_id: Identifier
     num_queries: int
@@ -278,6 +293,7 @@ class ClassifyReplyHeader(_Strict):
     output_positions: list[list[int]]
     num_classes: int
     noise_flooding_bits: int = 0
+    output_mode: OutputMode = OutputMode.logits
 
 
 # --- admin -------------------------------------------------------------------------------------
@@ -292,6 +308,7 @@ class HeadCreateFromDataset(_Strict):
     in_distribution_texts: int = Field(64, ge=0, le=128)
     regularization_c: float = Field(1.0, gt=0)
     seed: int = 0
+    output_mode: OutputMode = Field(OutputMode.logits, description="what classify replies reveal (see OutputMode)")
 
 
 class HeadTrainingReport(_Strict):

@@ -23,18 +23,21 @@ def classify(body: ClassifyRequest, state: State) -> ClassifyResponse:
     except MapMismatch as exc:
         raise ApiError(409, "map_mismatch", str(exc)) from None
     head, result = done.head, done.result
+    logits, probs = result.logits, result.probabilities
     results = [
         ClassifyResult(
             text_index=i,
             label=result.labels[i],
-            logits=result.logits[i].tolist(),
-            probabilities=dict(zip(head.class_names, map(float, result.probabilities[i]), strict=False)),
+            ranking=[head.class_names[int(c)] for c in result.ranking[i]],
+            logits=None if logits is None else logits[i].tolist(),
+            probabilities=None if probs is None else dict(zip(head.class_names, map(float, probs[i]), strict=False)),
         )
         for i in range(len(body.texts))
     ]
     return ClassifyResponse(
         head_id=head.id,
         map_id=done.map.meta.map_id,
+        output_mode=result.output_mode.value,
         results=results,
         latency_ms=result.seconds * 1e3,
         he_latency_ms=result.he_seconds * 1e3,

@@ -10,6 +10,7 @@ from shared_protocol.messages import (
     HeadEvaluateResponse,
     HeadTrainingReport,
     Identifier,
+    OutputMode,
     ReferenceLogitsRequest,
     ReferenceLogitsResponse,
 )
@@ -40,11 +41,12 @@ async def upload_head(
     in_distribution_texts: int = Query(64, ge=0, le=128),
     regularization_c: float = Query(1.0, gt=0),
     seed: int = 0,
+    output_mode: OutputMode = Query(OutputMode.logits, description="what classify replies reveal"),
 ) -> HeadTrainingReport:
     """Train from a labelled JSONL upload: one {"text", "label"} object per line."""
     names = class_names.split(",") if class_names else None
     outcome = await catalog.train_from_upload(
-        name, task, await request.body(), names, in_distribution_texts, regularization_c, seed
+        name, task, await request.body(), names, in_distribution_texts, regularization_c, seed, output_mode
     )
     return views.trained(outcome)
 

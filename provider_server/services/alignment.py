@@ -4,7 +4,12 @@ Enc(X_aug^T Y_A) against its plaintext embeddings of the same public texts, the 
 The provider learns nothing about X (it only ever holds ciphertexts under the client's key); the
 client learns X_aug^T Y_A, which is what the paper's protocol reveals, and nothing else: every
 other coefficient of each reply is uniformly random. Results are packed m columns per ciphertext
-with the Galois keys registered with the alignment key (`helix_he.cross_covariance`)."""
+with the Galois keys registered with the alignment key (`helix_he.cross_covariance`).
+
+Because the client chooses X, it chooses which D + 1 linear functionals of each column of Y_A it
+learns (with X = identity and D = n, Y_A itself). Every session therefore needs n >= 2 (D + 1)
+samples, the factor of `shared_protocol.folds`: each column keeps at least half of its n degrees
+of freedom hidden, whatever X is."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from helix_he.context import CiphertextError
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
-from shared_protocol.folds import fold_disclosure_error
+from shared_protocol.folds import MIN_SAMPLES_PER_REVEALED_VALUE, fold_disclosure_error
 from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentState, KeyPurpose
 
 from ..blobs import BlobStore
@@ -31,6 +36,22 @@ from ..workers.jobs import ValidateChunkJob
 from ..workers.pool import HePool
 from .alignment_compute import AlignmentComputation
 from .keys import KeyService
+
+
+def disclosure_error(num_samples: int, feature_dim: int) -> str | None:
+    """Why a session of `num_samples` would reveal too much of the provider's embeddings to a client
+    of dimension `feature_dim`, or None: its X^T Y and 1^T Y are D + 1 chosen linear functionals
+    of each column of Y, so n must be at least MIN_SAMPLES_PER_REVEALED_VALUE times that."""
+    revealed = feature_dim + 1
+    needed = MIN_SAMPLES_PER_REVEALED_VALUE * revealed
+    if num_samples < needed:
+        return (
+            f"{num_samples} samples are too few for feature_dim {feature_dim}: the result reveals {revealed} linear "
+            f"functionals of each of the provider's embedding columns, so a session needs at least {needed} "
+            f"samples (n >= {MIN_SAMPLES_PER_REVEALED_VALUE}(D + 1)); use a larger corpus, include the head's texts, "
+            "or a smaller embedding dimension"
+        )
+    return None
 
 
 class AlignmentService:
@@ -77,6 +98,9 @@ class AlignmentService:
             raise Unprocessable(
                 "feature_dim_too_large", f"feature_dim {body.feature_dim} exceeds the ring dimension {n}"
             )
+        error = disclosure_error(num_samples, body.feature_dim)
+        if error is not None:
+            raise Unprocessable("too_few_samples", error)
         if not key.galois_keys_blob:
             raise Unprocessable(
                 "galois_keys_required",

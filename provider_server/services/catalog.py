@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from helix_datasets import LabelledSplit, load_split, load_texts, parse_labelled_jsonl
 from helix_embeddings import Embedder
 from shared_protocol.corpus import corpus_sha256
-from shared_protocol.messages import CorpusCreate, HeadCreateFromDataset, HeadEvaluateRequest
+from shared_protocol.messages import CorpusCreate, HeadCreateFromDataset, HeadEvaluateRequest, OutputMode
 
 from ..blobs import BlobStore
 from ..clock import utcnow
@@ -35,7 +35,8 @@ class TrainingOutcome:
 
 @dataclass(frozen=True)
 class HeadTraining:
-    """What to train: a head's name and task, its labelled data and the training knobs."""
+    """What to train: a head's name and task, its labelled data, the training knobs, and what its
+    classify replies will reveal (the admin's policy for this head, fixed at creation)."""
 
     name: str
     task: str
@@ -43,6 +44,7 @@ class HeadTraining:
     in_distribution_texts: int
     regularization_c: float
     seed: int
+    output_mode: OutputMode = OutputMode.logits
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,13 @@ class CatalogService:
         data = self._split(body.dataset, body.split, body.max_examples, body.seed)
         return await self._train(
             HeadTraining(
-                body.name, body.task or body.dataset, data, body.in_distribution_texts, body.regularization_c, body.seed
+                body.name,
+                body.task or body.dataset,
+                data,
+                body.in_distribution_texts,
+                body.regularization_c,
+                body.seed,
+                body.output_mode,
             )
         )
 
@@ -89,6 +97,7 @@ class CatalogService:
         in_distribution_texts: int,
         regularization_c: float,
         seed: int,
+        output_mode: OutputMode = OutputMode.logits,
     ) -> TrainingOutcome:
         """Train from labelled JSONL: one {"text", "label"} object per line."""
         self._ensure_new_head(name)
@@ -98,7 +107,9 @@ class CatalogService:
             raise BadRequest("invalid_jsonl", "the upload is not UTF-8 text") from None
         except ValueError as exc:
             raise Unprocessable("invalid_jsonl", str(exc)) from None
-        return await self._train(HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed))
+        return await self._train(
+            HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode)
+        )
 
     async def evaluate(self, head_id: str, body: HeadEvaluateRequest) -> Evaluation:
         head = self.head(head_id)
@@ -158,6 +169,7 @@ class CatalogService:
             texts_embeddings_blob=texts_emb,
             encoder_model_id=emb.model_id,
             report=TrainingReport(train_examples=len(job.data.texts), train_accuracy=trained.train_accuracy),
+            output_mode=job.output_mode,
         )
         try:
             self._store.add_head(head)

@@ -1,7 +1,9 @@
-"""Private inference: a head evaluated on the client's encrypted queries; replies decrypt to logits only.
+"""Private inference: a head evaluated on the client's encrypted queries; replies decrypt to what the
+head's output mode reveals (its logits, or its ranking: secretly scaled pairwise differences) only.
 
-Cheap checks (head, key, counts, ciphertext sizes) run here; the workers parse and validate every
-residue and answer a bad ciphertext with CiphertextError, which becomes 422 invalid_ciphertext."""
+Cheap checks (head, key, counts, the pinned query scale, ciphertext sizes) run here; the workers
+parse and validate every residue (again at the pinned scale and level) and answer a bad ciphertext
+with CiphertextError, which becomes 422 invalid_ciphertext."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from helix_he.context import CiphertextError, he_context
+from helix_he.linear_head import check_query_scale_bits, ranking_pairs
 from helix_he.packing import LinearHeadLayout
 from helix_he.rlwe import SeededCiphertext
-from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose
+from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, OutputMode
 
 from ..blobs import BlobStore
 from ..errors import BadRequest, Unknown, Unprocessable
@@ -29,7 +32,8 @@ MAX_BATCH_FEATURES = 4096  # feature ciphertexts in one batch frame (embedding d
 
 @dataclass(frozen=True)
 class ClassifyResult:
-    """Replies per query, `layout.ciphertexts_per_query` each, in query order."""
+    """Replies per query, `layout.ciphertexts_per_query` each, in query order. The layout's outputs
+    are the classes in logits mode and the class pairs in ranking mode."""
 
     head: HeadRecord
     layout: LinearHeadLayout
@@ -65,6 +69,7 @@ class InferenceService:
                 "malformed_frame", f"header says {header.num_queries} queries but {len(queries)} ciphertexts were sent"
             )
         he = he_context(key.parameter_set)
+        _check_scale(header.query_scale_bits)
         _check_sizes(queries, key.parameter_set, "query")
         s = self._settings
         # Spread one request over the workers; each worker caches the prepared head.
@@ -81,14 +86,16 @@ class InferenceService:
                 queries=tuple(queries[i : i + size]),
                 max_ciphertext_bytes=s.max_ciphertext_bytes,
                 query_scale_bits=header.query_scale_bits,
+                output_mode=head.output_mode.value,
             )
             for i in range(0, len(queries), size)
         ]
         results = await asyncio.gather(*(self._run(job) for job in jobs))
         replies = [blob for part in results for per_query in part for blob in per_query]
+        outputs = head.num_classes if head.output_mode == OutputMode.logits else len(ranking_pairs(head.num_classes))
         return ClassifyResult(
             head=head,
-            layout=LinearHeadLayout(n=he.n, d=head.dim, k=head.num_classes),
+            layout=LinearHeadLayout(n=he.n, d=head.dim, k=outputs),
             num_queries=len(queries),
             replies=replies,
             noise_flooding_bits=s.noise_flooding_bits,
@@ -96,8 +103,17 @@ class InferenceService:
 
     async def classify_batch(self, header: ClassifyBatchHeader, features: list[bytes]) -> BatchResult:
         """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out.
-        One worker evaluates a batch (the work is a few integer combinations of `dim` polynomials)."""
+        One worker evaluates a batch (the work is a few integer combinations of `dim` polynomials).
+        Logits heads only: the batch's replies are shared by all its queries, so a ranking head's
+        per-query factors cannot be drawn, and one factor per batch would reveal the ratios between
+        its queries' differences."""
         head, key = self._head_and_key(header.head_id, header.key_id)
+        if head.output_mode != OutputMode.logits:
+            raise Unprocessable(
+                "output_mode_unsupported",
+                f"head {head.id!r} answers in {head.output_mode.value} mode, which feature-major batches "
+                "cannot provide; send one ciphertext per query to POST /v1/classify",
+            )
         he = he_context(key.parameter_set)
         if header.dim != head.dim or len(features) != head.dim:
             raise BadRequest(
@@ -110,6 +126,7 @@ class InferenceService:
                 "malformed_frame",
                 f"a batch holds at most {he.n} queries under {key.parameter_set}, header says {header.num_queries}",
             )
+        _check_scale(header.query_scale_bits)
         _check_sizes(features, key.parameter_set, "feature")
         s = self._settings
         weights, bias = self._head_paths(head)
@@ -146,6 +163,14 @@ class InferenceService:
             return await self._pool.run(job)
         except CiphertextError as exc:
             raise Unprocessable("invalid_ciphertext", str(exc)) from None
+
+
+def _check_scale(declared_bits: int) -> None:
+    """The pinned query scale, before any worker is busied (the worker checks the actual scale)."""
+    try:
+        check_query_scale_bits(declared_bits, what="declared query")
+    except CiphertextError as exc:
+        raise Unprocessable("invalid_ciphertext", str(exc)) from None
 
 
 def _check_sizes(blobs: list[bytes], parameter_set: str, what: str) -> None:

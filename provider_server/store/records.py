@@ -11,7 +11,7 @@ from datetime import datetime
 
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
-from shared_protocol.messages import AlignmentState, KeyPurpose
+from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class HeadRecord:
     texts_embeddings_blob: str | None  # the provider's embeddings of `texts`, None when there are none
     encoder_model_id: str
     report: TrainingReport
+    output_mode: OutputMode = OutputMode.logits  # what its classify replies reveal, set at creation
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared_protocol.messages import AlignmentState, KeyPurpose
+from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
@@ -83,6 +83,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             expires_at TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0)""",
         ),
     ),
+    Migration(
+        5,
+        "per-head output modes (heads before them answer logits)",
+        ("ALTER TABLE heads ADD COLUMN output_mode TEXT NOT NULL DEFAULT 'logits'",),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -101,10 +106,15 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 def _unversioned_version(conn: sqlite3.Connection) -> int:
     """The schema version of a database without a version table: 0 if it is empty, else read off
-    the columns the releases before the version table had added (their last, if every one is there).
+    the columns the releases before the version table had added (their last, if every one is there;
+    a database with every later column too, which only a test builds, reads as the latest).
     Runs once per such database; afterwards the version table says."""
     if not _columns(conn, "heads"):
         return 0
+    if "output_mode" in _columns(conn, "heads"):
+        return 5
+    if _columns(conn, "challenges"):
+        return 4
     if "validation_folds" in _columns(conn, "sessions"):
         return 3
     return 2 if "galois_elements" in _columns(conn, "keys") else 1
@@ -155,6 +165,7 @@ def _head(r: sqlite3.Row) -> HeadRecord:
         texts_embeddings_blob=r["texts_embeddings_blob"],
         encoder_model_id=r["encoder_model_id"],
         report=TrainingReport(train_examples=report["train_examples"], train_accuracy=report["train_accuracy"]),
+        output_mode=OutputMode(r["output_mode"]),
     )
 
 
@@ -173,6 +184,7 @@ def _head_row(h: HeadRecord) -> dict[str, Any]:
         "texts_embeddings_blob": h.texts_embeddings_blob,
         "encoder_model_id": h.encoder_model_id,
         "report": json.dumps({"train_examples": h.report.train_examples, "train_accuracy": h.report.train_accuracy}),
+        "output_mode": h.output_mode.value,
     }
 
 

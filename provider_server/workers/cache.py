@@ -12,16 +12,23 @@ import tenseal.sealapi as seal
 
 from helix_he.context import he_context, load_from_bytes
 from helix_he.keys import Rerandomizer
-from helix_he.linear_head import EncryptedLinearHead
+from helix_he.linear_head import HeadCircuit, prepare_head
 
 from ..blobs import load_array
 
 
 @functools.lru_cache(maxsize=32)
-def prepared_head(parameter_set: str, weights_path: str, bias_path: str, noise_bits: int) -> EncryptedLinearHead:
+def prepared_head(
+    parameter_set: str, weights_path: str, bias_path: str, noise_bits: int, output_mode: str
+) -> HeadCircuit:
+    """A head's server half in one output mode (a head's mode is fixed, but the key is the content)."""
     he = he_context(parameter_set)
-    return EncryptedLinearHead(
-        he, load_array(Path(weights_path)), load_array(Path(bias_path)), noise_flooding_bits=noise_bits
+    return prepare_head(
+        he,
+        load_array(Path(weights_path)),
+        load_array(Path(bias_path)),
+        output_mode=output_mode,
+        noise_flooding_bits=noise_bits,
     )
 
 

@@ -17,7 +17,7 @@ import tenseal.sealapi as seal
 
 from helix_he.context import he_context
 from helix_he.cross_covariance import encrypted_cross_covariance, validate_alignment_ciphertexts
-from helix_he.linear_head import encrypted_linear_head, encrypted_linear_head_batch
+from helix_he.linear_head import LOGITS, EncryptedLinearHead, encrypted_linear_head, encrypted_linear_head_batch
 from helix_he.packing import CrossCovarianceLayout
 
 from ..blobs import load_array
@@ -47,7 +47,8 @@ class WarmUpJob(Job[int]):
 
 @dataclass(frozen=True)
 class ClassifyJob(Job[list[list[bytes]]]):
-    """Evaluate a head on serialized single-query ciphertexts: replies per query."""
+    """Evaluate a head on serialized single-query ciphertexts, in the head's output mode: replies per
+    query."""
 
     parameter_set: str
     weights_path: str
@@ -57,9 +58,12 @@ class ClassifyJob(Job[list[list[bytes]]]):
     queries: tuple[bytes, ...]
     max_ciphertext_bytes: int
     query_scale_bits: int
+    output_mode: str = LOGITS
 
     def run(self) -> list[list[bytes]]:
-        head = cache.prepared_head(self.parameter_set, self.weights_path, self.bias_path, self.noise_bits)
+        head = cache.prepared_head(
+            self.parameter_set, self.weights_path, self.bias_path, self.noise_bits, self.output_mode
+        )
         return encrypted_linear_head(
             head,
             self.queries,
@@ -71,7 +75,8 @@ class ClassifyJob(Job[list[list[bytes]]]):
 
 @dataclass(frozen=True)
 class ClassifyBatchJob(Job[list[bytes]]):
-    """Evaluate a head on a feature-major batch: one reply per class."""
+    """Evaluate a head on a feature-major batch: one reply per class (logits mode only: a batch's
+    replies are shared by its queries, so no per-query ranking factor exists)."""
 
     parameter_set: str
     weights_path: str
@@ -84,7 +89,9 @@ class ClassifyBatchJob(Job[list[bytes]]):
     query_scale_bits: int
 
     def run(self) -> list[bytes]:
-        head = cache.prepared_head(self.parameter_set, self.weights_path, self.bias_path, self.noise_bits)
+        head = cache.prepared_head(self.parameter_set, self.weights_path, self.bias_path, self.noise_bits, LOGITS)
+        if not isinstance(head, EncryptedLinearHead):  # the service never sends a ranking head here
+            raise TypeError("feature-major batches are evaluated in logits mode only")
         return encrypted_linear_head_batch(
             head,
             self.features,

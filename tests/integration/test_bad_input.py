@@ -34,6 +34,7 @@ from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
 from shared_protocol.messages import (
     AlignmentChunkHeader,
     AlignmentCreate,
+    ClassifyBatchHeader,
     ClassifyHeader,
     KeyPurpose,
     KeyRegistrationHeader,
@@ -290,6 +291,44 @@ def test_ciphertext_at_the_wrong_level_is_422(
 def test_wrong_query_scale_bits_is_422(provider: Any, inference_key: RegisteredKey, valid_query: bytes) -> None:
     body = classify_frame(inference_key.key_id, [valid_query], scale_bits=30)
     assert_refused_without_effect(provider, post_classify(provider, body), 422, "invalid_ciphertext", "scale", "2^30")
+
+
+def scaled_query(keys: ClientKeys, x: np.ndarray, head: Any, bits: int) -> bytes:
+    """A well-formed query encoded at 2^bits instead of the pinned scale: the scaled-query attack,
+    which would read every output (and the flooding with it) at 2^(bits - 26) times the precision."""
+    layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
+    ct = keys.encrypt_seeded(layout.query_coefficients(x, 2.0**bits), 2.0**bits)[0]
+    return ct.to_bytes(keys.he.output_level.primes)
+
+
+def test_only_the_pinned_query_scale_is_accepted(
+    provider: Any, inference_key: RegisteredKey, head: Any, query_x: np.ndarray
+) -> None:
+    """Declared and actual scale agree but are not the pinned 2^26 (accepted before scales were
+    pinned), or the header declares 2^26 while the ciphertext is scaled: both 422, nothing kept."""
+    scaled = scaled_query(inference_key.keys, query_x, head, 36)
+    for declared, words in ((36, ("2^36", "pinned")), (QUERY_SCALE_BITS, ("2^36.00", "pinned", "2^26"))):
+        body = classify_frame(inference_key.key_id, [scaled], scale_bits=declared)
+        assert_refused_without_effect(provider, post_classify(provider, body), 422, "invalid_ciphertext", *words)
+    features = [
+        ct.to_bytes(inference_key.keys.he.output_level.primes)
+        for ct in inference_key.keys.encrypt_seeded(
+            LinearHeadLayout(n=inference_key.keys.he.n, d=head.dim, k=head.num_classes).batch_coefficients(
+                np.vstack([query_x, query_x]), 2.0**36
+            ),
+            2.0**36,
+        )
+    ]
+    batch = ClassifyBatchHeader(
+        head_id="sst2", key_id=inference_key.key_id, num_queries=2, dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
+    )
+    assert_refused_without_effect(
+        provider,
+        lambda: provider.http.post("/v1/classify/batch", content=encode_frame(batch, features), headers=FRAME),
+        422,
+        "invalid_ciphertext",
+        "pinned",
+    )
 
 
 def test_wrong_content_type_is_415(provider: Any, inference_key: RegisteredKey, valid_query: bytes) -> None:
@@ -640,6 +679,32 @@ def test_bad_json_bodies_are_422(provider: Any, alignment_key: RegisteredKey) ->
         "feature_dim_too_large",
         "8193",
     )
+
+
+def test_alignment_with_too_few_samples_for_its_dimension_is_refused(
+    provider: Any, pc: ProviderClient, alignment_key: RegisteredKey
+) -> None:
+    """D >= n (with X = identity such a session would return Y_A itself), and anything short of
+    n >= 2 (D + 1): 422 naming the numbers, nothing stored. The boundary itself is accepted."""
+    sha = provider.http.get("/v1/corpora/wiki").json()["sha256"]
+    good = AlignmentCreate(
+        head_id="sst2", corpus_id="wiki", corpus_sha256=sha, key_id=alignment_key.key_id, feature_dim=8
+    ).model_dump(mode="json")
+    for dim, needed in ((400, 802), (1000, 2002), (200, 402)):
+        assert_refused_without_effect(
+            provider,
+            lambda dim=dim: provider.http.post("/v1/alignments", json=dict(good, feature_dim=dim)),
+            422,
+            "too_few_samples",
+            "400 samples",
+            f"feature_dim {dim}",
+            f"at least {needed}",
+        )
+    # 32 published head texts lift n to 432 >= 402; 199 features need exactly the corpus's 400.
+    for extra in ({"feature_dim": 200, "include_head_texts": True}, {"feature_dim": 199}):
+        resp = provider.http.post("/v1/alignments", json=dict(good, **extra))
+        assert resp.status_code == 201, resp.text
+        assert provider.http.delete(f"/v1/alignments/{resp.json()['session_id']}").status_code == 204
 
 
 # --------------------------------------------------------------------------- alignment sessions

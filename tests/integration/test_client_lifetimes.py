@@ -209,7 +209,8 @@ def test_a_deleted_head_is_evicted(provider: Any, agent: Any, wordllama: Any) ->
 
 @pytest.fixture(scope="module")
 def small_provider(provider_service_factory: Any, pki: Any, admin_headers: dict[str, str]) -> Iterator[Any]:
-    """A provider of its own (it gets frozen), without validation folds, with a small head and corpus."""
+    """A provider of its own (it gets frozen), without validation folds, with a small head and corpus
+    (130 passages + 8 head texts: enough for the agent's D = 64 under n >= 2 (D + 1))."""
     svc = provider_service_factory(
         "provider-lifetimes", HELIX_PROVIDER_WORKERS="1", HELIX_PROVIDER_ALIGNMENT_VALIDATION_FOLDS="0"
     )
@@ -221,7 +222,7 @@ def small_provider(provider_service_factory: Any, pki: Any, admin_headers: dict[
         )
         assert resp.status_code == 201, resp.text
         resp = admin.post(
-            "/v1/admin/corpora", json={"name": "small", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 60}
+            "/v1/admin/corpora", json={"name": "small", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 130}
         )
         assert resp.status_code == 201, resp.text
         yield svc
@@ -255,6 +256,7 @@ def test_jobs_are_bounded_and_survive_a_restart(small_provider: Any, client_agen
         HELIX_CLIENT_PROVIDER_URL=small_provider.url,
         HELIX_CLIENT_CLIENT_NAME="pytest-jobs-agent",
         HELIX_CLIENT_MAX_RUNNING_ALIGNMENTS="1",
+        HELIX_CLIENT_EMBEDDER="wordllama?dim=64",
     )
     try:
         done = finished_job(agent.http, start_job(agent.http)["job_id"])

@@ -28,6 +28,8 @@ def test_demo_runs_end_to_end_and_reports_every_figure(tmp_path: Path) -> None:
             str(tmp_path / "work"),
             "--corpus-size",
             "300",
+            "--client-embedder",
+            "wordllama?dim=128",  # 300 + 64 samples satisfy n >= 2 (D + 1) at D = 128, not at the default 256
             "--train-limit",
             "300",
             "--test-limit",

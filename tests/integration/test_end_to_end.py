@@ -26,11 +26,20 @@ from helix_embeddings import load_embedder
 
 ALIGNMENT_DEADLINE_S = 240.0
 TOLERANCE = 1e-3
+#: WordLlama at D = 128: an alignment on the 400 + 32 public texts needs n >= 2 (D + 1) = 258 samples
+#: (the provider's disclosure guard); at its default D = 256 it would need 514.
+CLIENT_EMBEDDER = "wordllama?dim=128"
 
 
 @pytest.fixture(scope="module")
 def wordllama() -> Any:
-    return load_embedder("wordllama")
+    return load_embedder(CLIENT_EMBEDDER)
+
+
+@pytest.fixture(scope="module")
+def client_agent(client_agent_factory: Any) -> Any:
+    """This module's agent (named like the session's: the key checks below look for its name)."""
+    return client_agent_factory("client-agent-e2e", HELIX_CLIENT_EMBEDDER=CLIENT_EMBEDDER)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +90,7 @@ def agent_classify(client_agent: Any, texts: list[str], map_id: str) -> dict[str
 
 
 def assert_matches_plaintext(body: dict[str, Any], ref: np.ndarray, class_names: list[str]) -> None:
+    assert body["output_mode"] == "logits"
     enc = np.asarray([r["logits"] for r in body["results"]])
     assert enc.shape == ref.shape
     diff = float(np.max(np.abs(enc - ref)))
@@ -88,6 +98,7 @@ def assert_matches_plaintext(body: dict[str, Any], ref: np.ndarray, class_names:
     assert np.array_equal(np.argmax(enc, axis=1), np.argmax(ref, axis=1))
     for r, row in zip(body["results"], ref, strict=True):
         assert r["label"] == class_names[int(np.argmax(row))]
+        assert r["ranking"] == [class_names[i] for i in np.argsort(-row, kind="stable")]
         probs = np.array([r["probabilities"][c] for c in class_names])
         assert probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert int(np.argmax(probs)) == int(np.argmax(row))

@@ -26,7 +26,7 @@ from provider_server.store import (
     open_store,
 )
 from provider_server.store.sqlite import SqliteStore
-from shared_protocol.messages import AlignmentState, KeyPurpose
+from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -126,6 +126,16 @@ def test_a_head_reads_back_as_stored(store: Store) -> None:
     got = store.get_head("sst2")
     assert got == h
     assert got is not None and got.created_at.tzinfo is not None and got.texts == ("a film", "a book")
+
+
+def test_a_head_keeps_its_output_mode(store: Store) -> None:
+    assert head().output_mode == OutputMode.logits  # the default: every head before modes answered logits
+    store.add_head(replace(head("ranked"), output_mode=OutputMode.ranking))
+    store.add_head(head("plain"))
+    modes = {h.id: h.output_mode for h in store.list_heads()}
+    assert modes == {"ranked": OutputMode.ranking, "plain": OutputMode.logits}
+    got = store.get_head("ranked")
+    assert got is not None and got.output_mode == OutputMode.ranking
 
 
 def test_a_head_without_texts_has_no_text_embeddings(store: Store) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provider_server.store import SessionRecord
 from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from shared_protocol.messages import AlignmentState, KeyPurpose
+from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
 def unversioned_database(path: Path, version: int) -> sqlite3.Connection:
@@ -73,6 +73,31 @@ def test_keys_from_before_galois_keys_read_as_without_them(tmp_path: Path) -> No
     finally:
         store.close()
     assert schema_version(path) == SCHEMA_VERSION
+
+
+def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
+    path = tmp_path / "provider.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)  # roll the schema back to version 4, with a head in it
+    conn.execute("ALTER TABLE heads DROP COLUMN output_mode")
+    conn.execute("UPDATE schema_version SET version = 4")
+    conn.execute(
+        "INSERT INTO heads (id, name, task, class_names, dim, num_classes, created_at, weights_blob, bias_blob, "
+        "texts, texts_embeddings_blob, encoder_model_id, report) VALUES ('old', 'old', 'sentiment', "
+        "'[\"neg\", \"pos\"]', 384, 2, '2026-01-01T00:00:00+00:00', 'w', 'b', '[]', NULL, 'minilm', "
+        '\'{"train_examples": 10, "train_accuracy": 0.9}\')'
+    )
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        old = store.get_head("old")
+        assert old is not None and old.output_mode == OutputMode.logits and old.class_names == ("neg", "pos")
+        store.add_head(replace(old, id="new", name="new", output_mode=OutputMode.ranking))
+        new = store.get_head("new")
+        assert new is not None and new.output_mode == OutputMode.ranking
+    finally:
+        store.close()
+    assert schema_version(path) == SCHEMA_VERSION == 5
 
 
 def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
