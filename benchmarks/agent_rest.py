@@ -1,13 +1,14 @@
 """python -m benchmarks.agent_rest: single-text classify through the client agent's REST API, today's
-agent against an earlier revision's agent, in the same run, against the same provider.
+agent against an earlier revision's agent, in the same run, on the same machine.
 
-Why a second agent from another revision: a latency claim about the agent's own request path needs its
-baseline measured under the same load, machine state and provider. The baseline is the tree of a git
-revision (default: the last one before the agent cached its keys and heads), unpacked with
-`git archive` into a temporary folder and started from there; the wire protocol is unchanged, so both
-agents talk to one provider started from this tree. Both agents align once to the same head and corpus,
-then the requests alternate between them (one text each, over loopback HTTPS with a kept-alive
-connection), so drift in the machine's load hits both alike.
+Why a second system from another revision: a latency claim about the agent's own request path needs its
+baseline measured under the same load and machine state. The baseline is the tree of a git revision
+(default: the last one before the agent cached its keys and heads), unpacked with `git archive` into a
+temporary folder and started from there. Each agent talks to a provider from its own tree (the protocol
+moved on since: keys are now registered on a provider challenge), all four daemons on this machine, one HE
+worker per provider. Both agents align once to the same head and corpus, then the requests alternate
+between them (one text each, over loopback HTTPS with a kept-alive connection), so drift in the
+machine's load hits both alike.
 
 Reports p50/p95 of the client-side wall time, the agents' own latency_ms and he_latency_ms fields, and
 the ratios baseline / today.
@@ -31,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from helix_pki import ensure_demo_pki
+from helix_pki import DemoPKI, ensure_demo_pki
 from helix_web.launcher import Daemon, client_env, free_port, provider_env
 
 from .timing import summary_ms
@@ -77,6 +78,41 @@ def _align(agent: httpx.Client, head: str, corpus: str, deadline_s: float = 900.
     return str(job["map_id"])
 
 
+def _start_provider(name: str, tree: Path, pki: DemoPKI, token: str, datasets: Path, work: Path) -> Daemon:
+    """A provider from `tree` with the benchmark's head (SST-2, 400 examples) and corpus (500 passages)."""
+    port = free_port()
+    env = provider_env(
+        pki=pki,
+        port=port,
+        data_dir=work / f"provider-{name}",
+        datasets_dir=datasets,
+        admin_token=token,
+        workers="1",
+        env_file=str(work / "none.env"),
+    )
+    env["HELIX_NATIVE_CACHE"] = str(work / "native")
+    provider = Daemon(
+        f"provider-{name}",
+        "provider_server.cli",
+        env,
+        ca_cert=pki.ca.cert,
+        port=port,
+        log_dir=work / "logs",
+        cwd=tree,
+        pythonpath=tree,
+        die_with_parent=True,
+    ).start(180.0)
+    ca = ssl.create_default_context(cafile=str(pki.ca.cert))
+    with httpx.Client(
+        base_url=provider.url, verify=ca, timeout=600, headers={"Authorization": f"Bearer {token}"}
+    ) as admin:
+        head = {"name": "sst2", "dataset": "sst2", "max_examples": 400, "in_distribution_texts": 32}
+        _check(admin.post("/v1/admin/heads", json=head), 201)
+        corpus = {"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 500}
+        _check(admin.post("/v1/admin/corpora", json=corpus), 201)
+    return provider
+
+
 def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     pki = ensure_demo_pki(work / "pki")
     ca = ssl.create_default_context(cafile=str(pki.ca.cert))
@@ -85,70 +121,36 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     baseline_dir = work / "baseline-tree"
     baseline_dir.mkdir()
     commit = unpack_revision(baseline_rev, baseline_dir)
-    p_port = free_port()
-    provider = Daemon(
-        "provider",
-        "provider_server.cli",
-        provider_env(
-            pki=pki,
-            port=p_port,
-            data_dir=work / "provider",
-            datasets_dir=datasets,
-            admin_token=token,
-            workers="2",
-            env_file=str(work / "none.env"),
-        ),
-        ca_cert=pki.ca.cert,
-        port=p_port,
-        log_dir=work / "logs",
-        cwd=ROOT,
-        pythonpath=ROOT,
-        die_with_parent=True,
-    )
+    trees = {"baseline": baseline_dir, "today": ROOT}
+    daemons: list[Daemon] = []
     agents: dict[str, Daemon] = {}
     try:
-        provider.start(180.0)
-        with httpx.Client(
-            base_url=provider.url, verify=ca, timeout=600, headers={"Authorization": f"Bearer {token}"}
-        ) as admin:
-            _check(
-                admin.post(
-                    "/v1/admin/heads",
-                    json={"name": "sst2", "dataset": "sst2", "max_examples": 400, "in_distribution_texts": 32},
-                ),
-                201,
-            )
-            _check(
-                admin.post(
-                    "/v1/admin/corpora",
-                    json={"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 500},
-                ),
-                201,
-            )
-        for name, tree in (("baseline", baseline_dir), ("today", ROOT)):
+        for name, tree in trees.items():
+            provider = _start_provider(name, tree, pki, token, datasets, work)
+            daemons.append(provider)
             port = free_port()
+            env = client_env(
+                pki=pki,
+                port=port,
+                data_dir=work / f"agent-{name}",
+                provider_url=provider.url,
+                embedder="wordllama",
+                client_name=f"bench-{name}",
+                env_file=str(work / "none.env"),
+            )
+            env["HELIX_NATIVE_CACHE"] = str(work / "native")
             agents[name] = Daemon(
                 f"agent-{name}",
                 "client_agent.cli",
-                {
-                    **client_env(
-                        pki=pki,
-                        port=port,
-                        data_dir=work / f"agent-{name}",
-                        provider_url=provider.url,
-                        embedder="wordllama",
-                        client_name=f"bench-{name}",
-                        env_file=str(work / "none.env"),
-                    ),
-                    "HELIX_NATIVE_CACHE": str(work / "native"),
-                },
+                env,
                 ca_cert=pki.ca.cert,
                 port=port,
                 log_dir=work / "logs",
                 cwd=tree,
                 pythonpath=tree,
                 die_with_parent=True,
-            ).start(180.0)
+            )
+            daemons.append(agents[name].start(180.0))
         clients = {name: httpx.Client(base_url=a.url, verify=ca, timeout=120) for name, a in agents.items()}
         try:
             for client in clients.values():
@@ -170,9 +172,8 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
             for client in clients.values():
                 client.close()
     finally:
-        for agent in agents.values():
-            agent.stop()
-        provider.stop()
+        for daemon in daemons:
+            daemon.stop()
     out: dict[str, Any] = {"baseline_commit": commit, "requests_per_agent": requests, "agents": {}}
     for name in wall:
         out["agents"][name] = {
@@ -188,13 +189,14 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
 
 DOC_HEAD = """# Client agent REST latency: today against an earlier revision
 
-Generated by `python -m benchmarks.agent_rest` (raw numbers in `benchmarks/results/agent_rest.json`). One
-provider from this tree; two client agents on the same machine, one from this tree and one unpacked from the
-baseline revision; both aligned to the same head and corpus (SST-2 head on 400 examples, 500 Wikipedia
-passages, WordLlama embedder); then single-text `POST /v1/classify` requests alternating between the two agents
-over loopback HTTPS with kept-alive connections. "REST" is the wall time the caller sees; "agent latency" and
-"agent HE" are the agent's own `latency_ms` and `he_latency_ms` fields. The baseline agent reloads its secret key
-from disk and fetches the head from the provider on every request; today's holds both in memory.
+Generated by `python -m benchmarks.agent_rest` (raw numbers in `benchmarks/results/agent_rest.json`). Two
+systems on the same machine at the same time: a provider and a client agent from this tree, and a provider and
+a client agent unpacked from the baseline revision (one HE worker per provider). Each agent aligned to its
+provider's SST-2 head (400 training examples) on the same 500 Wikipedia passages with the WordLlama embedder;
+then single-text `POST /v1/classify` requests alternate between the two agents over loopback HTTPS with
+kept-alive connections. "REST" is the wall time the caller sees; "agent latency" and "agent HE" are the agent's
+own `latency_ms` and `he_latency_ms` fields. The baseline agent reloads its secret key from disk and fetches the
+head from the provider on every request; today's holds both in memory.
 
 """
 
