@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request
 
 from shared_protocol.messages import (
@@ -35,7 +37,7 @@ async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrai
 async def upload_head(
     request: Request,
     catalog: Catalog,
-    name: Identifier = Query(...),
+    name: Annotated[Identifier, Query()],
     task: str = Query("custom"),
     class_names: str | None = Query(None, description="comma-separated, in label order"),
     in_distribution_texts: int = Query(64, ge=0, le=128),
