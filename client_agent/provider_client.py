@@ -53,7 +53,10 @@ class ProviderUnreachable(ProviderError):
 
 def segment(value: str) -> str:
     """One URL path segment: ids are percent-encoded so that none can steer a request to another
-    provider path ("/", "..", "?" and control characters never reach the URL as such)."""
+    provider path ("/", "..", "?" and control characters never reach the URL as such). The dot
+    segments are encoded too, or the URL would be normalised to the parent path before it is sent."""
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 
