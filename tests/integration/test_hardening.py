@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,24 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, assert_refused_without_effect, files_snapshot
+from helix_it_helpers import (
+    assert_api_error,
+    assert_refused_without_effect,
+    files_snapshot,
+    https_client,
+    register_seeded,
+)
 
 from client_agent.keystore import KeyStore
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
 from helix_alignment import AffineMap
+from helix_he.cross_covariance import encrypt_alignment_data
 from helix_he.keys import ClientKeys
+from helix_he.packing import CrossCovarianceLayout, trace_galois_elements
 from helix_web.launcher import free_port
 from shared_protocol.framing import FRAME_MEDIA_TYPE, encode_frame
-from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
+from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, KeyPurpose, KeyRegistrationHeader
 
 PSET = "ckks-n8192-q200"
 FRAME = {"content-type": FRAME_MEDIA_TYPE}
@@ -160,6 +169,77 @@ def test_bearer_scheme_is_case_insensitive_on_the_provider(
     assert resp.status_code == 200, resp.text
     wrong = provider.http.get("/v1/admin/heads", headers={"Authorization": f"{scheme} not-the-token"})
     assert_api_error(wrong, 401, "unauthorized", "wrong")
+
+
+# --------------------------------------------------------------------------- provider: sessions
+
+
+STRIDE_BITS = 7  # 128 samples per ciphertext: the 400-text corpus at feature_dim 64 takes 4 ciphertexts
+
+
+@pytest.fixture(scope="module")
+def alignment_upload(provider: Any) -> Iterator[tuple[ProviderClient, str, list[bytes]]]:
+    """A registered alignment key and the 4 ciphertexts of a session for it."""
+    keys = ClientKeys.generate(PSET)
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as pc:
+        info = register_seeded(
+            pc,
+            keys,
+            KeyRegistrationHeader(
+                client_name="pytest-hardening",
+                purpose=KeyPurpose.alignment,
+                parameter_set=PSET,
+                galois_elements=trace_galois_elements(keys.he.n, STRIDE_BITS),
+            ),
+            STRIDE_BITS,
+        )
+        layout = CrossCovarianceLayout(n=keys.he.n, feature_dim=64, num_samples=400, stride_bits=STRIDE_BITS)
+        x = np.hstack([np.random.default_rng(7).uniform(-1, 1, size=(400, 63)), np.ones((400, 1))])
+        blobs = encrypt_alignment_data(keys, x, layout, 0, layout.num_ciphertexts)
+        try:
+            yield pc, info.key_id, blobs
+        finally:
+            pc.revoke_key(info.key_id)
+
+
+def test_deleting_a_session_during_its_chunk_upload_leaves_no_chunks(
+    provider: Any, alignment_upload: tuple[ProviderClient, str, list[bytes]]
+) -> None:
+    """A DELETE racing a chunk upload once made the upload a plain 500 and left chunk files behind.
+    Whichever wins, the upload answers 200 (stored before the delete) or 404 (the session is gone),
+    the delete answers 204, and no ciphertext of the session stays on disk."""
+    pc, key_id, blobs = alignment_upload
+    sha = pc.corpus("wiki").sha256
+    layout_bits = CrossCovarianceLayout(8192, 64, 400, STRIDE_BITS).data_scale_bits
+    frame = encode_frame(AlignmentChunkHeader(start=0, count=len(blobs), data_scale_bits=layout_bits), blobs)
+    sessions_dir = Path(provider.data_dir) / "sessions"
+    outcomes = []
+    for _ in range(4):
+        session = pc.create_alignment(
+            AlignmentCreate(head_id="sst2", corpus_id="wiki", corpus_sha256=sha, key_id=key_id, feature_dim=64)
+        )
+        sid = session.session_id
+        sent = threading.Event()
+        answers: dict[str, httpx.Response] = {}
+
+        def upload(sid: str = sid, sent: threading.Event = sent, answers: dict[str, httpx.Response] = answers) -> None:
+            with https_client(provider.url, provider.ca) as http:
+                sent.set()
+                answers["upload"] = http.put(f"/v1/alignments/{sid}/chunks", content=frame, headers=FRAME)
+
+        worker = threading.Thread(target=upload)
+        worker.start()
+        assert sent.wait(60)
+        deleted = kept_alive(provider.http.delete(f"/v1/alignments/{sid}"))
+        worker.join(300)
+        assert not worker.is_alive()
+        assert deleted.status_code == 204, deleted.text
+        up = kept_alive(answers["upload"])
+        if up.status_code != 200:
+            assert_api_error(up, 404, "unknown_alignment_session", sid)
+        outcomes.append(up.status_code)
+        assert not (sessions_dir / sid).exists(), f"chunks of deleted session {sid} remain: {outcomes}"
+        assert_api_error(provider.http.get(f"/v1/alignments/{sid}"), 404, "unknown_alignment_session", sid)
 
 
 # --------------------------------------------------------------------------- provider: private files
