@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error
+from helix_it_helpers import assert_api_error, register_seeded
 
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
@@ -77,9 +77,10 @@ def pc(provider: Any) -> Iterator[ProviderClient]:
 @pytest.fixture(scope="module")
 def key(pc: ProviderClient) -> tuple[str, ClientKeys]:
     keys = ClientKeys.generate(PSET)
-    info = pc.register_key(
+    info = register_seeded(
+        pc,
+        keys,
         KeyRegistrationHeader(client_name="pytest-output-modes", purpose=KeyPurpose.inference, parameter_set=PSET),
-        keys.public_key_bytes(),
     )
     return info.key_id, keys
 
