@@ -1,6 +1,7 @@
 """How the provider's refusals reach the agent's own callers: with the provider's status and code when
 it is the caller's request that is wrong (an unknown head, a bad corpus id), as 502 when the provider
-itself failed. One place, so every router answers the same way."""
+itself failed or answered something other than success or a refusal, as 503 when it did not answer at
+all. One place, so every router answers the same way."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from contextlib import contextmanager
 
 from helix_web.errors import ApiError
 
-from .provider_client import ProviderError
+from .provider_client import ProviderError, ProviderUnreachable
 
 
 def from_provider(exc: ProviderError) -> ApiError:
-    return ApiError(exc.status if exc.status < 500 else 502, exc.code, exc.detail)
+    if isinstance(exc, ProviderUnreachable):
+        return ApiError(503, exc.code, exc.detail)
+    if 400 <= exc.status < 500:
+        return ApiError(exc.status, exc.code, exc.detail)
+    return ApiError(502, exc.code, f"the provider answered {exc.status}: {exc.detail}")
 
 
 @contextmanager

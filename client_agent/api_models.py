@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared_protocol.messages import Identifier
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class AlignmentRequest(_Strict):
-    head_id: str
-    corpus_id: str
+    """Ids are checked with the wire's Identifier pattern before any of them reaches a provider URL."""
+
+    head_id: Identifier
+    corpus_id: Identifier
     ridge_lambda: float | None = Field(None, ge=0, description="given: a plain ridge map with this lambda")
     map_method: str | None = Field(None, description="default: the agent's alignment_method setting")
     include_head_texts: bool = True
@@ -38,8 +42,8 @@ class AlignmentJobView(_Strict):
 
 class ClassifyRequest(_Strict):
     texts: list[str] = Field(min_length=1, max_length=10000)
-    head_id: str
-    map_id: str | None = Field(None, description="default: the newest map for this head and embedder")
+    head_id: Identifier
+    map_id: Identifier | None = Field(None, description="default: the newest map for this head and embedder")
 
 
 class ClassifyResult(_Strict):

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from helix_web.errors import ApiError
+from helix_web.errors import ApiError, bearer_token
 
 from .state import ClientState
 
@@ -21,9 +21,6 @@ def require_token(state: State, authorization: Annotated[str | None, Header()] =
     token = state.settings.api_token
     if token is None:
         return
-    if (
-        not authorization
-        or not authorization.startswith("Bearer ")
-        or not secrets.compare_digest(authorization[7:].encode(), token.get_secret_value().encode())
-    ):
+    given = bearer_token(authorization)
+    if given is None or not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise ApiError(401, "unauthorized", "missing or wrong 'Authorization: Bearer <agent token>'")

@@ -5,7 +5,7 @@ memory (`key_manager.InferenceKeys`) and the store is read only when that key is
 from __future__ import annotations
 
 import json
-import os
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,10 @@ from helix_he.keys import ClientKeys
 from helix_he.packing import trace_galois_elements
 from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
 
+from .private_files import private_dir, write_private
 from .provider_client import ProviderClient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,7 @@ class StoredKey:
 
 class KeyStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.root = private_dir(root)
 
     def _meta(self, key_id: str) -> Path:
         return self.root / f"{key_id}.json"
@@ -63,7 +64,7 @@ class KeyStore:
         )
         stored = StoredKey(info.key_id, provider.base_url, purpose.value, parameter_set, info.expires_at.isoformat())
         keys.save(self._secret(info.key_id))
-        self._meta(info.key_id).write_text(json.dumps(asdict(stored)))
+        write_private(self._meta(info.key_id), json.dumps(asdict(stored)).encode())
         return stored, keys
 
     def load(self, key_id: str) -> tuple[StoredKey, ClientKeys]:
@@ -75,11 +76,21 @@ class KeyStore:
         self._meta(key_id).unlink(missing_ok=True)
 
     def stored(self, purpose: KeyPurpose) -> list[StoredKey]:
-        return [s for s in map(self._read, self.root.glob("*.json")) if s.purpose == purpose.value]
+        """The readable stored keys of one purpose; unreadable metadata is skipped (see `_read`)."""
+        return [s for s in map(self._read, self.root.glob("*.json")) if s is not None and s.purpose == purpose.value]
 
     @staticmethod
-    def _read(meta: Path) -> StoredKey:
-        return StoredKey(**json.loads(meta.read_text()))
+    def _read(meta: Path) -> StoredKey | None:
+        """A key's metadata, or None if the file is empty or corrupt (say, cut short by a crash of an
+        older version that wrote it in place): such a key cannot be used, so it is ignored, not fatal."""
+        try:
+            fields = json.loads(meta.read_text())
+            stored = StoredKey(**fields)
+            datetime.fromisoformat(stored.expires_at)  # the expiry must parse, or the key is unusable
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable key metadata %s: %s", meta.name, exc)
+            return None
+        return stored
 
     def newest(
         self, provider_url: str, purpose: KeyPurpose, parameter_set: str, valid_after: datetime

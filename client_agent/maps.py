@@ -3,6 +3,7 @@ embedder it was fitted for; using it with another embedder is refused."""
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from helix_alignment import AffineMap
+
+from .private_files import private_dir, write_private
 
 
 class MapMetadata(BaseModel):
@@ -45,24 +48,23 @@ class StoredMap:
 
 class MapStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
 
     def save(self, meta: dict[str, Any], affine: AffineMap) -> StoredMap:
         map_id = "m_" + secrets.token_hex(8)
         md = MapMetadata(map_id=map_id, source_dim=affine.source_dim, target_dim=affine.target_dim, **meta)
         folder = self.root / map_id
         tmp = self.root / f".{map_id}.tmp"
-        tmp.mkdir()
-        np.save(tmp / "weight.npy", affine.weight, allow_pickle=False)
-        np.save(tmp / "bias.npy", affine.bias, allow_pickle=False)
-        (tmp / "meta.json").write_text(md.model_dump_json(indent=2))
+        tmp.mkdir(mode=0o700)
+        write_private(tmp / "weight.npy", _npy(affine.weight))
+        write_private(tmp / "bias.npy", _npy(affine.bias))
+        write_private(tmp / "meta.json", md.model_dump_json(indent=2).encode())
         os.replace(tmp, folder)  # a map appears complete or not at all
         return StoredMap(md, affine)
 
     def get(self, map_id: str) -> StoredMap | None:
         folder = self.root / map_id
-        if not map_id.startswith("m_") or "/" in map_id or not (folder / "meta.json").exists():
+        if not map_id.startswith("m_") or "/" in map_id or len(map_id) > 64 or not (folder / "meta.json").exists():
             return None
         md = MapMetadata.model_validate_json((folder / "meta.json").read_text())
         affine = AffineMap(
@@ -83,3 +85,10 @@ class MapStore:
             if m.provider_url == provider_url and m.head_id == head_id and m.client_model_id == client_model_id
         ]
         return self.get(cands[-1].map_id) if cands else None
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    """An array as .npy bytes (no pickle: a map is data, not code)."""
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()

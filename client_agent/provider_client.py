@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -41,6 +42,24 @@ class ProviderError(RuntimeError):
         self.detail = detail
 
 
+class ProviderUnreachable(ProviderError):
+    """No answer from the provider at all (refused, reset, timed out, TLS failure): the agent's callers
+    get 503 naming the provider, not a crash."""
+
+    def __init__(self, base_url: str, exc: httpx.TransportError) -> None:
+        reason = str(exc) or type(exc).__name__
+        super().__init__(503, "provider_unreachable", f"the provider at {base_url} is unreachable: {reason}")
+
+
+def segment(value: str) -> str:
+    """One URL path segment: ids are percent-encoded so that none can steer a request to another
+    provider path ("/", "..", "?" and control characters never reach the URL as such). The dot
+    segments are encoded too, or the URL would be normalised to the parent path before it is sent."""
+    if value in (".", ".."):
+        return "%2E" * len(value)
+    return quote(value, safe="")
+
+
 class ProviderClient:
     def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0) -> None:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
@@ -58,9 +77,17 @@ class ProviderClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a transport failure becomes ProviderUnreachable, an error answer ProviderError."""
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ProviderUnreachable(self.base_url, exc) from None
+        return self._check(resp)
+
     def _check(self, resp: httpx.Response) -> httpx.Response:
         self.bytes_received += len(resp.content)
-        if resp.status_code >= 400:
+        if not resp.is_success:  # a redirect is no answer either: the client never follows one
             try:
                 body = resp.json()
                 raise ProviderError(resp.status_code, body.get("error", "error"), body.get("detail", resp.text))
@@ -69,37 +96,37 @@ class ProviderClient:
         return resp
 
     def _get(self, path: str, model: type[M], **params: str | int) -> M:
-        return model.model_validate(self._check(self._http.get(path, params=params)).json())
+        return model.model_validate(self._send("GET", path, params=params).json())
 
     def _post_frame(self, method: str, path: str, header: BaseModel, blobs: list[bytes]) -> httpx.Response:
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        return self._check(self._http.request(method, path, content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
+        return self._send(method, path, content=body, headers={"content-type": FRAME_MEDIA_TYPE})
 
     # --- public resources --------------------------------------------------------------------------
     def info(self) -> ServiceInfo:
         return self._get("/v1/info", ServiceInfo)
 
     def heads(self) -> list[HeadInfo]:
-        return TypeAdapter(list[HeadInfo]).validate_python(self._check(self._http.get("/v1/heads")).json())
+        return TypeAdapter(list[HeadInfo]).validate_python(self._send("GET", "/v1/heads").json())
 
     def head(self, head_id: str) -> HeadInfo:
-        return self._get(f"/v1/heads/{head_id}", HeadInfo)
+        return self._get(f"/v1/heads/{segment(head_id)}", HeadInfo)
 
     def head_texts(self, head_id: str) -> HeadTexts:
-        return self._get(f"/v1/heads/{head_id}/texts", HeadTexts)
+        return self._get(f"/v1/heads/{segment(head_id)}/texts", HeadTexts)
 
     def corpora(self) -> list[CorpusInfo]:
-        return TypeAdapter(list[CorpusInfo]).validate_python(self._check(self._http.get("/v1/corpora")).json())
+        return TypeAdapter(list[CorpusInfo]).validate_python(self._send("GET", "/v1/corpora").json())
 
     def corpus(self, corpus_id: str) -> CorpusInfo:
-        return self._get(f"/v1/corpora/{corpus_id}", CorpusInfo)
+        return self._get(f"/v1/corpora/{segment(corpus_id)}", CorpusInfo)
 
     def corpus_texts(self, corpus_id: str, page: int = 2000) -> tuple[list[str], str]:
         texts: list[str] = []
         sha = ""
         while True:
-            part = self._get(f"/v1/corpora/{corpus_id}/texts", CorpusTexts, offset=len(texts), limit=page)
+            part = self._get(f"/v1/corpora/{segment(corpus_id)}/texts", CorpusTexts, offset=len(texts), limit=page)
             sha = part.sha256
             texts.extend(part.texts)
             if not part.texts or len(texts) >= part.total:
@@ -108,7 +135,7 @@ class ProviderClient:
     # --- keys, alignment, inference ------------------------------------------------------------
     def key_challenge(self) -> KeyChallenge:
         """A fresh single-use challenge: the seed the next key's uniform halves are expanded from."""
-        resp = self._check(self._http.post("/v1/keys/challenges"))
+        resp = self._send("POST", "/v1/keys/challenges")
         return KeyChallenge.model_validate(resp.json())
 
     def register_key(
@@ -120,33 +147,33 @@ class ProviderClient:
         return KeyInfo.model_validate(self._post_frame("POST", "/v1/keys", header, blobs).json())
 
     def revoke_key(self, key_id: str) -> None:
-        self._check(self._http.delete(f"/v1/keys/{key_id}"))
+        self._send("DELETE", f"/v1/keys/{segment(key_id)}")
 
     def create_alignment(self, body: AlignmentCreate) -> AlignmentSession:
-        resp = self._http.post(
-            "/v1/alignments", content=body.model_dump_json(), headers={"content-type": "application/json"}
+        resp = self._send(
+            "POST", "/v1/alignments", content=body.model_dump_json(), headers={"content-type": "application/json"}
         )
-        return AlignmentSession.model_validate(self._check(resp).json())
+        return AlignmentSession.model_validate(resp.json())
 
     def upload_chunk(self, session_id: str, header: AlignmentChunkHeader, blobs: list[bytes]) -> AlignmentSession:
         return AlignmentSession.model_validate(
-            self._post_frame("PUT", f"/v1/alignments/{session_id}/chunks", header, blobs).json()
+            self._post_frame("PUT", f"/v1/alignments/{segment(session_id)}/chunks", header, blobs).json()
         )
 
     def start_compute(self, session_id: str) -> AlignmentSession:
         return AlignmentSession.model_validate(
-            self._check(self._http.post(f"/v1/alignments/{session_id}/compute")).json()
+            self._send("POST", f"/v1/alignments/{segment(session_id)}/compute").json()
         )
 
     def session(self, session_id: str) -> AlignmentSession:
-        return self._get(f"/v1/alignments/{session_id}", AlignmentSession)
+        return self._get(f"/v1/alignments/{segment(session_id)}", AlignmentSession)
 
     def alignment_result(self, session_id: str, max_blob_bytes: int) -> tuple[AlignmentResultHeader, list[bytes]]:
-        resp = self._check(self._http.get(f"/v1/alignments/{session_id}/result"))
+        resp = self._send("GET", f"/v1/alignments/{segment(session_id)}/result")
         return decode_frame(resp.content, AlignmentResultHeader, max_blobs=65536, max_blob_bytes=max_blob_bytes)
 
     def delete_session(self, session_id: str) -> None:
-        self._check(self._http.delete(f"/v1/alignments/{session_id}"))
+        self._send("DELETE", f"/v1/alignments/{segment(session_id)}")
 
     def classify_batch(
         self, header: ClassifyBatchHeader, blobs: list[bytes], max_blob_bytes: int
@@ -154,9 +181,7 @@ class ProviderClient:
         """Feature-major batch: -> (reply header, one ciphertext per class, bytes sent, bytes received)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        resp = self._check(
-            self._http.post("/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
-        )
+        resp = self._send("POST", "/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
         reply, out = decode_frame(resp.content, ClassifyBatchReplyHeader, max_blobs=4096, max_blob_bytes=max_blob_bytes)
         return reply, out, len(body), len(resp.content)
 
@@ -167,7 +192,7 @@ class ProviderClient:
         measured on this call's own body and reply (the running totals are shared between threads)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        resp = self._check(self._http.post("/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE}))
+        resp = self._send("POST", "/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
         reply, out = decode_frame(
             resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes
         )

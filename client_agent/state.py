@@ -16,6 +16,7 @@ from .jobs import JobManager
 from .key_manager import InferenceKeys
 from .keystore import KeyStore
 from .maps import MapStore
+from .private_files import private_dir
 from .provider_cache import ProviderCache
 from .provider_client import ProviderClient, ProviderError
 from .settings import ClientSettings
@@ -37,7 +38,7 @@ class ClientState:
 
     @classmethod
     def open(cls, settings: ClientSettings) -> ClientState:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         provider = ProviderClient(settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds)
         keystore = KeyStore(settings.data_dir / "keys")
         release_leftover_alignment_keys(keystore, provider)

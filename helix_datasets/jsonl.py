@@ -10,6 +10,8 @@ from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PAIR_SEPARATOR = "\n"
+#: Every class costs a column of weights and a slot in every classify reply, so labels are capped.
+DEFAULT_MAX_CLASSES = 256
 
 
 @dataclass(frozen=True)
@@ -26,26 +28,54 @@ def dataset_path(root: Path, dataset: str, filename: str) -> Path:
     return root / dataset / filename
 
 
+def _json_line(line: str, lineno: int) -> Any:
+    """One parsed JSONL line; a document nested too deeply for the parser is bad input, not a crash."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"line {lineno}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError(f"line {lineno}: JSON nested too deeply") from None
+
+
 def _row_text(row: dict[str, Any]) -> str:
     text = row.get("text")
     if not isinstance(text, str):
         raise ValueError("each row needs a string 'text'")
+    if not text.strip():
+        raise ValueError("empty 'text'")
     pair = row.get("text_pair")
     return text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"
 
 
-def parse_labelled_jsonl(lines: Iterable[str], class_names: list[str] | None = None) -> LabelledSplit:
+def check_class_names(names: list[str], max_classes: int = DEFAULT_MAX_CLASSES) -> None:
+    """Class names label a head's outputs: at most `max_classes`, none empty, no two alike."""
+    if len(names) > max_classes:
+        raise ValueError(f"{len(names)} classes exceed the limit of {max_classes}")
+    if any(not isinstance(n, str) or not n.strip() for n in names):
+        raise ValueError("class names must be non-empty strings")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate class names {duplicates[:5]}")
+
+
+def parse_labelled_jsonl(
+    lines: Iterable[str], class_names: list[str] | None = None, max_classes: int = DEFAULT_MAX_CLASSES
+) -> LabelledSplit:
     """Rows {"text", "label", optional "text_pair"}; labels are ints (indices into class_names) or
-    strings (class names, collected in first-seen order if class_names is not given)."""
+    strings (class names, collected in first-seen order if class_names is not given).
+
+    Labels are bounded and dense: without class names, integer labels must be exactly 0..k-1, so a
+    row labelled 1000000 cannot make a million-class head; with or without names, at most
+    `max_classes` classes."""
+    if class_names is not None:
+        check_class_names(list(class_names), max_classes)
     texts: list[str] = []
     raw: list[int | str] = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {lineno}: not JSON ({exc.msg})") from None
+        row = _json_line(line, lineno)
         if not isinstance(row, dict) or "label" not in row:
             raise ValueError(f"line {lineno}: expected an object with 'text' and 'label'")
         try:
@@ -67,25 +97,41 @@ def parse_labelled_jsonl(lines: Iterable[str], class_names: list[str] | None = N
         labels = [names.index(v) for v in strings]
     elif all(isinstance(v, int) for v in raw):
         labels = [int(v) for v in raw]
-        k = max(labels) + 1
-        names = list(class_names) if class_names else [str(i) for i in range(k)]
-        if min(labels) < 0 or k > len(names):
-            raise ValueError(f"integer labels must lie in [0, {len(names)})")
+        if class_names:
+            names = list(class_names)
+            if min(labels) < 0 or max(labels) >= len(names):
+                raise ValueError(f"integer labels must lie in [0, {len(names)})")
+        else:
+            distinct = sorted(set(labels))
+            if distinct[0] < 0 or distinct[-1] >= max_classes:
+                raise ValueError(f"integer labels must lie in [0, {max_classes})")
+            if distinct != list(range(len(distinct))):
+                gaps = sorted(set(range(distinct[-1] + 1)) - set(distinct))
+                raise ValueError(f"integer labels must be dense (0..k-1) without class names; missing {gaps[:5]}")
+            names = [str(i) for i in distinct]
     else:
         raise ValueError("labels mix integers and strings")
+    check_class_names(names, max_classes)
     if len(set(labels)) < 2:
         raise ValueError("a classifier needs at least two distinct labels")
     return LabelledSplit(texts=texts, labels=labels, class_names=names)
 
 
-def load_split(root: Path, dataset: str, split: str, limit: int | None = None, seed: int = 0) -> LabelledSplit:
+def load_split(
+    root: Path,
+    dataset: str,
+    split: str,
+    limit: int | None = None,
+    seed: int = 0,
+    max_classes: int = DEFAULT_MAX_CLASSES,
+) -> LabelledSplit:
     path = dataset_path(root, dataset, f"{split}.jsonl")
     if not path.exists():
         raise FileNotFoundError(f"dataset split not found: {dataset}/{split}.jsonl under {root}")
     names_path = dataset_path(root, dataset, "labels.json")
     names = json.loads(names_path.read_text()) if names_path.exists() else None
     with path.open(encoding="utf-8") as fh:
-        data = parse_labelled_jsonl(fh, names)
+        data = parse_labelled_jsonl(fh, names, max_classes)
     if limit is not None and limit < len(data.texts):
         idx = sorted(random.Random(seed).sample(range(len(data.texts)), limit))
         data = LabelledSplit([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.class_names)
@@ -99,9 +145,12 @@ def load_texts(root: Path, dataset: str, filename: str, limit: int | None = None
         raise FileNotFoundError(f"corpus file not found: {dataset}/{filename} under {root}")
     texts = []
     with path.open(encoding="utf-8") as fh:
-        for line in fh:
+        for lineno, line in enumerate(fh, 1):
             if line.strip():
-                texts.append(_row_text(json.loads(line)))
+                row = _json_line(line, lineno)
+                if not isinstance(row, dict):
+                    raise ValueError(f"line {lineno}: expected an object with 'text'")
+                texts.append(_row_text(row))
     if limit is not None and limit < len(texts):
         idx = sorted(random.Random(seed).sample(range(len(texts)), limit))
         texts = [texts[i] for i in idx]

@@ -23,6 +23,17 @@ def not_found(kind: str, ident: str) -> ApiError:
     return ApiError(404, f"unknown_{kind}", f"no {kind} with id {ident!r}")
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an `Authorization: Bearer <token>` header, or None. The scheme name is
+    case-insensitive (RFC 7235), so `bearer x` and `BEARER x` name the same token as `Bearer x`."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
 def error_body(code: str, detail: str) -> dict[str, str]:
     """The JSON body of an error answer."""
     return ErrorResponse(error=code, detail=detail).model_dump()

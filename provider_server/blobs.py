@@ -2,22 +2,23 @@
 
 Why not in SQLite: ciphertext uploads are tens of MB; files keep the database small and let worker
 processes read blobs by path without shipping bytes through the parent. Writes are atomic
-(temp file + rename) so a crash never leaves a half-written blob under a valid name."""
+(temp file + rename) so a crash never leaves a half-written blob under a valid name, and private
+(0700 folders, 0600 files: blobs hold head weights and keys); a full disk answers 507."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .private_files import private_dir, write_private
+
 
 class BlobStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
 
     def path(self, blob_id: str) -> Path:
         if not blob_id or "/" in blob_id or blob_id.startswith("."):
@@ -29,10 +30,8 @@ class BlobStore:
         target = self.path(blob_id)
         if target.exists():
             return blob_id
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        private_dir(target.parent)
+        write_private(target, data)
         return blob_id
 
     def put_array(self, arr: np.ndarray) -> str:

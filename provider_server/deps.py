@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from helix_web.errors import ApiError
+from helix_web.errors import ApiError, bearer_token
 
 from .services.alignment import AlignmentService
 from .services.catalog import CatalogService
@@ -28,9 +28,10 @@ def require_admin(state: State, authorization: Annotated[str | None, Header()] =
     token = state.settings.admin_token
     if token is None or not token.get_secret_value():
         raise ApiError(403, "admin_disabled", "admin endpoints are disabled: set HELIX_PROVIDER_ADMIN_TOKEN")
-    if not authorization or not authorization.startswith("Bearer "):
+    given = bearer_token(authorization)
+    if given is None:
         raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <admin token>' header")
-    if not secrets.compare_digest(authorization[7:].encode(), token.get_secret_value().encode()):
+    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise ApiError(401, "unauthorized", "wrong admin token")
 
 

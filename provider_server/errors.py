@@ -62,3 +62,9 @@ class Unavailable(ProviderError):
     """The provider cannot serve the request right now (its HE workers keep dying)."""
 
     status_code = 503
+
+
+class StorageFull(ProviderError):
+    """The provider's disk (or its quota, or a file-size limit) refused a write; nothing was stored."""
+
+    status_code = 507

@@ -2,12 +2,14 @@
 
 Why files and not blobs: a session's ciphertexts are read by the workers by path, index by index,
 and deleted together; writes are atomic (temp file + rename) so a retried chunk never leaves a
-half-written ciphertext under a valid name."""
+half-written ciphertext under a valid name; a full disk answers 507 (`private_files`)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+from .private_files import private_dir, write_private
 
 
 class SessionFiles:
@@ -19,13 +21,10 @@ class SessionFiles:
 
     def write(self, session_id: str, start: int, ciphertexts: list[bytes]) -> None:
         """Store ciphertexts [start, start + len) of a session (blocking; call it off the event loop)."""
-        folder = self.folder(session_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        folder = private_dir(self.folder(session_id))
         for i, blob in enumerate(ciphertexts):
-            target = folder / f"{start + i:06d}.ct"
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(target)
+            write_private(folder / f"{start + i:06d}.ct", blob)
 
     def paths(self, session_id: str, count: int) -> list[str]:
         folder = self.folder(session_id)

@@ -35,6 +35,7 @@ class ProviderSettings(BaseSettings):
     max_ciphertext_bytes: int = 1024 * 1024
     max_queries_per_request: int = 512
     max_alignment_samples: int = 20000
+    max_classes: int = Field(256, ge=2, description="most classes a head may have (each costs weights and reply slots)")
     inference_key_ttl_seconds: int = 24 * 3600
     alignment_key_ttl_seconds: int = 3600
     max_key_ttl_seconds: int = 30 * 24 * 3600

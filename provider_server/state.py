@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 
 from .blobs import BlobStore
+from .private_files import private_dir
 from .settings import ProviderSettings
 from .store import Store, open_store
 from .tasks import BackgroundTasks
@@ -45,7 +46,7 @@ class ProviderState:
 
     @classmethod
     def open(cls, settings: ProviderSettings) -> ProviderState:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
         return cls(

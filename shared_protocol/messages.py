@@ -12,7 +12,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+#: Names and ids of heads, corpora, keys, sessions: they become path segments and file names, so they must
+#: start with a letter or digit (no ".", "..", "-x" or hidden names) and stay short.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+#: A seed for the provider's seeded choices (sampling, training): numpy and sklearn take 32 bits.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+#: Inverse regularisation strength of a head's logistic regression: finite and within [1e-6, 1e6].
+RegularizationC = Annotated[float, Field(ge=1e-6, le=1e6, allow_inf_nan=False)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 SeedHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
@@ -306,8 +312,8 @@ class HeadCreateFromDataset(_Strict):
     task: str | None = None
     max_examples: int | None = Field(None, ge=2)
     in_distribution_texts: int = Field(64, ge=0, le=128)
-    regularization_c: float = Field(1.0, gt=0)
-    seed: int = 0
+    regularization_c: RegularizationC = 1.0
+    seed: Seed = 0
     output_mode: OutputMode = Field(OutputMode.logits, description="what classify replies reveal (see OutputMode)")
 
 
@@ -326,7 +332,7 @@ class CorpusCreate(_Strict):
     dataset: Identifier | None = None
     file: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}\.jsonl$")] | None = None
     limit: int | None = Field(None, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class ClientRecord(_Strict):
@@ -340,7 +346,7 @@ class HeadEvaluateRequest(_Strict):
     dataset: Identifier
     split: Identifier = "test"
     limit: int | None = Field(None, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class HeadEvaluateResponse(_Strict):

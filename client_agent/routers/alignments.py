@@ -7,6 +7,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Depends
 
 from helix_web.errors import ApiError, not_found
+from shared_protocol.messages import Identifier
 
 from ..alignment import AlignmentRun, ProgressFn
 from ..alignment_config import AlignmentConfig
@@ -68,7 +69,7 @@ def list_jobs(state: State) -> list[AlignmentJobView]:
 
 
 @router.get("/alignments/{job_id}", response_model=AlignmentJobView)
-def get_job(job_id: str, state: State) -> AlignmentJobView:
+def get_job(job_id: Identifier, state: State) -> AlignmentJobView:
     job = state.jobs.get(job_id)
     if job is None:
         raise not_found("alignment_job", job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from helix_web.errors import not_found
+from shared_protocol.messages import Identifier
 
 from ..deps import State, require_token
 from ..maps import MapMetadata
@@ -18,7 +19,7 @@ def list_maps(state: State) -> list[MapMetadata]:
 
 
 @router.get("/maps/{map_id}", response_model=MapMetadata)
-def get_map(map_id: str, state: State) -> MapMetadata:
+def get_map(map_id: Identifier, state: State) -> MapMetadata:
     stored = state.maps.get(map_id)
     if stored is None:
         raise not_found("map", map_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request
 
 from shared_protocol.messages import (
@@ -35,12 +37,12 @@ async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrai
 async def upload_head(
     request: Request,
     catalog: Catalog,
-    name: Identifier = Query(...),
+    name: Annotated[Identifier, Query()],
     task: str = Query("custom"),
     class_names: str | None = Query(None, description="comma-separated, in label order"),
     in_distribution_texts: int = Query(64, ge=0, le=128),
-    regularization_c: float = Query(1.0, gt=0),
-    seed: int = 0,
+    regularization_c: float = Query(1.0, ge=1e-6, le=1e6, allow_inf_nan=False),
+    seed: int = Query(0, ge=0, le=2**32 - 1),
     output_mode: OutputMode = Query(OutputMode.logits, description="what classify replies reveal"),
 ) -> HeadTrainingReport:
     """Train from a labelled JSONL upload: one {"text", "label"} object per line."""

@@ -188,11 +188,18 @@ class AlignmentService:
             await self._pool.run(job)
         except CiphertextError as exc:
             raise Unprocessable("invalid_ciphertext", str(exc)) from None
-        await run_in_threadpool(self._files.write, session.session_id, header.start, ciphertexts)
-        updated = self._store.mark_received(session.session_id, range(header.start, end), header.data_scale_bits)
-        if updated is None:  # deleted while the chunk was being checked
-            self._files.remove(session.session_id)
-            raise Unknown("alignment_session", session.session_id)
+        sid = session.session_id
+        try:
+            await run_in_threadpool(self._files.write, sid, header.start, ciphertexts)
+        except FileNotFoundError:  # the folder went away under the write: deleted meanwhile?
+            if self._store.get_session(sid) is not None:
+                raise
+            self._files.remove(sid)
+            raise Unknown("alignment_session", sid) from None
+        updated = self._store.mark_received(sid, range(header.start, end), header.data_scale_bits)
+        if updated is None:  # deleted while the chunk was being checked or stored
+            self._files.remove(sid)
+            raise Unknown("alignment_session", sid)
         return updated
 
     def start_compute(self, session_id: str) -> SessionRecord:
@@ -224,10 +231,12 @@ class AlignmentService:
 
     def delete(self, session_id: str) -> None:
         session = self.get(session_id)
+        # The record goes first: a chunk upload that stores its files after this finds no session to
+        # mark them on and removes them itself, so no ciphertext outlives its session.
+        self._store.delete_session(session_id)
         if session.result_blob:
             self._blobs.delete(session.result_blob)
         self._files.remove(session_id)
-        self._store.delete_session(session_id)
 
     def _folds(self, body: AlignmentCreate, num_samples: int) -> int:
         """K if the client asked for per-fold results and they are offered and safe, else 0."""

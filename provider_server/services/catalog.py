@@ -102,7 +102,7 @@ class CatalogService:
         """Train from labelled JSONL: one {"text", "label"} object per line."""
         self._ensure_new_head(name)
         try:
-            data = parse_labelled_jsonl(jsonl.decode("utf-8").splitlines(), class_names)
+            data = parse_labelled_jsonl(jsonl.decode("utf-8").splitlines(), class_names, self._settings.max_classes)
         except UnicodeDecodeError:
             raise BadRequest("invalid_jsonl", "the upload is not UTF-8 text") from None
         except ValueError as exc:
@@ -179,7 +179,7 @@ class CatalogService:
 
     def _split(self, dataset: str, split: str, limit: int | None, seed: int) -> LabelledSplit:
         try:
-            return load_split(self._settings.datasets_dir, dataset, split, limit, seed)
+            return load_split(self._settings.datasets_dir, dataset, split, limit, seed, self._settings.max_classes)
         except FileNotFoundError as exc:
             raise NotFound("unknown_dataset", str(exc)) from None
         except ValueError as exc:

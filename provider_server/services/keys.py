@@ -27,7 +27,7 @@ from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
 
 from ..blobs import BlobStore
 from ..clock import utcnow
-from ..errors import BadRequest, Conflict, Forbidden, Gone, Unknown, Unprocessable
+from ..errors import BadRequest, Conflict, Forbidden, Gone, StorageFull, Unknown, Unprocessable
 from ..settings import ProviderSettings
 from ..store import ChallengeRecord, KeyRecord, Store
 
@@ -116,6 +116,12 @@ class KeyService:
         default_ttl = s.inference_key_ttl_seconds if inference else s.alignment_key_ttl_seconds
         ttl = min(header.ttl_seconds or default_ttl, s.max_key_ttl_seconds)
         created = utcnow()
+        public_blob = self._blobs.put(blobs[0], ".pk")
+        try:
+            galois_blob = self._blobs.put(blobs[1], ".gk") if want == 2 else None
+        except StorageFull:  # nothing half-stored: the key is registered whole or not at all
+            self._blobs.delete(public_blob)
+            raise
         key = KeyRecord(
             key_id="k_" + secrets.token_hex(12),
             client_name=header.client_name,
@@ -124,8 +130,8 @@ class KeyService:
             fingerprint=hashlib.sha256(blobs[0]).hexdigest(),
             created_at=created,
             expires_at=created + timedelta(seconds=ttl),
-            public_key_blob=self._blobs.put(blobs[0], ".pk"),
-            galois_keys_blob=self._blobs.put(blobs[1], ".gk") if want == 2 else None,
+            public_key_blob=public_blob,
+            galois_keys_blob=galois_blob,
             galois_elements=tuple(header.galois_elements),
         )
         self._store.add_key(key)

@@ -9,6 +9,7 @@ text lists, integer booleans); this module alone knows them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
+from ..errors import StorageFull
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
 
@@ -318,9 +320,22 @@ def _session_row(s: SessionRecord) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _disk_full_as_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            raise
+        raise StorageFull("storage_full", "the provider's storage is full (database); nothing was stored") from None
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Private from its first byte: SQLite gives the -wal and -shm files the database's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -335,14 +350,16 @@ class SqliteStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One write transaction; a full disk rolls it back and answers 507 (`StorageFull`)."""
+        with self._lock, _disk_full_as_storage_full():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:
         with self._lock:

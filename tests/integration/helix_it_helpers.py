@@ -1,12 +1,16 @@
 """Helpers shared by the integration tests (not a test module): HTTPS clients pinned to the test CA,
-error-shape assertions, bounded polling, exact reply decryption and uniformity statistics."""
+error-shape assertions, state snapshots (a refused request changes nothing), bounded polling, exact
+reply decryption and uniformity statistics."""
 
 from __future__ import annotations
 
 import socket
+import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,6 +63,73 @@ def poll_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not done after {deadline_s:.0f} s; last state: {value!r}")
         time.sleep(interval_s)  # polling interval with a bounded deadline
+
+
+# --------------------------------------------------------------------------- state snapshots
+
+
+def db_snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table but `challenges`: a registration spends the challenge it names whatever its outcome
+    (by design: a seed is never tried twice), and issuing one for the test is not the refused request."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if r[0] != "challenges"
+        ]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def files_snapshot(root: Path) -> list[tuple[str, int]]:
+    if not root.exists():
+        return []
+    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+
+
+@dataclass
+class Snapshot:
+    db: dict[str, list[tuple[Any, ...]]]
+    blobs: list[tuple[str, int]]
+    sessions: list[tuple[str, int]]
+    api: dict[str, Any]
+
+
+def snapshot(provider: Any, session_ids: tuple[str, ...] = ()) -> Snapshot:
+    api = {
+        "heads": provider.admin.get("/v1/admin/heads").json(),
+        "clients": provider.admin.get("/v1/admin/clients").json(),
+        "corpora": provider.http.get("/v1/corpora").json(),
+    }
+    for sid in session_ids:
+        api[sid] = provider.http.get(f"/v1/alignments/{sid}").json()
+    return Snapshot(
+        db=db_snapshot(provider.db_path),
+        blobs=files_snapshot(provider.data_dir / "blobs"),
+        sessions=files_snapshot(provider.data_dir / "sessions"),
+        api=api,
+    )
+
+
+def assert_refused_without_effect(
+    provider: Any,
+    send: Callable[[], httpx.Response],
+    status: int,
+    code: str,
+    *detail_contains: str,
+    session_ids: tuple[str, ...] = (),
+) -> dict[str, str]:
+    before = snapshot(provider, session_ids)
+    resp = send()
+    body = assert_api_error(resp, status, code, *detail_contains)
+    after = snapshot(provider, session_ids)
+    assert after.api == before.api, "a refused request changed what the API reports"
+    assert after.db == before.db, "a refused request changed the provider's database"
+    assert after.blobs == before.blobs, "a refused request wrote or deleted blobs"
+    assert after.sessions == before.sessions, "a refused request touched stored session ciphertexts"
+    return body
 
 
 # --------------------------------------------------------------------------- exact decryption

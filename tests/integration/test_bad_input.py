@@ -20,7 +20,16 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, fresh_challenge, https_client, raw_https_exchange, register_seeded
+from helix_it_helpers import (
+    assert_api_error,
+    assert_refused_without_effect,
+    files_snapshot,
+    fresh_challenge,
+    https_client,
+    raw_https_exchange,
+    register_seeded,
+    snapshot,
+)
 
 from client_agent.maps import MapStore
 from client_agent.provider_client import ProviderClient
@@ -48,73 +57,6 @@ PSET = "ckks-n8192-q200"
 OTHER_PSET = "ckks-n16384-q200"
 FRAME = {"content-type": FRAME_MEDIA_TYPE}
 MiB = 1024 * 1024
-
-
-# --------------------------------------------------------------------------- state snapshots
-
-
-def db_snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table but `challenges`: a registration spends the challenge it names whatever its outcome
-    (by design: a seed is never tried twice), and issuing one for the test is not the refused request."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            if r[0] != "challenges"
-        ]
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
-    finally:
-        conn.close()
-
-
-def files_snapshot(root: Path) -> list[tuple[str, int]]:
-    if not root.exists():
-        return []
-    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file())
-
-
-@dataclass
-class Snapshot:
-    db: dict[str, list[tuple[Any, ...]]]
-    blobs: list[tuple[str, int]]
-    sessions: list[tuple[str, int]]
-    api: dict[str, Any]
-
-
-def snapshot(provider: Any, session_ids: tuple[str, ...] = ()) -> Snapshot:
-    api = {
-        "heads": provider.admin.get("/v1/admin/heads").json(),
-        "clients": provider.admin.get("/v1/admin/clients").json(),
-        "corpora": provider.http.get("/v1/corpora").json(),
-    }
-    for sid in session_ids:
-        api[sid] = provider.http.get(f"/v1/alignments/{sid}").json()
-    return Snapshot(
-        db=db_snapshot(provider.db_path),
-        blobs=files_snapshot(provider.data_dir / "blobs"),
-        sessions=files_snapshot(provider.data_dir / "sessions"),
-        api=api,
-    )
-
-
-def assert_refused_without_effect(
-    provider: Any,
-    send: Callable[[], httpx.Response],
-    status: int,
-    code: str,
-    *detail_contains: str,
-    session_ids: tuple[str, ...] = (),
-) -> dict[str, str]:
-    before = snapshot(provider, session_ids)
-    resp = send()
-    body = assert_api_error(resp, status, code, *detail_contains)
-    after = snapshot(provider, session_ids)
-    assert after.api == before.api, "a refused request changed what the API reports"
-    assert after.db == before.db, "a refused request changed the provider's database"
-    assert after.blobs == before.blobs, "a refused request wrote or deleted blobs"
-    assert after.sessions == before.sessions, "a refused request touched stored session ciphertexts"
-    return body
 
 
 # --------------------------------------------------------------------------- fixtures
