@@ -12,9 +12,9 @@ from pathlib import Path
 
 from helix_he.keys import ClientKeys
 from helix_he.packing import trace_galois_elements
+from helix_web.private_files import private_dir, write_private
 from shared_protocol.messages import KeyPurpose, KeyRegistrationHeader
 
-from .private_files import private_dir, write_private
 from .provider_client import ProviderClient
 
 log = logging.getLogger(__name__)

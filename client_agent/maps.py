@@ -14,8 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from helix_alignment import AffineMap
-
-from .private_files import private_dir, write_private
+from helix_web.private_files import private_dir, write_private
 
 
 class MapMetadata(BaseModel):

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import httpx
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_web.private_files import private_dir
 from shared_protocol.messages import KeyPurpose
 
 from .jobs import JobManager
 from .key_manager import InferenceKeys
 from .keystore import KeyStore
 from .maps import MapStore
-from .private_files import private_dir
 from .provider_cache import ProviderCache
 from .provider_client import ProviderClient, ProviderError
 from .settings import ClientSettings
