@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from helix_web.request_id import request_id_headers
 from shared_protocol.framing import FRAME_MEDIA_TYPE, decode_frame, encode_frame
 from shared_protocol.messages import (
     AlignmentChunkHeader,
@@ -78,9 +79,11 @@ class ProviderClient:
         self.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a transport failure becomes ProviderUnreachable, an error answer ProviderError."""
+        """One request; a transport failure becomes ProviderUnreachable, an error answer ProviderError.
+        It carries the id of the agent request it serves (`X-Request-ID`), so both logs name the same id."""
+        headers = {**request_id_headers(), **kwargs.pop("headers", {})}
         try:
-            resp = self._http.request(method, path, **kwargs)
+            resp = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise ProviderUnreachable(self.base_url, exc) from None
         return self._check(resp)
@@ -102,6 +105,17 @@ class ProviderClient:
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
         return self._send(method, path, content=body, headers={"content-type": FRAME_MEDIA_TYPE})
+
+    def not_ready_reason(self, timeout: float) -> str | None:
+        """None if the provider's /readyz answers 200 within `timeout` seconds, else why not (naming
+        the provider): a readiness probe must answer quickly even when the provider hangs."""
+        try:
+            self._send("GET", "/readyz", timeout=timeout)
+        except ProviderError as exc:
+            if isinstance(exc, ProviderUnreachable):
+                return exc.detail
+            return f"the provider at {self.base_url} is not ready: {exc.status} {exc.code}: {exc.detail}"
+        return None
 
     # --- public resources --------------------------------------------------------------------------
     def info(self) -> ServiceInfo:

@@ -53,6 +53,12 @@ class ClientSettings(BaseSettings):
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
+    body_read_timeout_seconds: float = Field(
+        30.0, ge=0, description="longest wait for the next part of a request body before 408; 0 waits forever"
+    )
+    provider_ready_cache_seconds: float = Field(
+        5.0, ge=0, description="how long the provider's answer to /readyz is reused by this agent's /readyz"
+    )
     key_renew_margin_seconds: int = Field(
         300,
         ge=0,

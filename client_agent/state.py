@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import httpx
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.private_files import private_dir
+from helix_web.readiness import writable_dir
 from shared_protocol.messages import KeyPurpose
 
 from .jobs import JobManager
@@ -24,6 +26,30 @@ from .settings import ClientSettings
 log = logging.getLogger(__name__)
 
 
+class ProviderReadiness:
+    """The provider's readiness as last seen, reused for `ttl_seconds`: probes of the agent's /readyz
+    (every few seconds, from several places) do not each cost a request to the provider."""
+
+    #: How long one probe of the provider may take.
+    PROBE_TIMEOUT_SECONDS = 5.0
+
+    def __init__(self, provider: ProviderClient, ttl_seconds: float) -> None:
+        self._provider = provider
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._reason: str | None = None
+
+    def reason(self) -> str | None:
+        """None if the provider is ready, else why not."""
+        with self._lock:
+            now = time.monotonic()
+            if self._checked_at is None or now - self._checked_at >= self._ttl:
+                self._reason = self._provider.not_ready_reason(self.PROBE_TIMEOUT_SECONDS)
+                self._checked_at = time.monotonic()
+            return self._reason
+
+
 @dataclass
 class ClientState:
     settings: ClientSettings
@@ -33,6 +59,7 @@ class ClientState:
     inference_keys: InferenceKeys
     maps: MapStore
     jobs: JobManager
+    provider_readiness: ProviderReadiness
     _embedder: Embedder | None = None
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,6 +81,7 @@ class ClientState:
                 max_running=settings.max_running_alignments,
                 max_retained=settings.max_retained_alignments,
             ),
+            provider_readiness=ProviderReadiness(provider, settings.provider_ready_cache_seconds),
         )
 
     @property
@@ -69,6 +97,10 @@ class ClientState:
                     load_embedder(self.settings.embedder), self.settings.data_dir / "embedding-cache"
                 )
             return self._embedder
+
+    def readiness(self) -> list[str | None]:
+        """The readiness checks: data directory writable, provider ready (as last seen)."""
+        return [writable_dir(self.settings.data_dir), self.provider_readiness.reason()]
 
     def inference_parameter_set(self) -> str:
         return self.settings.parameter_set or self.cache.info().default_parameter_set

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
+
+
+def log_config() -> dict[str, Any]:
+    """Uvicorn's logging, with the request id at the end of every access line (`request_id=-` when a
+    line belongs to no request), so one request can be followed from the agent's log into the provider's."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["request_id"] = {"()": "helix_web.request_id.RequestIdLogFilter"}
+    config["formatters"]["access"]["fmt"] += " request_id=%(request_id)s"
+    config["handlers"]["access"].setdefault("filters", []).append("request_id")
+    return config
 
 
 def serve(app: FastAPI, host: str, port: int, cert: Path | None, key: Path | None, log_level: str = "info") -> None:
@@ -16,6 +29,7 @@ def serve(app: FastAPI, host: str, port: int, cert: Path | None, key: Path | Non
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(),
         ssl_certfile=None if cert is None else str(cert),
         ssl_keyfile=None if key is None else str(key),
     )

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from helix_web.errors import install_error_handlers
-from helix_web.limits import BodySizeLimitMiddleware
+from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
+from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
 from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys
@@ -26,6 +27,7 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         state = ProviderState.open(settings)
         app.state.helix = state
         await asyncio.gather(run_in_threadpool(state.warm_up), run_in_threadpool(state.embedder))
+        state.warmed = True
         try:
             yield
         finally:
@@ -40,5 +42,7 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
     for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora):
         app.include_router(module.router)
     install_error_handlers(app)
+    app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
     return app

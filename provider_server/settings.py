@@ -32,6 +32,9 @@ class ProviderSettings(BaseSettings):
     parameter_sets: list[str] = Field(default_factory=lambda: list(PARAMETER_SETS))
     default_parameter_set: str = DEFAULT_PARAMETER_SET
     max_request_bytes: int = 96 * 1024 * 1024
+    body_read_timeout_seconds: float = Field(
+        30.0, ge=0, description="longest wait for the next part of a request body before 408; 0 waits forever"
+    )
     max_ciphertext_bytes: int = 1024 * 1024
     max_queries_per_request: int = 512
     max_alignment_samples: int = 20000

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
 from .private_files import private_dir
@@ -43,6 +44,8 @@ class ProviderState:
     pool: HePool
     embedder: LazyEmbedder
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
+    warmed: bool = False
 
     @classmethod
     def open(cls, settings: ProviderSettings) -> ProviderState:
@@ -59,6 +62,21 @@ class ProviderState:
 
     def warm_up(self) -> None:
         self.pool.warm_up(self.settings.parameter_sets)
+
+    def readiness(self) -> list[str | None]:
+        """The readiness checks: workers warmed up, database answering, data directory writable."""
+        return [
+            None if self.warmed else "the HE workers are still warming up",
+            self._store_usable(),
+            writable_dir(self.settings.data_dir),
+        ]
+
+    def _store_usable(self) -> str | None:
+        try:
+            self.store.get_head("readiness-probe")
+        except Exception as exc:  # any failure of the database means: not ready
+            return f"the database is not usable: {exc}"
+        return None
 
     def close(self) -> None:
         self.tasks.cancel_all()

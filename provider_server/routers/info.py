@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from helix_he.params import get_parameter_set
+from helix_web.readiness import require_ready
 from shared_protocol import PROTOCOL_VERSION
-from shared_protocol.messages import Limits, ParameterSetInfo, ServiceInfo
+from shared_protocol.messages import ErrorResponse, Limits, ParameterSetInfo, ServiceInfo
 
 from ..deps import State
 
@@ -15,7 +16,15 @@ router = APIRouter(tags=["info"])
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
+    """Liveness: the process answers (nothing else is checked, so a busy provider is not restarted)."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"model": ErrorResponse, "description": "not ready, with the reason"}})
+def readyz(state: State) -> dict[str, str]:
+    """Readiness: 200 once the provider can serve (workers warmed, database usable, data directory
+    writable), else 503 `not_ready` naming what is missing; agents and load balancers ask this."""
+    return require_ready(state.readiness())
 
 
 @router.get("/v1/info", response_model=ServiceInfo)
