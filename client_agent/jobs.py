@@ -9,6 +9,7 @@ since the thread that ran them is gone."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -130,7 +131,11 @@ class JobManager:
             self._jobs[job.job_id] = job
             self._write(job)
             self._evict()
-        threading.Thread(target=self._run, args=(job.job_id, work), name=f"align-{job.job_id}", daemon=True).start()
+        # The job's provider calls carry the request id of the call that started it (a context variable).
+        context = contextvars.copy_context()
+        threading.Thread(
+            target=context.run, args=(self._run, job.job_id, work), name=f"align-{job.job_id}", daemon=True
+        ).start()
         return job
 
     def _run(self, job_id: str, work: JobWork) -> None:
