@@ -19,7 +19,7 @@ characters split over several byte tokens come out whole once complete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,10 +114,15 @@ class Stitched:
         self._weight = None if amap is None else torch.from_numpy(np.asarray(amap.weight, dtype=np.float32))
         self._bias = None if amap is None else torch.from_numpy(np.asarray(amap.bias, dtype=np.float32))
 
+    def map_hidden(self, source_hidden: torch.Tensor) -> torch.Tensor:
+        """Source states (..., dim_source) carried into the target's space (unchanged without a map)."""
+        if self._weight is None or self._bias is None:
+            return source_hidden
+        return source_hidden @ self._weight + self._bias
+
     def target_logits(self, source_hidden: torch.Tensor) -> torch.Tensor:
         """Target's next-token logits from source states (..., dim_source)."""
-        mapped = source_hidden if self._weight is None else source_hidden @ self._weight + self._bias
-        return self.target.head(mapped)
+        return self.target.head(self.map_hidden(source_hidden))
 
     @torch.inference_mode()
     def generate(
@@ -125,21 +130,30 @@ class Stitched:
         prompt: str,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         stop: Callable[[str], bool] | None = None,
+        score_ids: Sequence[int] = (),
     ) -> Generation:
-        """Greedy continuation of ``prompt``; ``stop(text_so_far)`` may end it early."""
+        """Greedy continuation of ``prompt``; ``stop(text_so_far)`` may end it early.
+
+        ``score_ids``: target token ids whose log-probabilities at the first step are returned in
+        ``extra["first_scores"]`` (the log-likelihood form of multiple choice, for free).
+        """
         runner = IncrementalRunner(self.source)
         eos = self.target.eos_ids
         prompt_ids = tokenize(self.source.tokenizer, prompt).ids
         out: list[int] = []
         text = ""
         reason = "length"
+        extra: dict[str, Any] = {}
         start = time.perf_counter()
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             if self.mode == "tokens":
                 ids = prompt_ids + out
             else:
                 ids = tokenize(self.source.tokenizer, prompt + text).ids
-            token = int(torch.argmax(self.target_logits(runner.last_hidden(ids))))
+            logits = self.target_logits(runner.last_hidden(ids))
+            if step == 0 and score_ids:
+                extra["first_scores"] = torch.log_softmax(logits, dim=-1)[list(score_ids)].tolist()
+            token = int(torch.argmax(logits))
             if token in eos:
                 reason = "eos"
                 break
@@ -149,7 +163,7 @@ class Stitched:
                 reason = "stop"
                 break
         seconds = time.perf_counter() - start
-        return Generation(text, out, reason, seconds, runner.computed, runner.restarts)
+        return Generation(text, out, reason, seconds, runner.computed, runner.restarts, extra)
 
 
 def native(lm: CausalLM) -> Stitched:

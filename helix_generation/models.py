@@ -110,7 +110,7 @@ def load_causal_lm(spec: str, cache_dir: Path | None = None) -> CausalLM:
     resolved = resolve(parsed.name, cache)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.source, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(resolved.source, local_files_only=True, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(resolved.source, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load causal LM {spec!r} offline (HELIX never downloads weights)") from exc
     if not getattr(tokenizer, "is_fast", False):
