@@ -116,3 +116,14 @@ def load_causal_lm(spec: str, cache_dir: Path | None = None) -> CausalLM:
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{spec!r}: token pairing needs a fast tokenizer with offset mappings")
     return CausalLM(name=resolved.stem, model=model.eval(), tokenizer=tokenizer)
+
+
+def load_tokenizer(spec: str, cache_dir: Path | None = None) -> Any:
+    """Only the (fast) tokenizer of a causal LM spec: tokenizer metrics need no weights in memory."""
+    from transformers import AutoTokenizer
+
+    parsed = parse_spec(spec)
+    if parsed.backend != "causal-lm":
+        raise ValueError(f"{spec!r} is not a causal LM spec (expected causal-lm:<name>, smollm2 or gemma3)")
+    resolved = resolve(parsed.name, model_cache_dir(cache_dir))
+    return AutoTokenizer.from_pretrained(resolved.source, local_files_only=True)
