@@ -6,7 +6,8 @@ Subcommands:
 * ``fit SOURCE TARGET --out map.npz``: fit the token-level map from streamed statistics;
 * ``generate SOURCE TARGET --map map.npz --prompt ...``: stitched greedy decoding (``--identity``
   stitches a model to itself through the exact identity; ``--native`` lets the target decode alone);
-* ``eval A B --out result.json``: the whole experiment (both directions, controls, MMLU, Alpaca).
+* ``eval A B --out result.json``: the whole experiment (both directions, controls, MMLU, Alpaca);
+* ``report result.json ... [--plot fig.png]``: markdown tables and the figure from result files.
 
 Models are the project's embedder specs of causal LMs: ``smollm2``, ``gemma3``, ``causal-lm:<path>``.
 """
@@ -105,6 +106,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    print(report(args.results, args.plot))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .decode import DEFAULT_MAX_NEW_TOKENS
     from .fit import DEFAULT_METHOD
@@ -158,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-controls", action="store_true", help="skip identity and shuffled controls")
     e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("report", help="markdown tables (and a plot) from eval result files")
+    r.add_argument("results", type=Path, nargs="+")
+    r.add_argument("--plot", type=Path, default=None, help="write the figure here (.png)")
+    r.set_defaults(func=cmd_report)
     return p
 
 
