@@ -15,6 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import inspect  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -108,14 +111,58 @@ def load_causal_lm(spec: str, cache_dir: Path | None = None) -> CausalLM:
     reject_unknown_options(parsed.backend, options, {"cache_dir"})
     cache = Path(options["cache_dir"]).expanduser() if options.get("cache_dir") else model_cache_dir(cache_dir)
     resolved = resolve(parsed.name, cache)
+    headed = cache / f"{Path(resolved.source).name}-with-head"
+    if (headed / "helix-source.json").is_file():  # converted with its untied head before (see with_lm_head)
+        resolved = type(resolved)(str(headed), resolved.stem)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.source, local_files_only=True)
-        model: Any = AutoModelForCausalLM.from_pretrained(resolved.source, local_files_only=True, dtype=torch.float32)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            resolved.source, local_files_only=True, dtype=torch.float32, output_loading_info=True
+        )
+        model, info = loaded[0], loaded[1]
+        if "lm_head.weight" in info.get("missing_keys", ()) and not model.config.tie_word_embeddings:
+            # The embedding cache keeps only the transformer body; this model's head is a separate tensor.
+            source = with_lm_head(Path(resolved.source), cache)
+            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load causal LM {spec!r} offline (HELIX never downloads weights)") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{spec!r}: token pairing needs a fast tokenizer with offset mappings")
     return CausalLM(name=resolved.stem, model=model.eval(), tokenizer=tokenizer)
+
+
+def with_lm_head(body_copy: Path, cache: Path) -> str:
+    """A cached copy of a GGUF model *with* its untied LM head, converted once from the original GGUF.
+
+    Why: :func:`helix_embeddings.causal_lm_models.convert_gguf` saves the transformer body only (all an
+    embedder needs). Models whose head is tied to the input embeddings (SmolLM2, Gemma-3) need nothing
+    more; others (e.g. Qwen2.5-0.5B's GGUF) do.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache / f"{body_copy.name}-with-head"
+    marker = target / "helix-source.json"
+    if marker.is_file():
+        return str(target)
+    origin = json.loads((body_copy / "helix-source.json").read_text(encoding="utf-8")).get("gguf", "")
+    gguf = Path(origin)
+    if not gguf.is_file():
+        raise ValueError(f"{body_copy} has no LM head and its GGUF {origin!r} is gone; convert it again")
+    kwargs: dict[str, Any] = {"gguf_file": gguf.name, "local_files_only": True}
+    model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model.hf_quantizer = None  # every weight is plain float32 already; transformers refuses to save otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{target.name}-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "helix-source.json").write_text(json.dumps({"gguf": str(gguf), "head": True}), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
 
 
 def load_tokenizer(spec: str, cache_dir: Path | None = None) -> Any:
