@@ -79,6 +79,7 @@ def evaluate_mmlu(
         "questions": n,
         "loglik_accuracy": ll_hits / n if n else 0.0,
         "loglik_prediction_counts": [predictions_ll.count(k) for k in range(4)],
+        "loglik_predictions": predictions_ll,
         "seconds": time.perf_counter() - start,
     }
     if generative:
