@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _short(label: str, names: dict[str, str]) -> str:
     for long, short in names.items():
@@ -129,8 +131,58 @@ def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def directions(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cross-model direction: its tokenizer metrics and its quality measures."""
+    rows = []
+    for result in results:
+        longs = list(result["models"])
+        tok = result.get("tokenizers", {})
+        for label, r in result.get("agreement", {}).items():
+            if "shuffled" in label or "identity" in label:
+                continue
+            forward = label.startswith(longs[0] + "->")
+            row = {
+                "direction": _short(label, _short_names(result)),
+                "exact_match": tok.get("exact_match_a_to_b" if forward else "exact_match_b_to_a", float("nan")),
+                "jaccard": tok.get("vocab_jaccard", float("nan")),
+                "agreement": r["agreement"],
+            }
+            alpaca = result.get("alpaca", {}).get(label)
+            if isinstance(alpaca, dict):
+                row["cosine_to_target"] = alpaca[f"cosine_to_{longs[1] if forward else longs[0]}_native"]
+            rows.append(row)
+    return rows
+
+
+def correlations(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Pearson r of each quality measure with each tokenizer metric (needs at least 3 directions)."""
+    out: dict[str, float] = {}
+    for quality in ("agreement", "cosine_to_target"):
+        for metric in ("exact_match", "jaccard"):
+            pts = [(r[metric], r[quality]) for r in rows if quality in r]
+            if len(pts) >= 3:
+                x, y = np.array(pts).T
+                if x.std() > 0 and y.std() > 0:
+                    out[f"{quality}~{metric}"] = float(np.corrcoef(x, y)[0, 1])
+    return out
+
+
 def report(paths: Sequence[Path], plot_path: Path | None = None) -> str:
     results = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     if plot_path is not None:
         plot(results, plot_path)
-    return "\n".join(f"### {p.name}\n\n{tables(r)}" for p, r in zip(paths, results, strict=True))
+    parts = [f"### {p.name}\n\n{tables(r)}" for p, r in zip(paths, results, strict=True)]
+    rows = directions(results)
+    if rows:
+        parts.append("### Quality vs tokenizer compatibility, per direction\n")
+        parts.append("| direction | exact match | vocab Jaccard | next-token agreement | cosine to target native |")
+        parts.append("|---|---|---|---|---|")
+        for r in rows:
+            cos = f"{r['cosine_to_target']:.3f}" if "cosine_to_target" in r else ""
+            parts.append(
+                f"| {r['direction']} | {r['exact_match']:.3f} | {r['jaccard']:.3f} | {r['agreement']:.3f} | {cos} |"
+            )
+        corr = correlations(rows)
+        parts.append("")
+        parts.append("Pearson r over these directions: " + (", ".join(f"{k} {v:.2f}" for k, v in corr.items()) or "-"))
+    return "\n".join(parts)

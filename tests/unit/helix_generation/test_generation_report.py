@@ -47,3 +47,21 @@ def test_tables_shorten_names_and_show_every_stage() -> None:
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     plot([result()], tmp_path / "fig.png")
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_direction_rows_and_correlations() -> None:
+    from helix_generation.report import correlations, directions
+
+    rows = directions([result()])
+    assert rows == [
+        {
+            "direction": "smollm2->gemma",
+            "exact_match": 0.92,
+            "jaccard": 0.18,
+            "agreement": 0.41,
+            "cosine_to_target": 0.5,
+        }
+    ]
+    assert correlations(rows) == {}  # fewer than 3 directions: no r
+    more = rows + [dict(rows[0], exact_match=0.5, agreement=0.2), dict(rows[0], exact_match=0.7, agreement=0.3)]
+    assert correlations(more)["agreement~exact_match"] > 0.99
