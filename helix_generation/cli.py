@@ -71,7 +71,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         else:
             print("give --map, --identity or --native", file=sys.stderr)
             return 2
-        system = Stitched(source, target, amap, mode=args.mode)
+        system = Stitched(source, target, amap, mode=args.mode, cache=not args.no_cache)
     g = system.generate(args.prompt, args.max_new_tokens)
     print(g.text)
     print(
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--native", action="store_true", help="the target decoding on its own")
     g.add_argument("--mode", choices=("text", "tokens"), default="text")
     g.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    g.add_argument("--no-cache", action="store_true", help="re-run the source on the whole text each step (timing)")
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("eval", help="full experiment for a pair (JSON out)")

@@ -45,8 +45,9 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class IncrementalRunner:
     """Runs a model on a token sequence that changes a little per call, reusing the cached prefix."""
 
-    def __init__(self, lm: CausalLM) -> None:
+    def __init__(self, lm: CausalLM, reuse: bool = True) -> None:
         self.lm = lm
+        self.reuse = reuse
         self.ids: list[int] = []
         self.cache: Any = None
         self.last: torch.Tensor | None = None
@@ -69,8 +70,8 @@ class IncrementalRunner:
             except (RuntimeError, ValueError):
                 self.cache, keep = None, 0
                 self.restarts += 1
-        if self.cache is None:
-            keep = 0
+        if self.cache is None or not self.reuse:
+            self.cache, keep = None, 0
         hidden, self.cache = self.lm.body(torch.tensor([ids[keep:]]), self.cache)
         self.computed += len(ids) - keep
         self.ids = list(ids)
@@ -100,17 +101,20 @@ class Stitched:
 
     ``mode="text"`` re-tokenizes the text for the source at each step (any pair of tokenizers).
     ``mode="tokens"`` feeds the chosen ids straight back (only when the vocabularies are identical,
-    e.g. a model stitched to itself); this is how a model decodes on its own.
+    e.g. a model stitched to itself); this is how a model decodes on its own. ``cache=False`` re-runs the
+    source on the whole text at every step (the quadratic baseline the cache is measured against).
     """
 
-    def __init__(self, source: CausalLM, target: CausalLM, amap: AffineMap | None, mode: str = "text") -> None:
+    def __init__(
+        self, source: CausalLM, target: CausalLM, amap: AffineMap | None, mode: str = "text", cache: bool = True
+    ) -> None:
         if mode not in {"text", "tokens"}:
             raise ValueError(f"unknown stitching mode {mode!r}")
         if mode == "tokens" and source.tokenizer.get_vocab() != target.tokenizer.get_vocab():
             raise ValueError("token-mode stitching needs identical vocabularies; use mode='text'")
         if amap is not None and (amap.source_dim, amap.target_dim) != (source.dim, target.dim):
             raise ValueError(f"map is {amap.source_dim}->{amap.target_dim}, models are {source.dim}->{target.dim}")
-        self.source, self.target, self.amap, self.mode = source, target, amap, mode
+        self.source, self.target, self.amap, self.mode, self.cache = source, target, amap, mode, cache
         self._weight = None if amap is None else torch.from_numpy(np.asarray(amap.weight, dtype=np.float32))
         self._bias = None if amap is None else torch.from_numpy(np.asarray(amap.bias, dtype=np.float32))
 
@@ -137,7 +141,7 @@ class Stitched:
         ``score_ids``: target token ids whose log-probabilities at the first step are returned in
         ``extra["first_scores"]`` (the log-likelihood form of multiple choice, for free).
         """
-        runner = IncrementalRunner(self.source)
+        runner = IncrementalRunner(self.source, reuse=self.cache)
         eos = self.target.eos_ids
         prompt_ids = tokenize(self.source.tokenizer, prompt).ids
         out: list[int] = []

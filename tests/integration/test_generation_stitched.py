@@ -97,6 +97,8 @@ def test_stitched_generation_with_a_fitted_map(pair: tuple[CausalLM, CausalLM], 
     prompt_len = len(smol.tokenizer(PROMPT)["input_ids"])
     assert g.source_tokens_computed <= prompt_len + 3 * len(g.ids)
     assert g.text == gemma.tokenizer.decode(g.ids)
+    uncached = Stitched(smol, gemma, fitted.maps[Direction(0, 1)], cache=False).generate(PROMPT, 6)
+    assert uncached.ids == g.ids and uncached.source_tokens_computed > g.source_tokens_computed
     # Real pairs beat shuffled pairs at predicting the target's own next token on unseen text (Gemma -> SmolLM2:
     # SmolLM2's head has 49k rows, Gemma's 262k, so this direction is the cheap one to score).
     held = [r.text for r in load_alpaca(datasets_dir, "test", 4)]
