@@ -76,7 +76,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(g.text)
     print(
         json.dumps(
-            {"new_tokens": len(g.ids), "stopped": g.stopped, "tokens_per_second": round(g.tokens_per_second, 1)}
+            {
+                "new_tokens": len(g.ids),
+                "stopped": g.stopped,
+                "seconds": round(g.seconds, 2),
+                "tokens_per_second": round(g.tokens_per_second, 2),
+                "source_tokens_computed": g.source_tokens_computed,
+            }
         ),
         file=sys.stderr,
     )
