@@ -78,22 +78,12 @@ def _align(agent: httpx.Client, head: str, corpus: str, deadline_s: float = 900.
     return str(job["map_id"])
 
 
-def _start_provider(name: str, tree: Path, pki: DemoPKI, token: str, datasets: Path, work: Path) -> Daemon:
-    """A provider from `tree` with the benchmark's head (SST-2, 400 examples) and corpus (500 passages)."""
-    port = free_port()
-    env = provider_env(
-        pki=pki,
-        port=port,
-        data_dir=work / f"provider-{name}",
-        datasets_dir=datasets,
-        admin_token=token,
-        workers="1",
-        env_file=str(work / "none.env"),
-    )
-    env["HELIX_NATIVE_CACHE"] = str(work / "native")
-    provider = Daemon(
-        f"provider-{name}",
-        "provider_server.cli",
+def _daemon(name: str, module: str, env: dict[str, str], port: int, tree: Path, pki: DemoPKI, work: Path) -> Daemon:
+    """A daemon of `tree` (its own code on the path), sharing the native kernel cache, not yet started."""
+    env = {**env, "HELIX_NATIVE_CACHE": str(work / "native")}
+    return Daemon(
+        name,
+        module,
         env,
         ca_cert=pki.ca.cert,
         port=port,
@@ -101,7 +91,11 @@ def _start_provider(name: str, tree: Path, pki: DemoPKI, token: str, datasets: P
         cwd=tree,
         pythonpath=tree,
         die_with_parent=True,
-    ).start(180.0)
+    )
+
+
+def _set_up_provider(provider: Daemon, pki: DemoPKI, token: str) -> None:
+    """The benchmark's head (SST-2, 400 examples) and corpus (500 passages) on a running provider."""
     ca = ssl.create_default_context(cafile=str(pki.ca.cert))
     with httpx.Client(
         base_url=provider.url, verify=ca, timeout=600, headers={"Authorization": f"Bearer {token}"}
@@ -110,7 +104,6 @@ def _start_provider(name: str, tree: Path, pki: DemoPKI, token: str, datasets: P
         _check(admin.post("/v1/admin/heads", json=head), 201)
         corpus = {"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 500}
         _check(admin.post("/v1/admin/corpora", json=corpus), 201)
-    return provider
 
 
 def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
@@ -126,31 +119,31 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     agents: dict[str, Daemon] = {}
     try:
         for name, tree in trees.items():
-            provider = _start_provider(name, tree, pki, token, datasets, work)
-            daemons.append(provider)
-            port = free_port()
-            env = client_env(
+            p_port, c_port = free_port(), free_port()
+            penv = provider_env(
                 pki=pki,
-                port=port,
+                port=p_port,
+                data_dir=work / f"provider-{name}",
+                datasets_dir=datasets,
+                admin_token=token,
+                workers="1",
+                env_file=str(work / "none.env"),
+            )
+            provider = _daemon(f"provider-{name}", "provider_server.cli", penv, p_port, tree, pki, work)
+            daemons.append(provider)  # registered before it starts: stopped whatever fails later
+            _set_up_provider(provider.start(180.0), pki, token)
+            cenv = client_env(
+                pki=pki,
+                port=c_port,
                 data_dir=work / f"agent-{name}",
                 provider_url=provider.url,
                 embedder="wordllama",
                 client_name=f"bench-{name}",
                 env_file=str(work / "none.env"),
             )
-            env["HELIX_NATIVE_CACHE"] = str(work / "native")
-            agents[name] = Daemon(
-                f"agent-{name}",
-                "client_agent.cli",
-                env,
-                ca_cert=pki.ca.cert,
-                port=port,
-                log_dir=work / "logs",
-                cwd=tree,
-                pythonpath=tree,
-                die_with_parent=True,
-            )
-            daemons.append(agents[name].start(180.0))
+            agents[name] = _daemon(f"agent-{name}", "client_agent.cli", cenv, c_port, tree, pki, work)
+            daemons.append(agents[name])
+            agents[name].start(180.0)
         clients = {name: httpx.Client(base_url=a.url, verify=ca, timeout=120) for name, a in agents.items()}
         try:
             for client in clients.values():

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
 
 
@@ -54,7 +55,7 @@ class ProviderSettings(BaseSettings):
     noise_flooding_bits: int = Field(
         0,
         ge=0,
-        le=44,
+        le=MAX_NOISE_FLOODING_BITS,
         description="uniform noise in [-2^bits, 2^bits] added to each logit "
         "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)",
     )
