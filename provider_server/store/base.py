@@ -47,8 +47,8 @@ class Store(ABC):
 
     Storage accounting: a key's and a session's `stored_bytes` are part of their tenant's "storage"
     counter (charged by `admit` before they were stored); `revoke_key` and `delete_session` give them
-    back in the same transaction, and `complete_session` adds the result's bytes, so every path that
-    removes a record through the Store keeps the counter right."""
+    back in the same transaction, and `complete_session` swaps the chunks' bytes for the result's, so
+    every path that changes a record through the Store keeps the counter right."""
 
     # -- heads ------------------------------------------------------------------------------------
     @abstractmethod
@@ -141,9 +141,10 @@ class Store(ABC):
 
     @abstractmethod
     def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
-        """The computation finished: the session is done and its result is in `result_blob`; the
-        result's bytes join the session's `stored_bytes` and its tenant's storage (unrefused: the
-        session was admitted, and its result is bounded by its own size)."""
+        """The computation finished: the session is done and its result is in `result_blob`. The
+        session now holds its result instead of its chunks (which the computation deletes): its
+        `stored_bytes` become `result_bytes`, and its tenant's storage changes by the difference
+        (never refused: the session was admitted, and its result is bounded by its own size)."""
 
     @abstractmethod
     def fail_session(self, session_id: str, error: str) -> None:

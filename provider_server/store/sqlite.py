@@ -622,15 +622,17 @@ class SqliteStore(Store):
 
     def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
         with self._transaction() as c:
-            row = c.execute("SELECT tenant_id FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+            row = c.execute(
+                "SELECT tenant_id, stored_bytes FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
             if row is None:
                 return
             c.execute(
-                "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ?, "
-                "stored_bytes = stored_bytes + ? WHERE session_id = ?",
+                "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ?, stored_bytes = ? "
+                "WHERE session_id = ?",
                 (AlignmentState.done.value, result_blob, computed_columns, result_bytes, session_id),
             )
-            _add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes)
+            _add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
 
     def fail_session(self, session_id: str, error: str) -> None:
         self._change(
