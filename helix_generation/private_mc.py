@@ -68,6 +68,12 @@ class PrivateMcConfig:
         return last_token_spec(self.client_model, self.max_length)
 
 
+def min_corpus_size(client_dim: int) -> int:
+    """The provider refuses alignments of fewer than 2 (D + 1) samples for a client dimension D (the result
+    reveals D + 1 linear functionals of each of its embedding columns): 1,154 for SmolLM2, 1,282 for Gemma-3."""
+    return 2 * (client_dim + 1)
+
+
 def alignment_corpus(cfg: PrivateMcConfig, root: Path, evaluated: set[str]) -> list[str]:
     """The public alignment texts (see the module docstring), drawn with the config's seed."""
     if cfg.corpus == "alpaca":
@@ -221,6 +227,11 @@ def run_private_mc(
         heads.append(answer_head(lm, LETTERS))
         del lm
     head_p, head_c = heads
+    if len(corpus) < min_corpus_size(head_c.weight.shape[0]):
+        raise ValueError(
+            f"a corpus of {len(corpus)} texts is too small for a {head_c.weight.shape[0]}-d client: the provider "
+            f"needs at least {min_corpus_size(head_c.weight.shape[0])} (use --corpus-size)"
+        )
 
     def embedder(spec: str) -> Embedder:
         return load_embedder(spec, cache_dir / "embeddings" if cache_dir is not None else None)
