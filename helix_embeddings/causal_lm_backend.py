@@ -1,4 +1,4 @@
-"""Decoder-only LLMs as embedders (spec ``causal-lm:<name-or-path>[?max_length=N&cache_dir=DIR]``).
+"""Decoder-only LLMs as embedders (spec ``causal-lm:<name-or-path>[?max_length=N&pooling=P&cache_dir=DIR]``).
 
 A party whose only model is a generative LLM can still take part in HELIX: its
 text representation is the attention-mask-aware mean of the last hidden state
@@ -6,6 +6,13 @@ over the text's tokens (paper, Appendix A.1). Padding never leaks into a vector:
 we pad on the right, so with causal attention real tokens never see pads, and
 the mean runs over ``attention_mask == 1`` positions only. A text with no tokens
 (an empty string, for a tokenizer that adds no BOS) maps to the zero vector.
+
+``pooling=last`` instead gives the final hidden state of the text's last token: the
+vector the model's LM head reads to predict what follows the text (the transformer
+body's output is already after the final norm). That makes the rows of the LM head
+a linear head on this embedding, e.g. the answer letters of a multiple-choice prompt
+(:mod:`helix_generation.answer_head`). Long texts are then truncated on the *left*,
+keeping the end the prediction depends on (special tokens such as BOS are kept).
 
 Names (see :mod:`helix_embeddings.causal_lm_models` for how they resolve):
 
@@ -17,6 +24,7 @@ Names (see :mod:`helix_embeddings.causal_lm_models` for how they resolve):
 
 Options: ``max_length`` (tokens kept per text, default 512; recorded in
 ``model_id`` when not the default, since truncation changes long texts' vectors),
+``pooling`` (``mean``, the default, or ``last``; recorded in ``model_id`` when ``last``),
 ``cache_dir`` (where dequantised GGUF copies live; default ``$HELIX_MODEL_CACHE``
 or ``~/.cache/helix/models``).
 """
@@ -44,6 +52,7 @@ from .torch_threads import configure_torch_threads  # noqa: E402
 BACKEND = "causal-lm"
 DEFAULT_MAX_LENGTH = 512
 DEFAULT_BATCH_SIZE = 16
+POOLINGS = ("mean", "last")
 
 
 def _import_torch() -> Any:
@@ -67,6 +76,18 @@ def mean_pool(hidden: Any, attention_mask: Any) -> Any:
     return summed / counts
 
 
+def last_token(hidden: Any, attention_mask: Any) -> Any:
+    """The state of each row's last real token (right padding: position ``sum(mask) - 1``).
+
+    A row without tokens gives the zero vector, as with :func:`mean_pool`.
+    """
+    torch = _import_torch()
+    counts = attention_mask.sum(dim=1)
+    rows = torch.arange(hidden.shape[0])
+    picked = hidden[rows, (counts - 1).clamp(min=0)]
+    return picked.masked_fill((counts == 0).unsqueeze(-1), 0.0)
+
+
 def _ensure_pad_token(tokenizer: Any, model_id: str) -> None:
     """Right padding with some existing token as pad (its id never reaches a vector)."""
     tokenizer.padding_side = "right"
@@ -79,23 +100,39 @@ def _ensure_pad_token(tokenizer: Any, model_id: str) -> None:
 
 
 class CausalLMEmbedder:
-    """Mean-pooled last hidden state of a (decoder-only) transformers model, on CPU."""
+    """Mean-pooled (or last-token) last hidden state of a (decoder-only) transformers model, on CPU."""
 
-    def __init__(self, model: Any, tokenizer: Any, model_id: str, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        model_id: str,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        pooling: str = "mean",
+    ) -> None:
         """Wrap an already loaded base model and tokenizer. Prefer :meth:`load`."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"option pooling={pooling!r} must be one of {list(POOLINGS)}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.max_length = max_length
+        self.pooling = pooling
         hidden = getattr(model.config, "hidden_size", None)
         if not isinstance(hidden, int):
             raise ValueError(f"{model_id}: model config has no integer hidden_size")
         self.dim = hidden
         _ensure_pad_token(tokenizer, model_id)
+        # The last token must survive truncation: cut long texts at their start instead.
+        tokenizer.truncation_side = "left" if pooling == "last" else "right"
 
     @classmethod
-    def load(cls, name: str, max_length: int = DEFAULT_MAX_LENGTH, cache_dir: Path | None = None) -> CausalLMEmbedder:
+    def load(
+        cls, name: str, max_length: int = DEFAULT_MAX_LENGTH, cache_dir: Path | None = None, pooling: str = "mean"
+    ) -> CausalLMEmbedder:
         """Resolve ``name`` offline, converting a GGUF on first use, and load it in float32."""
+        if pooling not in POOLINGS:  # before the (slow) load
+            raise ValueError(f"option pooling={pooling!r} must be one of {list(POOLINGS)}")
         torch = _import_torch()
         from transformers import AutoModel, AutoTokenizer
 
@@ -110,8 +147,10 @@ class CausalLMEmbedder:
                 f"(smollm2, gemma3), a .gguf file, a model directory, or in the local Hugging Face "
                 f"cache (HELIX never downloads weights)"
             ) from exc
-        suffix = f"?max_length={max_length}" if max_length != DEFAULT_MAX_LENGTH else ""
-        return cls(model, tokenizer, f"{BACKEND}:{resolved.stem}{suffix}", max_length)
+        options = [f"max_length={max_length}"] if max_length != DEFAULT_MAX_LENGTH else []
+        options += [f"pooling={pooling}"] if pooling != "mean" else []
+        suffix = "?" + "&".join(options) if options else ""
+        return cls(model, tokenizer, f"{BACKEND}:{resolved.stem}{suffix}", max_length, pooling)
 
     def embed(
         self,
@@ -119,7 +158,7 @@ class CausalLMEmbedder:
         batch_size: int | None = None,
         progress: bool = False,
     ) -> np.ndarray:
-        """Mean-pooled last hidden states, float32 ``(n, dim)``; see the module docstring."""
+        """Pooled last hidden states, float32 ``(n, dim)``; see the module docstring."""
         torch = _import_torch()
         items = as_text_list(texts)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
@@ -140,7 +179,8 @@ class CausalLMEmbedder:
                     advance(len(idx))
                     continue
                 hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-                out[idx] = mean_pool(hidden.float(), enc["attention_mask"]).numpy()
+                pool = last_token if self.pooling == "last" else mean_pool
+                out[idx] = pool(hidden.float(), enc["attention_mask"]).numpy()
                 advance(len(idx))
         return as_embedding_matrix(out, len(items), self.dim)
 
@@ -149,9 +189,12 @@ class CausalLMEmbedder:
 
 
 def from_spec(name: str, options: Mapping[str, str]) -> CausalLMEmbedder:
-    """Registry factory for ``causal-lm:<name-or-path>[?max_length=N&cache_dir=DIR]``."""
-    reject_unknown_options(BACKEND, options, {"max_length", "cache_dir"})
+    """Registry factory for ``causal-lm:<name-or-path>[?max_length=N&pooling=mean|last&cache_dir=DIR]``."""
+    reject_unknown_options(BACKEND, options, {"max_length", "pooling", "cache_dir"})
     cache_dir = Path(options["cache_dir"]).expanduser() if options.get("cache_dir") else None
     return CausalLMEmbedder.load(
-        name, max_length=int_option(options, "max_length", DEFAULT_MAX_LENGTH), cache_dir=cache_dir
+        name,
+        max_length=int_option(options, "max_length", DEFAULT_MAX_LENGTH),
+        cache_dir=cache_dir,
+        pooling=options.get("pooling", "mean"),
     )

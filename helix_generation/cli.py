@@ -7,7 +7,9 @@ Subcommands:
 * ``generate SOURCE TARGET --map map.npz --prompt ...``: stitched greedy decoding (``--identity``
   stitches a model to itself through the exact identity; ``--native`` lets the target decode alone);
 * ``eval A B --out result.json``: the whole experiment (both directions, controls, MMLU, Alpaca);
-* ``report result.json ... [--plot fig.png]``: markdown tables and the figure from result files.
+* ``report result.json ... [--plot fig.png]``: markdown tables and the figure from result files;
+* ``private-mc PROVIDER CLIENT --out result.json``: MMLU answered privately through PROVIDER's answer-letter
+  head by a client embedding with CLIENT, through real provider and agent daemons (see :mod:`.private_mc`).
 
 Models are the project's embedder specs of causal LMs: ``smollm2``, ``gemma3``, ``causal-lm:<path>``.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .data import datasets_root, load_alpaca
@@ -119,6 +122,42 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+METHOD_HELP = (
+    "the agent's map method (helix_alignment.methods); *_cv methods need a corpus of 2 x folds x (dim + 1) texts"
+)
+
+
+def cmd_private_mc(args: argparse.Namespace) -> int:
+    from .mc_daemons import default_work_dir, running_pair
+    from .private_mc import PrivateMcConfig, run_private_mc
+
+    cfg = PrivateMcConfig(
+        provider_model=args.provider,
+        client_model=args.client,
+        questions=args.questions,
+        seed=args.seed,
+        corpus=args.corpus,
+        corpus_size=args.corpus_size,
+        method=args.method,
+    )
+    work = args.work_dir or default_work_dir()
+    run_dir = work / f"run-{int(time.time())}"
+
+    def log(msg: str) -> None:
+        print(f"[private-mc] {msg}", file=sys.stderr, flush=True)
+
+    with running_pair(cfg.provider_embedder, cfg.client_embedder, run_dir) as pair:
+        log(f"daemons up under {run_dir}")
+        caches = None if args.no_seed_caches else pair.embedding_caches
+        result = run_private_mc(cfg, pair.admin, pair.agent, cache_dir=work, daemon_caches=caches, log=log)
+    result["command"] = " ".join(["helix-generate", *(args.argv or [])])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    summary = {k: result[k] for k in ("accuracy", "encrypted_equals_plaintext", "max_abs_score_difference")}
+    print(json.dumps({"out": str(args.out), **summary, "latency": result["latency_per_question"]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .decode import DEFAULT_MAX_NEW_TOKENS
     from .fit import DEFAULT_METHOD
@@ -178,11 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("results", type=Path, nargs="+")
     r.add_argument("--plot", type=Path, default=None, help="write the figure here (.png)")
     r.set_defaults(func=cmd_report)
+
+    m = sub.add_parser("private-mc", help="MMLU through a provider LLM's answer head, encrypted, real daemons")
+    m.add_argument("provider", help="causal LM whose answer-letter head the provider publishes")
+    m.add_argument("client", help="causal LM the client embeds questions with")
+    m.add_argument("--out", type=Path, required=True, help="result file (.json)")
+    m.add_argument("--questions", type=int, default=100, help="MMLU test questions (drawn with --seed)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--corpus", choices=("mmlu", "alpaca"), default="mmlu", help="public alignment prompts")
+    m.add_argument("--corpus-size", type=int, default=2000)
+    m.add_argument("--method", default="ridge_scaled", help=METHOD_HELP)
+    m.add_argument("--work-dir", type=Path, default=None, help="daemon data and embedding cache")
+    m.add_argument("--no-seed-caches", action="store_true", help="let the daemons embed the corpus themselves (slower)")
+    m.set_defaults(func=cmd_private_mc)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "generate" and args.identity and args.source != args.target:
         print("--identity needs SOURCE == TARGET", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared_protocol.messages import (
     HeadCreateFromDataset,
@@ -19,6 +21,8 @@ from shared_protocol.messages import (
 
 from .. import views
 from ..deps import Catalog, require_admin
+from ..errors import Unprocessable
+from ..services.catalog import GivenHead
 
 router = APIRouter(prefix="/v1/admin/heads", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -51,6 +55,38 @@ async def upload_head(
         name, task, await request.body(), names, in_distribution_texts, regularization_c, seed, output_mode
     )
     return views.trained(outcome)
+
+
+class HeadFromWeights(BaseModel):
+    """A head with given weights: logits = x @ weight + bias, x the provider encoder's embedding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    task: str = "custom"
+    class_names: list[str] = Field(min_length=2)
+    weight: list[list[float]] = Field(description="dim rows of one weight per class")
+    bias: list[float] | None = Field(None, description="one per class; default zeros")
+    texts: list[str] = Field(default_factory=list, max_length=128, description="published with the head")
+    output_mode: OutputMode = OutputMode.logits
+
+
+@router.post("/weights", response_model=HeadTrainingReport, status_code=201)
+async def head_from_weights(body: HeadFromWeights, catalog: Catalog) -> HeadTrainingReport:
+    """Publish a head whose weights the admin brings (e.g. the rows of an LLM's LM head for answer letters)."""
+    k = len(body.class_names)
+    if not body.weight or any(len(row) != k for row in body.weight):
+        raise Unprocessable("invalid_head", f"weight must be rows of {k} values (one per class)")
+    given = GivenHead(
+        name=body.name,
+        task=body.task,
+        class_names=tuple(body.class_names),
+        weight=np.asarray(body.weight, dtype=np.float64),
+        bias=np.zeros(k) if body.bias is None else np.asarray(body.bias, dtype=np.float64),
+        texts=tuple(body.texts),
+        output_mode=body.output_mode,
+    )
+    return views.trained(await catalog.create_from_weights(given))
 
 
 @router.post("/{head_id}/evaluate", response_model=HeadEvaluateResponse)

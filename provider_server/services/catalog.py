@@ -48,6 +48,20 @@ class HeadTraining:
 
 
 @dataclass(frozen=True)
+class GivenHead:
+    """A head whose weights the admin brings (logits = x @ weight + bias in the provider's encoder space),
+    e.g. rows of an LLM's LM head; ``texts`` are published with it like a trained head's texts."""
+
+    name: str
+    task: str
+    class_names: tuple[str, ...]
+    weight: np.ndarray  # (dim, classes)
+    bias: np.ndarray  # (classes,)
+    texts: tuple[str, ...] = ()
+    output_mode: OutputMode = OutputMode.logits
+
+
+@dataclass(frozen=True)
 class Evaluation:
     examples: int
     accuracy: float
@@ -110,6 +124,55 @@ class CatalogService:
         return await self._train(
             HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode)
         )
+
+    async def create_from_weights(self, given: GivenHead) -> TrainingOutcome:
+        """Store a head with the given weights (nothing is trained); 422 unless they fit the encoder."""
+        self._ensure_new_head(given.name)
+        k = len(given.class_names)
+        if not 2 <= k <= self._settings.max_classes or len(set(given.class_names)) != k:
+            raise Unprocessable(
+                "invalid_head", f"a head needs 2 to {self._settings.max_classes} distinct class names, got {k}"
+            )
+        if given.weight.ndim != 2 or given.weight.shape[1] != k or given.bias.shape != (k,):
+            raise Unprocessable(
+                "invalid_head",
+                f"weight must be (dim, {k}) and bias ({k},) for {k} classes, "
+                f"got {given.weight.shape} and {given.bias.shape}",
+            )
+        if not (np.isfinite(given.weight).all() and np.isfinite(given.bias).all()):
+            raise Unprocessable("invalid_head", "weights and bias must be finite")
+        return await run_in_threadpool(self._store_given, given)
+
+    def _store_given(self, given: GivenHead) -> TrainingOutcome:
+        t0 = time.perf_counter()
+        emb = self._embedder()
+        if given.weight.shape[0] != emb.dim:
+            raise Unprocessable(
+                "dimension_mismatch", f"weight has {given.weight.shape[0]} rows, the encoder embeds into {emb.dim}"
+            )
+        texts = list(given.texts)
+        texts_emb = self._blobs.put_array(emb.embed(texts).astype(np.float64)) if texts else None
+        head = HeadRecord(
+            id=given.name,
+            name=given.name,
+            task=given.task,
+            class_names=given.class_names,
+            dim=emb.dim,
+            num_classes=len(given.class_names),
+            created_at=utcnow(),
+            weights_blob=self._blobs.put_array(given.weight.astype(np.float64)),
+            bias_blob=self._blobs.put_array(given.bias.astype(np.float64)),
+            texts=given.texts,
+            texts_embeddings_blob=texts_emb,
+            encoder_model_id=emb.model_id,
+            report=TrainingReport(train_examples=0, train_accuracy=0.0),
+            output_mode=given.output_mode,
+        )
+        try:
+            self._store.add_head(head)
+        except RecordExistsError:
+            raise _head_exists(given.name) from None
+        return TrainingOutcome(head=head, seconds=time.perf_counter() - t0)
 
     async def evaluate(self, head_id: str, body: HeadEvaluateRequest) -> Evaluation:
         head = self.head(head_id)

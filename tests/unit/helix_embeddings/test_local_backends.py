@@ -199,7 +199,31 @@ def test_causal_lm_options_and_errors(tiny_lm_dir: Path) -> None:
     with pytest.raises(ValueError, match="offline"):
         load_embedder("causal-lm:no-such-org/no-such-model")
     with pytest.raises(ValueError, match="unknown option"):
-        load_embedder(f"causal-lm:{tiny_lm_dir}?pooling=last")
+        load_embedder(f"causal-lm:{tiny_lm_dir}?pool=last")
+    with pytest.raises(ValueError, match="pooling='max' must be one of"):
+        load_embedder(f"causal-lm:{tiny_lm_dir}?pooling=max")
+
+
+def test_causal_lm_last_token_pooling(tiny_lm_dir: Path) -> None:
+    """pooling=last: the final hidden state of each text's last token, whatever the padding of its batch;
+    long texts lose their start, not their end (BOS stays)."""
+    import torch
+
+    emb = load_embedder(f"causal-lm:{tiny_lm_dir}?pooling=last")
+    assert emb.model_id.startswith("causal-lm:tiny-llama@sha256:") and emb.model_id.endswith("?pooling=last")
+    out = check_contract(emb, 32)
+    model, tokenizer = emb.model, emb.tokenizer  # type: ignore[attr-defined]
+    for text, got in zip(SENTENCES, out, strict=True):
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            want = model(input_ids=ids).last_hidden_state[0, -1].numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(emb.embed(SENTENCES[::-1], batch_size=2)[::-1], out, atol=1e-5)
+    assert not np.allclose(out, load_embedder(f"causal-lm:{tiny_lm_dir}").embed(SENTENCES), atol=1e-3)
+    short = load_embedder(f"causal-lm:{tiny_lm_dir}?max_length=4&pooling=last")
+    assert short.model_id.endswith("?max_length=4&pooling=last")
+    # Left truncation keeps BOS and the last 3 tokens: the vector of "on the mat" read from its start.
+    np.testing.assert_allclose(short.embed(["the cat sat on the mat"]), emb.embed(["on the mat"]), atol=1e-5)
 
 
 def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
