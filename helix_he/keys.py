@@ -157,14 +157,29 @@ class ClientKeys:
 
     def reply_residues(self, blob: bytes, positions: np.ndarray) -> tuple[np.ndarray, int, float]:
         """Exact decryption of a compact reply: the message residues at `positions` (the only
-        coefficients a reply carries), the prime, and the scale."""
+        coefficients a reply carries), the modulus they are residues of (the prime, or 2^bits for a
+        switched reply), and the scale."""
         he = self.he
         lvl = he.output_level
         q = lvl.primes[0]
+        bits = he.params.reply_modulus_bits or 0
         positions = np.asarray(positions, dtype=np.int64)
-        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=len(positions))
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=len(positions), modulus_bits=bits)
+        if bits:
+            c1s = self._switched_c1_times_s(reply.c1, bits)
+            c1s = centered(dot_rows(c1s, self._rows(q, positions), q), q)
+            return _mod_power_of_two(lifted(reply.c0, bits) + c1s, bits), 1 << bits, reply.scale
         c1s = dot_rows(self._s[q](reply.c1), self._rows(q, positions), q)
         return addmod(reply.c0, c1s, q), q, reply.scale
+
+    def _switched_c1_times_s(self, c1: np.ndarray, bits: int) -> np.ndarray:
+        """NTT values of c1 * s over the integers, modulo the prime: c1 (coefficients below 2^bits,
+        lifted to (-2^(bits-1), 2^(bits-1)]) times the ternary s has coefficients below N * 2^(bits-1),
+        far below q/2, so reading them centered mod q gives the exact integer product."""
+        q = self.he.output_level.primes[0]
+        if self.he.n << (bits - 1) >= q // 2:
+            raise ValueError(f"a reply modulus of 2^{bits} is too wide for exact decryption under q")
+        return self._s[q](self.he.ntt(q).forward(to_residues(lifted(c1, bits), q)))
 
     def _rows(self, q: int, positions: np.ndarray) -> np.ndarray:
         """The NTT rows that read coefficients `positions` (cached: one key serves concurrent requests, so
@@ -180,17 +195,34 @@ class ClientKeys:
 
     def decrypt_reply(self, blob: bytes, positions: np.ndarray) -> np.ndarray:
         """The values a compact reply carries at `positions`."""
-        res, q, scale = self.reply_residues(blob, positions)
-        return centered(res, q).astype(np.float64) / scale
+        res, modulus, scale = self.reply_residues(blob, positions)
+        return centered(res, modulus).astype(np.float64) / scale
 
     def decrypt_prefix(self, blob: bytes, count: int) -> np.ndarray:
         """The values a compact reply carries at coefficients [0, count) (the batch form)."""
         he = self.he
         lvl = he.output_level
         q = lvl.primes[0]
-        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=count)
+        bits = he.params.reply_modulus_bits or 0
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=count, modulus_bits=bits)
+        if bits:
+            c1s = centered(he.ntt(q).inverse(self._switched_c1_times_s(reply.c1, bits))[:count], q)
+            res = _mod_power_of_two(lifted(reply.c0, bits) + c1s, bits)
+            return centered(res, 1 << bits).astype(np.float64) / reply.scale
         c1s = he.ntt(q).inverse(self._s[q](reply.c1))[:count]
         return centered(addmod(reply.c0, c1s, q), q).astype(np.float64) / reply.scale
+
+
+def lifted(values: np.ndarray, bits: int) -> np.ndarray:
+    """Values mod 2^bits as signed integers in [-2^(bits-1), 2^(bits-1))."""
+    v = np.asarray(values, dtype=np.uint64).astype(np.int64)
+    out: np.ndarray = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
+    return out
+
+
+def _mod_power_of_two(values: np.ndarray, bits: int) -> np.ndarray:
+    out: np.ndarray = np.asarray(values, dtype=np.int64).astype(np.uint64) & np.uint64((1 << bits) - 1)
+    return out
 
 
 # --- the provider's side of the keys -------------------------------------------------------------

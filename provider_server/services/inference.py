@@ -14,6 +14,7 @@ from typing import TypeVar
 from helix_he.context import CiphertextError, he_context
 from helix_he.linear_head import check_query_scale_bits, ranking_pairs
 from helix_he.packing import LinearHeadLayout
+from helix_he.params import get_parameter_set
 from helix_he.rlwe import SeededCiphertext
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, OutputMode
 
@@ -69,7 +70,7 @@ class InferenceService:
                 "malformed_frame", f"header says {header.num_queries} queries but {len(queries)} ciphertexts were sent"
             )
         he = he_context(key.parameter_set)
-        _check_scale(header.query_scale_bits)
+        _check_scale(header.query_scale_bits, key.parameter_set)
         _check_sizes(queries, key.parameter_set, "query")
         s = self._settings
         # Spread one request over the workers; each worker caches the prepared head.
@@ -126,7 +127,7 @@ class InferenceService:
                 "malformed_frame",
                 f"a batch holds at most {he.n} queries under {key.parameter_set}, header says {header.num_queries}",
             )
-        _check_scale(header.query_scale_bits)
+        _check_scale(header.query_scale_bits, key.parameter_set)
         _check_sizes(features, key.parameter_set, "feature")
         s = self._settings
         weights, bias = self._head_paths(head)
@@ -165,10 +166,10 @@ class InferenceService:
             raise Unprocessable("invalid_ciphertext", str(exc)) from None
 
 
-def _check_scale(declared_bits: int) -> None:
-    """The pinned query scale, before any worker is busied (the worker checks the actual scale)."""
+def _check_scale(declared_bits: int, parameter_set: str) -> None:
+    """The set's pinned query scale, before any worker is busied (the worker checks the actual scale)."""
     try:
-        check_query_scale_bits(declared_bits, what="declared query")
+        check_query_scale_bits(declared_bits, get_parameter_set(parameter_set), what="declared query")
     except CiphertextError as exc:
         raise Unprocessable("invalid_ciphertext", str(exc)) from None
 
