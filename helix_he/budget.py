@@ -99,3 +99,23 @@ def ranking_factors(size: int) -> np.ndarray:
     ratio of two replies, as small integer factors would."""
     u = np.frombuffer(os.urandom(8 * size), dtype=np.uint64) >> np.uint64(11)  # 53 uniform bits
     return np.exp2(u.astype(np.float64) / 2.0**53 * RANKING_FACTOR_BITS)
+
+
+def logit_headroom(q: int, product_scale_bits: int) -> float:
+    """The largest |output| a reply under prime q carries exactly at a product scale of 2^bits, less a
+    2^-10 margin for the noise and the bias's rounding."""
+    return (q // 2) / 2.0**product_scale_bits * (1.0 - 2.0**-10)
+
+
+def head_output_bound(weight: np.ndarray, bias: np.ndarray, max_query_norm: float, *, pairwise: bool) -> float:
+    """max |output| over queries with ||x||_2 <= max_query_norm: R ||W[:, j]|| + |b_j| per logit, or per
+    pairwise difference of logits for a ranking head (its secret factors are inside the budget already:
+    they scale the weights, not the headroom; `RANKING_WEIGHT_SCALE_BITS`)."""
+    w = np.asarray(weight, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64).reshape(-1)
+    if pairwise:
+        i, j = np.triu_indices(w.shape[1], k=1)
+        w, b = w[:, i] - w[:, j], b[i] - b[j]
+    if w.shape[1] == 0:
+        return 0.0
+    return float(np.max(max_query_norm * np.linalg.norm(w, axis=0) + np.abs(b)))

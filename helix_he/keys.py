@@ -9,7 +9,9 @@ encrypted in which packing is the business of the circuit modules.
 
 from __future__ import annotations
 
+import collections
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -257,23 +259,43 @@ def load_galois_keys(parameter_set: str, blob: bytes, elements: list[int], seed:
     return keys
 
 
+@dataclass(frozen=True)
+class ZeroEncryption:
+    """One fresh encryption of zero under the client's public key, (p0*u + e0, p1*u + e1), in the form a
+    compact reply adds it: p0*u as NTT values and e0 as residues of its coefficients, kept apart because
+    a reply reads c0 at its output coefficients only (one row product on the sum, not a transform);
+    c1 = p1*u + e1 as NTT values, or as coefficients under a set whose replies are switched down (the
+    switch needs coefficients)."""
+
+    p0u: np.ndarray
+    e0: np.ndarray
+    c1: np.ndarray
+
+
 class Rerandomizer:
     """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness).
 
     Without this a reply's second component would be the (rescaled) product of the client's own
     seeded polynomial with the provider's plaintext, which the client knows half of.
 
-    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `zero_parts_many` for the
-    compact inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the
-    last prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
-    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u)."""
+    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `fresh_zeros` for the compact
+    inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the last
+    prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
+    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u).
 
-    def __init__(self, he: HEContext, public_key: seal.PublicKey) -> None:
+    Why a reserve: an encryption of zero depends on nothing in the query, so it can be made before the
+    query arrives. `refill` (called off the request path, e.g. by an idle worker thread) prepares up to
+    `reserve` of them; `fresh_zeros` takes prepared ones first, each exactly once, and makes the rest on
+    the spot. The distribution is the same either way; only when the work is done differs."""
+
+    def __init__(self, he: HEContext, public_key: seal.PublicKey, *, reserve: int = 0) -> None:
         self.he = he
         self._encryptor = seal.Encryptor(he.context, public_key)
         key = he.ciphertext_data(public_key.data())  # (2, key-level primes, N); q0 is row 0
         self.q = he.output_level.primes[0]
         self._p0, self._p1 = FixedMultiplier(key[0, 0], self.q), FixedMultiplier(key[1, 0], self.q)
+        self.reserve = reserve
+        self._ready: collections.deque[ZeroEncryption] = collections.deque()
 
     def apply(self, ct: seal.Ciphertext) -> None:
         zero = seal.Ciphertext()
@@ -281,16 +303,49 @@ class Rerandomizer:
         zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
         self.he.evaluator.add_inplace(ct, zero)
 
-    def zero_parts_many(self, copies: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`copies` independent encryptions of zero at once (one NTT call for all of them), each as
-        (p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
+    @property
+    def prepared(self) -> int:
+        """How many encryptions of zero are ready."""
+        return len(self._ready)
+
+    def refill(self, batch: int = 8, limit: int | None = None) -> int:
+        """Prepare encryptions of zero until the reserve is full (or `limit` are made); returns how many
+        were made."""
+        made = 0
+        while len(self._ready) < self.reserve and (limit is None or made < limit):
+            want = (
+                self.reserve - len(self._ready) if limit is None else min(limit - made, self.reserve - len(self._ready))
+            )
+            fresh = self._make(min(batch, want))
+            self._ready.extend(fresh)
+            made += len(fresh)
+        return made
+
+    def fresh_zeros(self, copies: int) -> list[ZeroEncryption]:
+        """`copies` encryptions of zero, none ever handed out before."""
+        out: list[ZeroEncryption] = []
+        while len(out) < copies:
+            try:
+                out.append(self._ready.popleft())  # atomic: concurrent takers never share one
+            except IndexError:
+                out.extend(self._make(copies - len(out)))
+        return out
+
+    def _make(self, copies: int) -> list[ZeroEncryption]:
+        """`copies` independent encryptions of zero at once (one transform call for all of them)."""
         q, n = self.q, self.he.n
+        ntt = self.he.ntt(q)
         small = np.concatenate(
             [ternary(n * copies).reshape(copies, n), centered_binomial(n * copies).reshape(copies, n)]
         )
-        ntt = self.he.ntt(q).forward(to_residues(small, q))
-        u, e1 = ntt[:copies], ntt[copies:]
-        return self._p0(u), centered_binomial(count * copies).reshape(copies, count), addmod(self._p1(u), e1, q)
+        transformed = ntt.forward(to_residues(small, q))
+        u, e1 = transformed[:copies], transformed[copies:]
+        e0 = to_residues(centered_binomial(n * copies).reshape(copies, n), q)
+        p0u = self._p0(u)
+        c1 = addmod(self._p1(u), e1, q)
+        if self.he.params.reply_modulus_bits:
+            c1 = ntt.inverse(c1)
+        return [ZeroEncryption(p0u[i], e0[i], c1[i]) for i in range(copies)]
 
 
 __all__ = [
@@ -300,6 +355,7 @@ __all__ = [
     "KeySeedError",
     "Rerandomizer",
     "SeededCiphertext",
+    "ZeroEncryption",
     "load_galois_keys",
     "load_public_key",
 ]

@@ -311,32 +311,29 @@ class _OutputCoefficients:
         `values(g)`: the integers added at group g's outputs (bias, flooding)."""
         he = self.he
         q = he.output_level.primes[0]
+        switched = bool(he.params.reply_modulus_bits)
         polys = np.stack([query.c0[0], expand_uniform(query.seed, (q,), he.n)[0]])  # (c0, c1) in NTT form
-        r0s, e0s, r1s = rerandomizer.zero_parts_many(len(self.groups), max(len(p) for p in self.positions))
+        zeros = rerandomizer.fresh_zeros(len(self.groups))
         out = []
         for g, pos in enumerate(self.positions):
             c0, c1 = product(g, polys)
-            c0 = dot_rows(addmod(c0, r0s[g], q), self.rows[g], q)
-            vals = values(g) + e0s[g, : len(pos)]
-            out.append(finish_reply(he, out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1s[g], q)))
+            c0 = addmod(dot_rows(addmod(c0, zeros[g].p0u, q), self.rows[g], q), zeros[g].e0[pos], q)
+            c1 = addmod(he.ntt(q).inverse(c1) if switched else c1, zeros[g].c1, q)
+            out.append(finish_reply(he, out_scale, addmod(c0, to_residues(values(g), q), q), c1))
         return out
 
 
 def finish_reply(he: HEContext, scale: float, c0: np.ndarray, c1: np.ndarray) -> ReplyCiphertext:
-    """The reply as it leaves: c0 (coefficients at the outputs) and c1 (NTT form) under the prime, or,
-    if the parameter set has a reply modulus, both switched down to 2^bits (c1 to coefficient form
-    first): the smaller modulus is all the outputs need once the product is done, and it is what
-    the reply's bytes scale with."""
+    """The reply as it leaves: c0 (coefficients at the outputs) and c1 under the prime (NTT form), or, if
+    the parameter set has a reply modulus, both switched down to 2^bits (c1 given as coefficients): the
+    smaller modulus is all the outputs need once the product is done, and what the reply's bytes
+    scale with."""
     bits = he.params.reply_modulus_bits
     if not bits:
         return ReplyCiphertext(scale, c0, c1)
     q = he.output_level.primes[0]
-    c1_coeffs = he.ntt(q).inverse(c1)
     return ReplyCiphertext(
-        scale * 2.0**bits / q,
-        switch_to_power_of_two(c0, q, bits),
-        switch_to_power_of_two(c1_coeffs, q, bits),
-        bits,
+        scale * 2.0**bits / q, switch_to_power_of_two(c0, q, bits), switch_to_power_of_two(c1, q, bits), bits
     )
 
 
@@ -442,13 +439,15 @@ def encrypted_linear_head_batch(
     out0 = small_lincomb(head.batch_weights, c0, q)
     out1 = small_lincomb(head.batch_weights, c1, q)
     out_scale = 2.0**he.params.query_scale_bits * head.weight_scale
+    switched = bool(he.params.reply_modulus_bits)
     replies = []
-    r0s, e0s, r1s = rerandomizer.zero_parts_many(head.layout.k, num_queries)
+    zeros = rerandomizer.fresh_zeros(head.layout.k)
     for j in range(head.layout.k):
-        r0, e0, r1 = r0s[j], e0s[j], r1s[j]
-        body = he.ntt(q).inverse(addmod(out0[j], r0, q))[:num_queries]
+        body = he.ntt(q).inverse(addmod(out0[j], zeros[j].p0u, q))[:num_queries]
+        body = addmod(body, zeros[j].e0[:num_queries], q)
         vals = np.full(num_queries, int(np.round(head.bias[j] * out_scale)), dtype=np.int64)
-        vals += e0 + flooding_noise(num_queries, head.noise_flooding_bits)
-        reply = finish_reply(he, out_scale, addmod(body, to_residues(vals, q), q), addmod(out1[j], r1, q))
+        vals += flooding_noise(num_queries, head.noise_flooding_bits)
+        c1 = addmod(he.ntt(q).inverse(out1[j]) if switched else out1[j], zeros[j].c1, q)
+        reply = finish_reply(he, out_scale, addmod(body, to_residues(vals, q), q), c1)
         replies.append(reply.to_bytes(q, lvl.index))
     return replies

@@ -24,6 +24,7 @@ from ..settings import ProviderSettings
 from ..store import HeadRecord, KeyRecord, Store
 from ..workers.jobs import ClassifyBatchJob, ClassifyJob, Job
 from ..workers.pool import HePool
+from .head_sets import head_parameter_sets
 from .keys import KeyService
 
 R = TypeVar("R")
@@ -151,7 +152,15 @@ class InferenceService:
         head = self._store.get_head(head_id)
         if head is None:
             raise Unknown("head", head_id)
-        return head, self._keys.usable(key_id, KeyPurpose.inference)
+        key = self._keys.usable(key_id, KeyPurpose.inference)
+        sets = head_parameter_sets(head, self._blobs, self._settings)
+        if key.parameter_set not in sets:
+            raise Unprocessable(
+                "parameter_set_unsuitable",
+                f"head {head_id} is not evaluated under {key.parameter_set} (its outputs may exceed that set's "
+                f"headroom, or its dimension the ring); register an inference key for one of {sets}",
+            )
+        return head, key
 
     def _path(self, blob_id: str) -> str:
         return str(self._blobs.path(blob_id))
