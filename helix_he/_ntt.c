@@ -225,3 +225,8 @@ uint64_t helix_unpack_bits(const uint8_t *in, size_t count, unsigned bits, uint6
     }
     return (uint64_t)acc;
 }
+
+/* out = (a - b) mod q for residues below q. */
+void helix_submod(const uint64_t *a, const uint64_t *b, size_t count, uint64_t q, uint64_t *out) {
+    for (size_t i = 0; i < count; i++) out[i] = a[i] >= b[i] ? a[i] - b[i] : a[i] + q - b[i];
+}

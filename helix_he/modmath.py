@@ -125,6 +125,11 @@ def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
 
 def submod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     """(a - b) mod q for residues: wrapping uint64 difference, plus q where it wrapped."""
+    if _KERNEL is not None:
+        a, b = (np.ascontiguousarray(v, dtype=U64) for v in np.broadcast_arrays(a, b))
+        out = np.empty(a.shape, dtype=U64)
+        _KERNEL.helix_submod(_ptr(a), _ptr(b), a.size, q, _ptr(out))
+        return out
     a, b = np.asarray(a, dtype=U64), np.asarray(b, dtype=U64)
     d: np.ndarray = np.subtract(a, b, dtype=U64)
     np.add(d, U64(q), out=d, where=a < b)
