@@ -352,6 +352,16 @@ def render_markdown(
             f"{fmt_bytes(od['bytes_up'])} | {fmt_bytes(od['bytes_down'])} | "
             f"{od['measured_slice']['max_abs_error']:.1e} (slice) |"
         )
+        so = c.get("ours_small")
+        if so:
+            w(
+                f"| | ours under `ckks-n4096-q109` ({so['data_ciphertexts']} data ct, "
+                f"{so['samples_per_ciphertext']} samples/ct, {so.get('result_ciphertexts', '?')} result ct, "
+                f"rel. err {so.get('relative_error_frobenius', float('nan')):.1e}) | "
+                f"{fmt_s(so['client_encrypt_s'])} | {fmt_s(so['provider_s'])} | {fmt_s(so['client_decrypt_s'])} | "
+                f"**{fmt_s(so['total_s'])}** | {fmt_bytes(so['bytes_up'])} | {fmt_bytes(so['bytes_down'])} | "
+                f"{so['max_abs_error']:.1e} |"
+            )
     w("")
     for c in results["alignment"]:
         o = c["ours"]

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from helix_he.packing import next_pow2
 from helix_he.suitability import suitable_parameter_sets
 from provider_server.workers.refill import RESERVE_PER_KEY
 
 from . import SCHEMA_VERSION, baseline, ours
-from .config import PARAMETER_SET, SMALL_PARAMETER_SET, AlignmentCase, Mode
+from .config import PARAMETER_SET, SMALL_ALIGNMENT_PARAMETER_SET, SMALL_PARAMETER_SET, AlignmentCase, Mode
 
 
 def machine_info() -> dict[str, Any]:
@@ -76,6 +77,7 @@ def run(
     party = ours.OurParty(PARAMETER_SET)
     small = ours.OurParty(SMALL_PARAMETER_SET, reserve=RESERVE_PER_KEY)
     small_cold = ours.OurParty(SMALL_PARAMETER_SET)
+    align_small = ours.OurParty(SMALL_ALIGNMENT_PARAMETER_SET)
     ctx, ts_info = baseline.make_context()
     log(
         f"[bench] keys ready: our public key {party.setup['public_key_bytes']} B, TenSEAL public context "
@@ -147,6 +149,11 @@ def run(
     for case in mode.alignment:
         x, y = _inputs_alignment(seed, case)
         mine = ours.alignment(party, case, x, y, mode.alignment_runs)
+        mine_small = (
+            ours.alignment(align_small, case, x, y, mode.alignment_runs)
+            if 2 * next_pow2(case.client_dim) <= align_small.he.n
+            else None
+        )
         naive = baseline.alignment_naive(ctx, case, x, y, mode.naive_slice, mode.naive_reps)
         sm = naive["sample_major"]
         cases.append(
@@ -156,6 +163,7 @@ def run(
                 "d_A": case.provider_dim,
                 "full_size_only_with_flag": case.num_samples >= 16384,
                 "ours": mine,
+                "ours_small": mine_small,
                 "baseline": naive,
                 "speedup_total_vs_sample_major_extrapolated": sm["total_s"] / mine["total_s"],
                 "speedup_provider_vs_sample_major_extrapolated": sm["provider_s"] / mine["provider_s"],
@@ -163,8 +171,9 @@ def run(
                 "bytes_up_ratio_vs_sample_major": sm["bytes_up"] / mine["bytes_up"],
             }
         )
+        small_note = f", {SMALL_ALIGNMENT_PARAMETER_SET} {mine_small['total_s']:.1f} s" if mine_small else ""
         log(
-            f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s, naive sample-major "
+            f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s{small_note}, naive sample-major "
             f"(extrapolated) {sm['total_s']:.0f} s"
         )
         del x, y

@@ -55,6 +55,10 @@ PARAMETER_SETS: dict[str, CKKSParameterSet] = {
         CKKSParameterSet(
             name="ckks-n16384-q200", poly_modulus_degree=16384, coeff_mod_bit_sizes=(60, 40, 40, 60), scale_bits=40
         ),
+        # The alignment circuit at half the ring: its cost is dominated by an N x n x d_A product, so
+        # half the ring is half the work. One 60-bit data prime (the alignment budget's) and a 49-bit
+        # special prime for the packing tree's key switches: 109 bits, the standard's bound at N=4096.
+        CKKSParameterSet(name="ckks-n4096-q109", poly_modulus_degree=4096, coeff_mod_bit_sizes=(60, 49), scale_bits=40),
         # Inference only: one 47-bit prime, far below the standard's bound (109 bits at N=4096), so
         # 128-bit secure with a wide margin; no special prime, hence no key switching, rotations or
         # alignment. The query is a seeded ciphertext under the prime (6 bytes per coefficient on the
