@@ -69,6 +69,18 @@ class ProviderSettings(BaseSettings):
         "headroom (unit-norm encoders: 1-2; raise it for encoders with larger vectors)",
     )
 
+    tenant_queries_per_day: int = Field(
+        100_000, ge=0, description="default quota: queries per UTC day per head a tenant may classify"
+    )
+    tenant_alignments_per_day: int = Field(50, ge=0, description="default quota: alignment sessions per UTC day")
+    tenant_storage_bytes: int = Field(
+        8 * 1024**3, ge=0, description="default quota: bytes of keys, chunks and results held for a tenant"
+    )
+    tenant_rate_per_second: float = Field(
+        20.0, gt=0, description="default token refill per second of classify and creation requests"
+    )
+    tenant_rate_burst: int = Field(100, ge=1, description="default token bucket size (requests in a burst)")
+
     @field_validator("parameter_sets")
     @classmethod
     def _known_sets(cls, v: list[str]) -> list[str]:
