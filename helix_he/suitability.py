@@ -13,11 +13,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .budget import head_output_bound, logit_headroom
+from .budget import RANKING_FACTOR_BITS, head_output_bound, logit_headroom
 from .context import he_context
 from .packing import LinearHeadLayout
 from .params import get_parameter_set
 from .rlwe import ReplyCiphertext, SeededCiphertext
+
+#: A ranking head's difference weights are rounded at 2^(weight scale - 8) (its secret factors take 8 bits);
+#: below 2^14 the rounding (~||x|| 2^-bits) reorders near-ties often enough to matter, so a ranking head is
+#: offered only under sets that keep 2^14 (the default sets; not the 4096-ring set, which has 2^8).
+MIN_RANKING_WEIGHT_SCALE_BITS = 14
 
 
 def round_trip_bytes(parameter_set: str, d: int, k: int) -> int:
@@ -43,6 +48,8 @@ def suitable_parameter_sets(
     for name in offered:
         params = get_parameter_set(name)
         if d > params.poly_modulus_degree:
+            continue
+        if pairwise and params.weight_scale_bits - RANKING_FACTOR_BITS < MIN_RANKING_WEIGHT_SCALE_BITS:
             continue
         q = he_context(name).output_level.primes[0]
         if bound <= logit_headroom(q, params.product_scale_bits):
