@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PARAMETER_SET = "ckks-n8192-q200"
+#: The inference-only set heads are offered under first when they fit it (`helix_he.suitability`).
+SMALL_PARAMETER_SET = "ckks-n4096-q47"
+#: The alignment-capable set the agent aligns under when the client's dimension packs twice into it.
+SMALL_ALIGNMENT_PARAMETER_SET = "ckks-n4096-q109"
 
 # The TenSEAL baseline: the parameters of our pinned set, through TenSEAL's high-level API.
 BASELINE_POLY_MODULUS_DEGREE = 8192

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tenseal.sealapi as seal
 
-from helix_he.budget import HEAD_WEIGHT_SCALE_BITS, QUERY_SCALE_BITS, y_scale_bits_for
+from helix_he.budget import FLOODING_REFERENCE_SCALE_BITS, y_scale_bits_for
 from helix_he.context import load_from_bytes
 from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data, encrypted_cross_covariance
 from helix_he.keys import ClientKeys, Rerandomizer
@@ -38,7 +38,8 @@ MAX_CIPHERTEXT_BYTES = 1 << 20
 class OurParty:
     """The client's keys and the provider's re-randomiser built from the client's public key."""
 
-    def __init__(self, parameter_set: str) -> None:
+    def __init__(self, parameter_set: str, *, reserve: int = 0) -> None:
+        """`reserve`: encryptions of zero the provider prepares while idle (`Rerandomizer.refill`)."""
         t0 = time.perf_counter()
         self.keys = ClientKeys.generate(parameter_set)
         t1 = time.perf_counter()
@@ -47,8 +48,9 @@ class OurParty:
         # What the provider builds from the client's registered public key.
         pk = seal.PublicKey()
         seal.KeyGenerator(self.keys.he.context, self.keys.secret_key).create_public_key(pk)
-        self.rerandomizer = Rerandomizer(self.keys.he, pk)
+        self.rerandomizer = Rerandomizer(self.keys.he, pk, reserve=reserve)
         self.he = self.keys.he
+        self.scale_bits = self.he.params.query_scale_bits
         self.setup: dict[str, Any] = {
             "parameter_set": parameter_set,
             "context_and_secret_key_s": t1 - t0,  # includes building the SEAL context once per process
@@ -71,19 +73,26 @@ def reply_header(head: EncryptedLinearHead, num_queries: int) -> ClassifyReplyHe
 
 def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: int) -> dict[str, Any]:
     """One query, `runs` timed repetitions after one warm-up. Provider time is encrypted_linear_head
-    on one serialized query (parse + validate, seed expansion, product, re-randomise, serialize)."""
+    on one serialized query (parse + validate, seed expansion, product, re-randomise, serialize). With a
+    reserve, the provider's idle-time refill runs between queries, off the clock (as a worker does when
+    it has no job); `refill_ms_per_query` is that off-line work."""
     keys, rr = party.keys, party.rerandomizer
+    refill_t: list[float] = []
     head, t_build = timed(lambda: EncryptedLinearHead(party.he, w, b))
     header = reply_header(head, 1)
     xq = x.reshape(1, -1)
     expected = (xq @ w + b)[0]
 
     def once() -> tuple[float, float, float, float, int, int, float]:
+        if rr.reserve:
+            made, t_refill = timed(rr.refill)
+            if made:
+                refill_t.append(t_refill / made)
         query, t_enc = timed(lambda: encrypt_queries(keys, xq, head.layout))
         c0 = time.process_time()
         replies, t_prov = timed(
             lambda: encrypted_linear_head(
-                head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+                head, query, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=party.scale_bits
             )
         )
         cpu = (time.process_time() - c0) / t_prov
@@ -105,6 +114,9 @@ def linear_head(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, ru
         "reply_header_bytes": len(header.model_dump_json()),
         "max_abs_error": max(errs),
         "provider_cpu_time_over_wall": float(np.median(cpus)),
+        "parameter_set": party.he.params.name,
+        "reserve": rr.reserve,
+        "refill_ms_per_query": float(np.median(refill_t)) * 1e3 if refill_t else None,
     }
 
 
@@ -218,7 +230,7 @@ def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: in
         features, t_enc = timed(lambda: encrypt_batch(keys, x, head.layout))
         replies, t_prov = timed(
             lambda: encrypted_linear_head_batch(
-                head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+                head, features, m, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=party.scale_bits
             )
         )
         header = ClassifyBatchReplyHeader(head_id="bench", num_queries=m, num_classes=w.shape[1])
@@ -230,6 +242,7 @@ def batch(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.ndarray, runs: in
         up, down = sum(map(len, features)), sum(map(len, replies))
     total = float(np.median(np.add(np.add(enc_t, prov_t), dec_t)))
     return {
+        "parameter_set": party.he.params.name,
         "queries": m,
         "d": w.shape[0],
         "k": w.shape[1],
@@ -257,7 +270,7 @@ def per_query_throughput(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nd
     for row in x:
         q = encrypt_queries(keys, row[None, :], head.layout)
         r = encrypted_linear_head(
-            head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=QUERY_SCALE_BITS
+            head, q, rr, max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES, query_scale_bits=party.scale_bits
         )
         decrypt_logits(keys, header, r[0])
         up += sum(map(len, q))
@@ -289,7 +302,7 @@ def _worker_eval(query: list[bytes]) -> list[list[bytes]]:
         query,
         _WORKER_STATE["rr"],
         max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-        query_scale_bits=QUERY_SCALE_BITS,
+        query_scale_bits=_WORKER_STATE["head"].he.params.query_scale_bits,
     )
 
 
@@ -335,11 +348,11 @@ def noise_flooding_cost(party: OurParty, x: np.ndarray, w: np.ndarray, b: np.nda
         encrypt_queries(keys, x, head.layout),
         rr,
         max_ciphertext_bytes=MAX_CIPHERTEXT_BYTES,
-        query_scale_bits=QUERY_SCALE_BITS,
+        query_scale_bits=party.scale_bits,
     )
     logits = decrypt_logits(keys, header, [r for q in replies for r in q])
     return {
         "bits": bits,
         "max_abs_error": float(np.max(np.abs(logits - (x @ w + b)))),
-        "bound": 2.0 ** (bits - QUERY_SCALE_BITS - HEAD_WEIGHT_SCALE_BITS),
+        "bound": 2.0 ** (bits - FLOODING_REFERENCE_SCALE_BITS),
     }

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .targets import render_targets
+
 
 def fmt_bytes(n: float | None) -> str:
     if n is None:
@@ -92,7 +94,12 @@ def write_plot(results: dict[str, Any], path: Path) -> str | None:
 
 
 def render_markdown(
-    results: dict[str, Any], *, plot_rel: str | None, plot_note: str | None, json_rel: str | None
+    results: dict[str, Any],
+    *,
+    plot_rel: str | None,
+    plot_note: str | None,
+    json_rel: str | None,
+    results_dir: Path | None = None,
 ) -> str:
     m = results["machine"]
     mode = results["mode"]
@@ -156,6 +163,8 @@ def render_markdown(
         "cost model, because running them at full size would take hours.\n"
     )
 
+    out.extend(render_targets(results, results_dir))
+
     # --- 1 ---------------------------------------------------------------------------------------
     rows = results["linear_head"]
     w("## 1. Encrypted linear head, one query\n")
@@ -211,6 +220,31 @@ def render_markdown(
     elif plot_note:
         w(f"*Plot: {plot_note}.*\n")
 
+    small_rows = [r for r in rows if "ours_small" in r]
+    if small_rows:
+        w("## 1a. The 4096-ring path (`ckks-n4096-q47`)\n")
+        w(
+            "Same inputs as section 1. The query is a seeded ciphertext under one 47-bit prime (6 bytes per "
+            "coefficient), the reply is switched down to 2^29 and packed at 29 bits per coefficient. *With reserve*: "
+            "the provider's idle-time refill (`Rerandomizer.refill`, what an idle worker does) ran between queries, "
+            "off the clock; *without*: each reply makes its own encryption of zero.\n"
+        )
+        w(
+            "| d | k | provider p50 with reserve (ms) | p95 | p50 without reserve | idle-time work per query (ms) | "
+            "client enc / dec p50 (ms) | bytes up / down | today's bytes up / down | max abs err |"
+        )
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in small_rows:
+            o, c, t = r["ours_small"], r["ours_small_no_reserve"], r["ours"]
+            w(
+                f"| {r['d']} | {r['k']} | **{fmt_ms(o['provider']['p50_ms'])}** | {fmt_ms(o['provider']['p95_ms'])} | "
+                f"{fmt_ms(c['provider']['p50_ms'])} | {fmt_ms(o['refill_ms_per_query'])} | "
+                f"{fmt_ms(o['client_encrypt']['p50_ms'])} / {fmt_ms(o['client_decrypt']['p50_ms'])} | "
+                f"{o['bytes_up']:,} B / {o['bytes_down']:,} B ({o['reply_ciphertexts']} ct) | "
+                f"{t['bytes_up']:,} B / {t['bytes_down']:,} B | {o['max_abs_error']:.1e} |"
+            )
+        w("")
+
     # --- 1b --------------------------------------------------------------------------------------
     bt = results.get("batch")
     if bt:
@@ -235,6 +269,14 @@ def render_markdown(
             f"{fmt_s(o['client_decrypt_s'])} | **{o['queries_per_s']:,.0f}** | {fmt_bytes(o['bytes_up_per_query'])} | "
             f"{fmt_bytes(o['bytes_down_per_query'])} | {o['max_abs_error']:.1e} |"
         )
+        so = bt.get("ours_small")
+        if so:
+            w(
+                f"| batch under `ckks-n4096-q47` (median of {so['runs']}) | {so['queries']} | "
+                f"{fmt_s(so['client_encrypt_s'])} | {fmt_s(so['provider_s'])} | {fmt_s(so['client_decrypt_s'])} | "
+                f"**{so['queries_per_s']:,.0f}** | {fmt_bytes(so['bytes_up_per_query'])} | "
+                f"{fmt_bytes(so['bytes_down_per_query'])} | {so['max_abs_error']:.1e} |"
+            )
         w(
             f"| per-query path | {s1['queries']} | | | | {s1['queries_per_s']:,.0f} | "
             f"{fmt_bytes(s1['bytes_up_per_query'])} | | |"
@@ -310,6 +352,16 @@ def render_markdown(
             f"{fmt_bytes(od['bytes_up'])} | {fmt_bytes(od['bytes_down'])} | "
             f"{od['measured_slice']['max_abs_error']:.1e} (slice) |"
         )
+        so = c.get("ours_small")
+        if so:
+            w(
+                f"| | ours under `ckks-n4096-q109` ({so['data_ciphertexts']} data ct, "
+                f"{so['samples_per_ciphertext']} samples/ct, {so.get('result_ciphertexts', '?')} result ct, "
+                f"rel. err {so.get('relative_error_frobenius', float('nan')):.1e}) | "
+                f"{fmt_s(so['client_encrypt_s'])} | {fmt_s(so['provider_s'])} | {fmt_s(so['client_decrypt_s'])} | "
+                f"**{fmt_s(so['total_s'])}** | {fmt_bytes(so['bytes_up'])} | {fmt_bytes(so['bytes_down'])} | "
+                f"{so['max_abs_error']:.1e} |"
+            )
     w("")
     for c in results["alignment"]:
         o = c["ours"]
@@ -372,7 +424,8 @@ def render_markdown(
     # --- notes -----------------------------------------------------------------------------------
     w("## Method notes\n")
     w(
-        "- Inputs: x ~ N(0, 1)^d, W ~ N(0, 1/d), b ~ N(0, 1) for the head; "
+        "- Inputs: x uniform on the unit sphere in R^d (as sentence embeddings are), W ~ N(0, 1), b ~ N(0, 1) "
+        "for the head; "
         "X ~ U(-1, 1), Y ~ N(0, 1) for alignment; "
         f"fixed seed {cfg['seed']}."
     )
@@ -410,5 +463,9 @@ def write_report(results: dict[str, Any], doc: Path, plot: Path | None, json_pat
             plot_rel = os.path.relpath(plot, doc.parent)
     json_rel = os.path.relpath(json_path, doc.parent) if json_path is not None else None
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render_markdown(results, plot_rel=plot_rel, plot_note=note, json_rel=json_rel), encoding="utf-8")
+    results_dir = json_path.parent if json_path is not None else None
+    doc.write_text(
+        render_markdown(results, plot_rel=plot_rel, plot_note=note, json_rel=json_rel, results_dir=results_dir),
+        encoding="utf-8",
+    )
     return note

@@ -12,8 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from helix_he.packing import next_pow2
+from helix_he.suitability import suitable_parameter_sets
+from provider_server.workers.refill import RESERVE_PER_KEY
+
 from . import SCHEMA_VERSION, baseline, ours
-from .config import PARAMETER_SET, AlignmentCase, Mode
+from .config import PARAMETER_SET, SMALL_ALIGNMENT_PARAMETER_SET, SMALL_PARAMETER_SET, AlignmentCase, Mode
 
 
 def machine_info() -> dict[str, Any]:
@@ -47,11 +51,12 @@ def machine_info() -> dict[str, Any]:
 
 
 def _inputs_head(seed: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A unit-norm query (as sentence embeddings and their maps are) and logits of order 1."""
     rng = np.random.default_rng([seed, d, k])
-    w = rng.normal(size=(d, k)) / np.sqrt(d)
+    w = rng.normal(size=(d, k))
     b = rng.normal(size=k)
     x = rng.normal(size=d)
-    return x, w, b
+    return x / np.linalg.norm(x), w, b
 
 
 def _inputs_alignment(seed: int, case: AlignmentCase) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +75,9 @@ def run(
     log(f"[bench] mode={mode.name} cpus={machine['cpu_count']} load={machine['load_average_at_start']}")
 
     party = ours.OurParty(PARAMETER_SET)
+    small = ours.OurParty(SMALL_PARAMETER_SET, reserve=RESERVE_PER_KEY)
+    small_cold = ours.OurParty(SMALL_PARAMETER_SET)
+    align_small = ours.OurParty(SMALL_ALIGNMENT_PARAMETER_SET)
     ctx, ts_info = baseline.make_context()
     log(
         f"[bench] keys ready: our public key {party.setup['public_key_bytes']} B, TenSEAL public context "
@@ -82,6 +90,11 @@ def run(
         x, w, b = _inputs_head(seed, d, k)
         mine = ours.linear_head(party, x, w, b, mode.head_runs)
         row: dict[str, Any] = {"d": d, "k": k, "ours": mine, "baseline": None, "speedup_provider_p50": None}
+        if SMALL_PARAMETER_SET in suitable_parameter_sets(
+            [SMALL_PARAMETER_SET], w, b, max_query_norm=2.0, pairwise=False
+        ):
+            row["ours_small"] = ours.linear_head(small, x, w, b, mode.head_runs)
+            row["ours_small_no_reserve"] = ours.linear_head(small_cold, x, w, b, mode.head_runs)
         if (d, k) in mode.baseline_grid:
             base = baseline.linear_head(ctx, x, w, b, mode.baseline_runs)
             row["baseline"] = base
@@ -93,6 +106,12 @@ def run(
             row["bytes_down_ratio"] = base["bytes_down"] / mine["bytes_down"]
         rows.append(row)
         msg = f"[bench] head d={d} k={k}: ours p50 {mine['provider']['p50_ms']:.1f} ms"
+        if "ours_small" in row:
+            sm = row["ours_small"]
+            msg += (
+                f"; {SMALL_PARAMETER_SET} p50 {sm['provider']['p50_ms']:.2f} ms "
+                f"({sm['bytes_up'] + sm['bytes_down']} B up+down)"
+            )
         if row["baseline"] is not None:
             msg += f", TenSEAL p50 {row['baseline']['provider']['p50_ms']:.0f} ms, x{row['speedup_provider_p50']:.0f}"
         log(msg)
@@ -103,15 +122,19 @@ def run(
     bb = rng.normal(size=4)
     bx = rng.normal(size=(mode.batch_queries, 384)) / np.sqrt(384)
     batch = ours.batch(party, bx, bw, bb, mode.batch_runs)
+    batch_small = ours.batch(small_cold, bx, bw, bb, mode.batch_runs)
     single = ours.per_query_throughput(party, bx[:64], bw, bb)
     batch_section: dict[str, Any] = {
         "ours": batch,
+        "ours_small": batch_small,
+        "speedup_small_over_default": batch_small["queries_per_s"] / batch["queries_per_s"],
         "per_query_path": single,
         "speedup_throughput": batch["queries_per_s"] / single["queries_per_s"],
     }
     log(
         f"[bench] batch of {batch['queries']}: {batch['queries_per_s']:.0f} q/s, "
-        f"{batch['bytes_up_per_query']:.0f} B up per query; per-query path {single['queries_per_s']:.0f} q/s"
+        f"{batch['bytes_up_per_query']:.0f} B up per query; per-query path {single['queries_per_s']:.0f} q/s; "
+        f"{SMALL_PARAMETER_SET}: {batch_small['queries_per_s']:.0f} q/s"
     )
     flooding = [ours.noise_flooding_cost(party, bx[:50], bw, bb, bits) for bits in (0, 20, 28, 36)]
     cx = bx[: mode.concurrency_queries]
@@ -126,6 +149,11 @@ def run(
     for case in mode.alignment:
         x, y = _inputs_alignment(seed, case)
         mine = ours.alignment(party, case, x, y, mode.alignment_runs)
+        mine_small = (
+            ours.alignment(align_small, case, x, y, mode.alignment_runs)
+            if 2 * next_pow2(case.client_dim) <= align_small.he.n
+            else None
+        )
         naive = baseline.alignment_naive(ctx, case, x, y, mode.naive_slice, mode.naive_reps)
         sm = naive["sample_major"]
         cases.append(
@@ -135,6 +163,7 @@ def run(
                 "d_A": case.provider_dim,
                 "full_size_only_with_flag": case.num_samples >= 16384,
                 "ours": mine,
+                "ours_small": mine_small,
                 "baseline": naive,
                 "speedup_total_vs_sample_major_extrapolated": sm["total_s"] / mine["total_s"],
                 "speedup_provider_vs_sample_major_extrapolated": sm["provider_s"] / mine["provider_s"],
@@ -142,8 +171,9 @@ def run(
                 "bytes_up_ratio_vs_sample_major": sm["bytes_up"] / mine["bytes_up"],
             }
         )
+        small_note = f", {SMALL_ALIGNMENT_PARAMETER_SET} {mine_small['total_s']:.1f} s" if mine_small else ""
         log(
-            f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s, naive sample-major "
+            f"[bench] alignment {case.label()}: ours {mine['total_s']:.1f} s{small_note}, naive sample-major "
             f"(extrapolated) {sm['total_s']:.0f} s"
         )
         del x, y
@@ -169,7 +199,13 @@ def run(
         "schema_version": SCHEMA_VERSION,
         "timestamp_utc": started,
         "mode": mode.name,
-        "config": {**mode.to_json(), "seed": seed, "parameter_set": PARAMETER_SET},
+        "config": {
+            **mode.to_json(),
+            "seed": seed,
+            "parameter_set": PARAMETER_SET,
+            "small_parameter_set": SMALL_PARAMETER_SET,
+            "reserve_per_key": RESERVE_PER_KEY,
+        },
         "machine": machine,
         "setup": {"ours": party.setup, "tenseal": ts_info},
         "linear_head": rows,

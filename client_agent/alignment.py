@@ -21,7 +21,7 @@ from helix_embeddings import Embedder
 from helix_he.context import he_context
 from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
 from helix_he.keys import ClientKeys
-from helix_he.packing import CrossCovarianceLayout, stride_bits_for
+from helix_he.packing import CrossCovarianceLayout, next_pow2, stride_bits_for
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.folds import fold_rows
 from shared_protocol.messages import (
@@ -116,6 +116,18 @@ def decrypt_result(
     return parts
 
 
+def alignment_parameter_set(info: ServiceInfo, feature_dim: int) -> str:
+    """The smallest ring the provider accepts for alignment that still packs at least two samples per
+    ciphertext: the provider's product costs N x n x d_A, so half the ring is half its work (and a
+    sixteenth of the Galois keys). The provider's default when none fits."""
+    fits = [
+        p for p in info.parameter_sets if p.supports_alignment and p.poly_modulus_degree >= 2 * next_pow2(feature_dim)
+    ]
+    if not fits:
+        return info.default_parameter_set
+    return min(fits, key=lambda p: (p.poly_modulus_degree, p.name != info.default_parameter_set)).name
+
+
 class AlignmentRun:
     """One secure alignment against one provider head, from public texts to a stored map."""
 
@@ -145,9 +157,9 @@ class AlignmentRun:
         t0 = time.perf_counter()
         sent0, recv0 = self.provider.bytes_sent, self.provider.bytes_received
         info = self.provider.info()
-        pset = self.config.parameter_set or info.default_parameter_set
         public = self.fetch_texts(info)
         embedded = self.embed(public.texts)
+        pset = self.config.parameter_set or alignment_parameter_set(info, embedded.x.shape[1])
         key = self.register_key(pset, embedded)
         try:
             session, layout = self.open_session(key, public, embedded)

@@ -48,7 +48,7 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
     embedder = state.embedder()
     stored = choose_map(state.maps, state.provider.base_url, head_id, embedder, map_id)
     check_map(stored, embedder, head)  # before any key is registered: a refusal changes nothing
-    pset = state.inference_parameter_set()
+    pset = state.inference_parameter_set(head)
     max_bytes = state.cache.info().limits.max_ciphertext_bytes
 
     def attempt(key: InferenceKey) -> Classified:

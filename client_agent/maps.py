@@ -3,9 +3,11 @@ embedder it was fitted for; using it with another embedder is refused."""
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,20 @@ class StoredMap:
 
 
 class MapStore:
-    def __init__(self, root: Path) -> None:
+    """Maps on disk, with what was read kept in memory.
+
+    Why the memory: a map folder is written once (it appears complete by a rename) and never changed,
+    so its metadata and weights can be kept after the first read. Classifying looks up the newest map
+    for a head on every request; re-reading every map's JSON and weights cost ~5 ms per request.
+    The folder listing is still read each time (cheap), so a map written by another process or
+    removed by an operator is seen."""
+
+    def __init__(self, root: Path, cached_maps: int = 32) -> None:
         self.root = private_dir(root)
+        self._meta: dict[str, MapMetadata] = {}
+        self._maps: collections.OrderedDict[str, StoredMap] = collections.OrderedDict()
+        self._cached_maps = cached_maps
+        self._lock = threading.Lock()
 
     def save(self, meta: dict[str, Any], affine: AffineMap) -> StoredMap:
         map_id = "m_" + secrets.token_hex(8)
@@ -59,23 +73,34 @@ class MapStore:
         write_private(tmp / "bias.npy", _npy(affine.bias))
         write_private(tmp / "meta.json", md.model_dump_json(indent=2).encode())
         os.replace(tmp, folder)  # a map appears complete or not at all
-        return StoredMap(md, affine)
+        stored = StoredMap(md, affine)
+        self._remember(stored)
+        return stored
 
     def get(self, map_id: str) -> StoredMap | None:
         folder = self.root / map_id
         if not map_id.startswith("m_") or "/" in map_id or len(map_id) > 64 or not (folder / "meta.json").exists():
             return None
-        md = MapMetadata.model_validate_json((folder / "meta.json").read_text())
+        with self._lock:
+            stored = self._maps.get(map_id)
+            if stored is not None:
+                self._maps.move_to_end(map_id)
+                return stored
+        md = self._metadata(map_id)
         affine = AffineMap(
             np.load(folder / "weight.npy", allow_pickle=False), np.load(folder / "bias.npy", allow_pickle=False)
         )
-        return StoredMap(md, affine)
+        stored = StoredMap(md, affine)
+        self._remember(stored)
+        return stored
 
     def list(self) -> list[MapMetadata]:
-        out = []
-        for meta in self.root.glob("m_*/meta.json"):
-            out.append(MapMetadata.model_validate_json(meta.read_text()))
-        return sorted(out, key=lambda m: m.created_at)
+        present = {p.parent.name for p in self.root.glob("m_*/meta.json")}
+        with self._lock:
+            for gone in set(self._meta) - present:
+                self._meta.pop(gone, None)
+                self._maps.pop(gone, None)
+        return sorted((self._metadata(map_id) for map_id in present), key=lambda m: m.created_at)
 
     def latest_for(self, provider_url: str, head_id: str, client_model_id: str) -> StoredMap | None:
         cands = [
@@ -84,6 +109,23 @@ class MapStore:
             if m.provider_url == provider_url and m.head_id == head_id and m.client_model_id == client_model_id
         ]
         return self.get(cands[-1].map_id) if cands else None
+
+    def _metadata(self, map_id: str) -> MapMetadata:
+        with self._lock:
+            md = self._meta.get(map_id)
+        if md is None:
+            md = MapMetadata.model_validate_json((self.root / map_id / "meta.json").read_text())
+            with self._lock:
+                self._meta[map_id] = md
+        return md
+
+    def _remember(self, stored: StoredMap) -> None:
+        with self._lock:
+            self._meta[stored.meta.map_id] = stored.meta
+            self._maps[stored.meta.map_id] = stored
+            self._maps.move_to_end(stored.meta.map_id)
+            while len(self._maps) > self._cached_maps:
+                self._maps.popitem(last=False)
 
 
 def _npy(arr: np.ndarray) -> bytes:

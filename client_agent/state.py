@@ -13,7 +13,7 @@ import httpx
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.private_files import private_dir
 from helix_web.readiness import writable_dir
-from shared_protocol.messages import KeyPurpose
+from shared_protocol.messages import HeadInfo, KeyPurpose
 
 from .jobs import JobManager
 from .key_manager import InferenceKeys
@@ -104,8 +104,12 @@ class ClientState:
         """The readiness checks: data directory writable, provider ready (as last seen)."""
         return [writable_dir(self.settings.data_dir), self.provider_readiness.reason()]
 
-    def inference_parameter_set(self) -> str:
-        return self.settings.parameter_set or self.cache.info().default_parameter_set
+    def inference_parameter_set(self, head: HeadInfo) -> str:
+        """The set to classify under: the configured one, else the smallest round trip the provider
+        evaluates this head under (it lists them smallest first), else its default."""
+        if self.settings.parameter_set:
+            return self.settings.parameter_set
+        return head.parameter_sets[0] if head.parameter_sets else self.cache.info().default_parameter_set
 
     def close(self) -> None:
         self.jobs.close()

@@ -71,6 +71,9 @@ _SYMBOLS = (
     "helix_lincomb",
     "helix_addmod",
     "helix_signed_residues",
+    "helix_pack_bits",
+    "helix_unpack_bits",
+    "helix_submod",
 )
 
 
@@ -106,7 +109,13 @@ def load_kernel() -> ctypes.CDLL | None:
     lib.helix_dot_rows.argtypes = [u64p, u64p, sz, sz, ctypes.c_uint64, u64p]
     lib.helix_lincomb.argtypes = [i64p, sz, sz, u64p, sz, ctypes.c_uint64, u64p, u64p]
     lib.helix_addmod.argtypes = [u64p, u64p, sz, ctypes.c_uint64, u64p]
+    lib.helix_submod.argtypes = [u64p, u64p, sz, ctypes.c_uint64, u64p]
     lib.helix_signed_residues.argtypes = [i64p, sz, ctypes.c_uint64, u64p]
+    u8p = ctypes.POINTER(ctypes.c_uint8)
+    lib.helix_pack_bits.argtypes = [u64p, sz, ctypes.c_uint, u8p]
+    lib.helix_pack_bits.restype = None
+    lib.helix_unpack_bits.argtypes = [u8p, sz, ctypes.c_uint, u64p]
+    lib.helix_unpack_bits.restype = ctypes.c_uint64
     lib.helix_ntt_ln_forward.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p]
     lib.helix_ntt_ln_inverse.argtypes = [u64p, sz, sz, ctypes.c_uint64, u64p, u64p, ctypes.c_uint64, ctypes.c_uint64]
     for name in (
@@ -118,6 +127,7 @@ def load_kernel() -> ctypes.CDLL | None:
         "helix_ntt_ln_inverse",
         "helix_lincomb",
         "helix_addmod",
+        "helix_submod",
         "helix_signed_residues",
     ):
         getattr(lib, name).restype = None

@@ -190,3 +190,43 @@ void helix_addmod(const uint64_t *a, const uint64_t *b, size_t count, uint64_t q
 void helix_signed_residues(const int64_t *v, size_t count, uint64_t q, uint64_t *out) {
     for (size_t i = 0; i < count; i++) out[i] = v[i] < 0 ? (uint64_t)(v[i] + (int64_t)q) : (uint64_t)v[i];
 }
+
+/* Pack count values (each below 2^bits, 1 <= bits <= 64) little-endian into ceil(count*bits/8) bytes. */
+void helix_pack_bits(const uint64_t *v, size_t count, unsigned bits, uint8_t *out) {
+    unsigned __int128 acc = 0;
+    unsigned filled = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < count; i++) {
+        acc |= (unsigned __int128)v[i] << filled;
+        filled += bits;
+        while (filled >= 8) {
+            out[o++] = (uint8_t)acc;
+            acc >>= 8;
+            filled -= 8;
+        }
+    }
+    if (filled) out[o++] = (uint8_t)acc;
+}
+
+/* The inverse of helix_pack_bits; returns the bits left over in the last byte (must be zero). */
+uint64_t helix_unpack_bits(const uint8_t *in, size_t count, unsigned bits, uint64_t *out) {
+    unsigned __int128 acc = 0;
+    unsigned filled = 0;
+    size_t p = 0;
+    uint64_t mask = bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1);
+    for (size_t i = 0; i < count; i++) {
+        while (filled < bits) {
+            acc |= (unsigned __int128)in[p++] << filled;
+            filled += 8;
+        }
+        out[i] = (uint64_t)acc & mask;
+        acc >>= bits;
+        filled -= bits;
+    }
+    return (uint64_t)acc;
+}
+
+/* out = (a - b) mod q for residues below q. */
+void helix_submod(const uint64_t *a, const uint64_t *b, size_t count, uint64_t q, uint64_t *out) {
+    for (size_t i = 0; i < count; i++) out[i] = a[i] >= b[i] ? a[i] - b[i] : a[i] + q - b[i];
+}

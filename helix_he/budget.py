@@ -8,6 +8,9 @@ between the client's encoding scale, the provider's plaintext scale and the head
   q/2; the encryption noise (sigma 3.2 at the query scale) and the rounding of W cost ~1e-6 per logit
   (docs/protocol.md has the derivation). The query scale is pinned: the provider accepts no other,
   because a client that scales its queries up shrinks the provider's flooding relative to the output.
+  These are the default sets' numbers; each parameter set pins its own (`CKKSParameterSet.
+  query_scale_bits`, `weight_scale_bits`): the 47-bit set uses 2^23 x 2^16 (|logit| < 2^7) and switches
+  the reply down to a 2^29 modulus, where a logit sits at ~2^21.
 * Ranking: each pairwise difference of logits is multiplied by a secret factor r < 2^8 and its
   weights are encoded at 2^(22 - 8), so r times the weight scale never exceeds 2^22 and the headroom
   is that of logits.
@@ -32,6 +35,9 @@ RANKING_FACTOR_BITS = 8
 RANKING_WEIGHT_SCALE_BITS = HEAD_WEIGHT_SCALE_BITS - RANKING_FACTOR_BITS
 #: Largest flooding width the provider may configure: +-2^(44-48) in logit units.
 MAX_NOISE_FLOODING_BITS = 44
+#: A flooding setting of b bits means +-2^(b - 48) in logit units under every parameter set: b bits at the
+#: product scale of the default sets (2^26 x 2^22), fewer at a smaller product scale.
+FLOODING_REFERENCE_SCALE_BITS = QUERY_SCALE_BITS + HEAD_WEIGHT_SCALE_BITS
 
 #: |Y_int| <= 2^24: with 20-bit limbs a chunk of 512 samples stays below 2^53 in float BLAS.
 Y_MAX_BITS = 24
@@ -68,6 +74,14 @@ def y_scale_bits_for(y: np.ndarray, data_bits: int) -> int:
     return min(by_sum, by_peak)
 
 
+def flooding_bits_at(product_scale_bits: int, bits: int) -> int:
+    """The flooding width in bits at a product scale of 2^product_scale_bits for a setting of `bits`
+    (0 or less: off)."""
+    if bits <= 0:
+        return 0
+    return max(0, bits - (FLOODING_REFERENCE_SCALE_BITS - product_scale_bits))
+
+
 def flooding_noise(size: int, bits: int) -> np.ndarray:
     """Uniform integers in [-2^bits, 2^bits] for noise flooding (0 bits = off)."""
     if bits <= 0:
@@ -85,3 +99,23 @@ def ranking_factors(size: int) -> np.ndarray:
     ratio of two replies, as small integer factors would."""
     u = np.frombuffer(os.urandom(8 * size), dtype=np.uint64) >> np.uint64(11)  # 53 uniform bits
     return np.exp2(u.astype(np.float64) / 2.0**53 * RANKING_FACTOR_BITS)
+
+
+def logit_headroom(q: int, product_scale_bits: int) -> float:
+    """The largest |output| a reply under prime q carries exactly at a product scale of 2^bits, less a
+    2^-10 margin for the noise and the bias's rounding."""
+    return (q // 2) / 2.0**product_scale_bits * (1.0 - 2.0**-10)
+
+
+def head_output_bound(weight: np.ndarray, bias: np.ndarray, max_query_norm: float, *, pairwise: bool) -> float:
+    """max |output| over queries with ||x||_2 <= max_query_norm: R ||W[:, j]|| + |b_j| per logit, or per
+    pairwise difference of logits for a ranking head (its secret factors are inside the budget already:
+    they scale the weights, not the headroom; `RANKING_WEIGHT_SCALE_BITS`)."""
+    w = np.asarray(weight, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64).reshape(-1)
+    if pairwise:
+        i, j = np.triu_indices(w.shape[1], k=1)
+        w, b = w[:, i] - w[:, j], b[i] - b[j]
+    if w.shape[1] == 0:
+        return 0.0
+    return float(np.max(max_query_norm * np.linalg.norm(w, axis=0) + np.abs(b)))

@@ -141,14 +141,23 @@ class MaskedReply:
 
 def _limbs(v: np.ndarray) -> np.ndarray:
     """Centred int64 values (|v| < 2^59) -> (3, ...) float64 signed limbs, v = l0 + 2^20 l1 + 2^40 l2,
-    each |l| <= 2^19."""
+    each |l| <= 2^19, written straight into one float array (this runs on every coefficient of every
+    data polynomial, so temporaries cost as much as the arithmetic)."""
     mask = np.int64((1 << _LIMB_BITS) - 1)
     half = np.int64(_LIMB_HALF)
-    l0 = ((v + half) & mask) - half
-    v1 = (v - l0) >> _LIMB_BITS
-    l1 = ((v1 + half) & mask) - half
-    l2 = (v1 - l1) >> _LIMB_BITS
-    return np.stack([l0, l1, l2]).astype(np.float64)
+    out = np.empty((3,) + v.shape, dtype=np.float64)
+    low = (v + half) & mask
+    low -= half
+    out[0] = low
+    rest = v - low
+    rest >>= _LIMB_BITS
+    low = (rest + half) & mask
+    low -= half
+    out[1] = low
+    rest -= low
+    rest >>= _LIMB_BITS
+    out[2] = rest
+    return out
 
 
 class ExactModMatmul:
@@ -166,11 +175,15 @@ class ExactModMatmul:
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """m: (rows, K) int64 centred residues -> (rows, C) residues in [0, q)."""
-        rows, k = m.shape
-        limbs = _limbs(m).reshape(3 * rows, k)
+        return self.of_limbs(_limbs(m))
+
+    def of_limbs(self, limbs: np.ndarray) -> np.ndarray:
+        """The same product from the limbs of m, (3, rows, K) float64 (`_limbs`)."""
+        _, rows, k = limbs.shape
+        flat = limbs.reshape(3 * rows, k)
         acc = np.zeros((3 * rows, self.y.shape[1]), dtype=np.int64)
         for k0 in range(0, k, self.chunk):
-            acc += (limbs[:, k0 : k0 + self.chunk] @ self.y[k0 : k0 + self.chunk]).astype(np.int64)
+            acc += (flat[:, k0 : k0 + self.chunk] @ self.y[k0 : k0 + self.chunk]).astype(np.int64)
         q = np.int64(self.q)
         s = (acc % q).astype(U64).reshape(3, rows, -1)
         out = addmod(s[0], mulmod(s[1], np.broadcast_to(self._w1, s[1].shape), self.q), self.q)
@@ -181,7 +194,10 @@ def _column_polynomials(
     he: HEContext, layout: CrossCovarianceLayout, data: list[np.ndarray], y_int: np.ndarray
 ) -> np.ndarray:
     """Z_b for every column of y_int, as coefficient residues (2, C, N): c0 only on multiples of m
-    (the rest is irrelevant to the trace, left zero), c1 whole."""
+    (the rest is irrelevant to the trace, left zero), c1 whole.
+
+    The limbs are taken of the data polynomials once, before the sliding windows repeat every
+    coefficient m times in the product's left matrix."""
     n, m, q = he.n, layout.stride, he.output_level.primes[0]
     ntt = he.ntt(q)
     count = len(data)
@@ -193,15 +209,15 @@ def _column_polynomials(
     mm = ExactModMatmul(padded, q)
     out = np.zeros((2, cols, n), dtype=U64)
     # c0 on multiples of m: row a, sample (c, t) -> c0_c[a*m + t] (never wraps).
-    c0 = coeffs[:, 0, :].reshape(count, n // m, m).transpose(1, 0, 2).reshape(n // m, count * m)
-    out[0][:, ::m] = mm(c0).T
+    c0 = _limbs(coeffs[:, 0, :]).reshape(3, count, n // m, m).transpose(0, 2, 1, 3).reshape(3, n // m, count * m)
+    out[0][:, ::m] = mm.of_limbs(c0).T
     # c1 whole: row p, sample (c, t) -> c1_c[p + t], minus c1_c[p + t - N] past the end.
-    ext = np.concatenate([coeffs[:, 1, :], -coeffs[:, 1, : m - 1]], axis=1)
-    windows = sliding_window_view(ext, m, axis=1)  # (count, N, m) view
+    ext = _limbs(np.concatenate([coeffs[:, 1, :], -coeffs[:, 1, : m - 1]], axis=1))  # (3, count, N + m - 1)
+    windows = sliding_window_view(ext, m, axis=2)  # (3, count, N, m) view
     block = max(m, min(n, _MATRIX_ELEMENTS // (count * m)))
     for p0 in range(0, n, block):
-        rows = windows[:, p0 : p0 + block, :].transpose(1, 0, 2).reshape(-1, count * m)
-        out[1][:, p0 : p0 + block] = mm(rows).T
+        rows = windows[:, :, p0 : p0 + block, :].transpose(0, 2, 1, 3).reshape(3, -1, count * m)
+        out[1][:, p0 : p0 + block] = mm.of_limbs(rows).T
     return out
 
 

@@ -9,7 +9,9 @@ encrypted in which packing is the business of the circuit modules.
 
 from __future__ import annotations
 
+import collections
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,14 +159,29 @@ class ClientKeys:
 
     def reply_residues(self, blob: bytes, positions: np.ndarray) -> tuple[np.ndarray, int, float]:
         """Exact decryption of a compact reply: the message residues at `positions` (the only
-        coefficients a reply carries), the prime, and the scale."""
+        coefficients a reply carries), the modulus they are residues of (the prime, or 2^bits for a
+        switched reply), and the scale."""
         he = self.he
         lvl = he.output_level
         q = lvl.primes[0]
+        bits = he.params.reply_modulus_bits or 0
         positions = np.asarray(positions, dtype=np.int64)
-        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=len(positions))
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=len(positions), modulus_bits=bits)
+        if bits:
+            c1s = self._switched_c1_times_s(reply.c1, bits)
+            c1s = centered(dot_rows(c1s, self._rows(q, positions), q), q)
+            return _mod_power_of_two(lifted(reply.c0, bits) + c1s, bits), 1 << bits, reply.scale
         c1s = dot_rows(self._s[q](reply.c1), self._rows(q, positions), q)
         return addmod(reply.c0, c1s, q), q, reply.scale
+
+    def _switched_c1_times_s(self, c1: np.ndarray, bits: int) -> np.ndarray:
+        """NTT values of c1 * s over the integers, modulo the prime: c1 (coefficients below 2^bits,
+        lifted to (-2^(bits-1), 2^(bits-1)]) times the ternary s has coefficients below N * 2^(bits-1),
+        far below q/2, so reading them centered mod q gives the exact integer product."""
+        q = self.he.output_level.primes[0]
+        if self.he.n << (bits - 1) >= q // 2:
+            raise ValueError(f"a reply modulus of 2^{bits} is too wide for exact decryption under q")
+        return self._s[q](self.he.ntt(q).forward(to_residues(lifted(c1, bits), q)))
 
     def _rows(self, q: int, positions: np.ndarray) -> np.ndarray:
         """The NTT rows that read coefficients `positions` (cached: one key serves concurrent requests, so
@@ -180,17 +197,34 @@ class ClientKeys:
 
     def decrypt_reply(self, blob: bytes, positions: np.ndarray) -> np.ndarray:
         """The values a compact reply carries at `positions`."""
-        res, q, scale = self.reply_residues(blob, positions)
-        return centered(res, q).astype(np.float64) / scale
+        res, modulus, scale = self.reply_residues(blob, positions)
+        return centered(res, modulus).astype(np.float64) / scale
 
     def decrypt_prefix(self, blob: bytes, count: int) -> np.ndarray:
         """The values a compact reply carries at coefficients [0, count) (the batch form)."""
         he = self.he
         lvl = he.output_level
         q = lvl.primes[0]
-        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=count)
+        bits = he.params.reply_modulus_bits or 0
+        reply = ReplyCiphertext.from_bytes(blob, level=lvl.index, q=q, n=he.n, count=count, modulus_bits=bits)
+        if bits:
+            c1s = centered(he.ntt(q).inverse(self._switched_c1_times_s(reply.c1, bits))[:count], q)
+            res = _mod_power_of_two(lifted(reply.c0, bits) + c1s, bits)
+            return centered(res, 1 << bits).astype(np.float64) / reply.scale
         c1s = he.ntt(q).inverse(self._s[q](reply.c1))[:count]
         return centered(addmod(reply.c0, c1s, q), q).astype(np.float64) / reply.scale
+
+
+def lifted(values: np.ndarray, bits: int) -> np.ndarray:
+    """Values mod 2^bits as signed integers in [-2^(bits-1), 2^(bits-1))."""
+    v = np.asarray(values, dtype=np.uint64).astype(np.int64)
+    out: np.ndarray = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
+    return out
+
+
+def _mod_power_of_two(values: np.ndarray, bits: int) -> np.ndarray:
+    out: np.ndarray = np.asarray(values, dtype=np.int64).astype(np.uint64) & np.uint64((1 << bits) - 1)
+    return out
 
 
 # --- the provider's side of the keys -------------------------------------------------------------
@@ -225,23 +259,43 @@ def load_galois_keys(parameter_set: str, blob: bytes, elements: list[int], seed:
     return keys
 
 
+@dataclass(frozen=True)
+class ZeroEncryption:
+    """One fresh encryption of zero under the client's public key, (p0*u + e0, p1*u + e1), in the form a
+    compact reply adds it: p0*u as NTT values and e0 as residues of its coefficients, kept apart because
+    a reply reads c0 at its output coefficients only (one row product on the sum, not a transform);
+    c1 = p1*u + e1 as NTT values, or as coefficients under a set whose replies are switched down (the
+    switch needs coefficients)."""
+
+    p0u: np.ndarray
+    e0: np.ndarray
+    c1: np.ndarray
+
+
 class Rerandomizer:
     """Adds a fresh public-key encryption of zero to a reply (zero message, fresh randomness).
 
     Without this a reply's second component would be the (rescaled) product of the client's own
     seeded polynomial with the provider's plaintext, which the client knows half of.
 
-    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `zero_parts_many` for the
-    compact inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the
-    last prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
-    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u)."""
+    Two forms: `apply` for SEAL ciphertexts (the alignment result), and `fresh_zeros` for the compact
+    inference replies, computed on residues: Enc_pk(0) = (p0*u + e0, p1*u + e1) modulo the last
+    prime, u ternary, e0/e1 centered binomial, (p0, p1) the client's public key. It decrypts to
+    -e*u + e0 + e1*s, small noise, and makes c1 uniform to the client (an RLWE sample with secret u).
 
-    def __init__(self, he: HEContext, public_key: seal.PublicKey) -> None:
+    Why a reserve: an encryption of zero depends on nothing in the query, so it can be made before the
+    query arrives. `refill` (called off the request path, e.g. by an idle worker thread) prepares up to
+    `reserve` of them; `fresh_zeros` takes prepared ones first, each exactly once, and makes the rest on
+    the spot. The distribution is the same either way; only when the work is done differs."""
+
+    def __init__(self, he: HEContext, public_key: seal.PublicKey, *, reserve: int = 0) -> None:
         self.he = he
         self._encryptor = seal.Encryptor(he.context, public_key)
         key = he.ciphertext_data(public_key.data())  # (2, key-level primes, N); q0 is row 0
         self.q = he.output_level.primes[0]
         self._p0, self._p1 = FixedMultiplier(key[0, 0], self.q), FixedMultiplier(key[1, 0], self.q)
+        self.reserve = reserve
+        self._ready: collections.deque[ZeroEncryption] = collections.deque()
 
     def apply(self, ct: seal.Ciphertext) -> None:
         zero = seal.Ciphertext()
@@ -249,16 +303,49 @@ class Rerandomizer:
         zero.scale = ct.scale  # the message is 0 at any scale; SEAL requires equal scales to add
         self.he.evaluator.add_inplace(ct, zero)
 
-    def zero_parts_many(self, copies: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`copies` independent encryptions of zero at once (one NTT call for all of them), each as
-        (p0*u in NTT form, e0 for `count` output coefficients, p1*u + e1 in NTT form)."""
+    @property
+    def prepared(self) -> int:
+        """How many encryptions of zero are ready."""
+        return len(self._ready)
+
+    def refill(self, batch: int = 8, limit: int | None = None) -> int:
+        """Prepare encryptions of zero until the reserve is full (or `limit` are made); returns how many
+        were made."""
+        made = 0
+        while len(self._ready) < self.reserve and (limit is None or made < limit):
+            want = (
+                self.reserve - len(self._ready) if limit is None else min(limit - made, self.reserve - len(self._ready))
+            )
+            fresh = self._make(min(batch, want))
+            self._ready.extend(fresh)
+            made += len(fresh)
+        return made
+
+    def fresh_zeros(self, copies: int) -> list[ZeroEncryption]:
+        """`copies` encryptions of zero, none ever handed out before."""
+        out: list[ZeroEncryption] = []
+        while len(out) < copies:
+            try:
+                out.append(self._ready.popleft())  # atomic: concurrent takers never share one
+            except IndexError:
+                out.extend(self._make(copies - len(out)))
+        return out
+
+    def _make(self, copies: int) -> list[ZeroEncryption]:
+        """`copies` independent encryptions of zero at once (one transform call for all of them)."""
         q, n = self.q, self.he.n
+        ntt = self.he.ntt(q)
         small = np.concatenate(
             [ternary(n * copies).reshape(copies, n), centered_binomial(n * copies).reshape(copies, n)]
         )
-        ntt = self.he.ntt(q).forward(to_residues(small, q))
-        u, e1 = ntt[:copies], ntt[copies:]
-        return self._p0(u), centered_binomial(count * copies).reshape(copies, count), addmod(self._p1(u), e1, q)
+        transformed = ntt.forward(to_residues(small, q))
+        u, e1 = transformed[:copies], transformed[copies:]
+        e0 = to_residues(centered_binomial(n * copies).reshape(copies, n), q)
+        p0u = self._p0(u)
+        c1 = addmod(self._p1(u), e1, q)
+        if self.he.params.reply_modulus_bits:
+            c1 = ntt.inverse(c1)
+        return [ZeroEncryption(p0u[i], e0[i], c1[i]) for i in range(copies)]
 
 
 __all__ = [
@@ -268,6 +355,7 @@ __all__ = [
     "KeySeedError",
     "Rerandomizer",
     "SeededCiphertext",
+    "ZeroEncryption",
     "load_galois_keys",
     "load_public_key",
 ]

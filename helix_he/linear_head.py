@@ -43,18 +43,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .budget import (
-    HEAD_WEIGHT_SCALE_BITS,
-    QUERY_SCALE_BITS,
-    RANKING_FACTOR_BITS,
-    RANKING_WEIGHT_SCALE_BITS,
-    flooding_noise,
-    ranking_factors,
-)
+from .budget import RANKING_FACTOR_BITS, flooding_bits_at, flooding_noise, ranking_factors
 from .context import CiphertextError, HEContext
 from .keys import ClientKeys, Rerandomizer
-from .modmath import U64, FixedMultiplier, addmod, dot_rows, mulmod, small_lincomb, to_residues
+from .modmath import U64, FixedMultiplier, addmod, dot_rows, mulmod, small_lincomb, switch_to_power_of_two, to_residues
 from .packing import LinearHeadLayout
+from .params import CKKSParameterSet
 from .rlwe import ReplyCiphertext, SeededCiphertext, expand_uniform
 
 #: The output modes a head can answer in (`EncryptedLinearHead`, `EncryptedRankingHead`).
@@ -73,15 +67,16 @@ def ranking_pairs(num_classes: int) -> list[tuple[int, int]]:
 
 
 def encrypt_queries(keys: ClientKeys, x: np.ndarray, layout: LinearHeadLayout) -> list[bytes]:
-    """One coefficient-packed ciphertext per query row, in compact seeded form."""
-    scale = float(2**QUERY_SCALE_BITS)
+    """One coefficient-packed ciphertext per query row, in compact seeded form, at the parameter set's
+    pinned query scale."""
+    scale = float(2**keys.he.params.query_scale_bits)
     primes = keys.he.output_level.primes
     return [ct.to_bytes(primes) for ct in keys.encrypt_seeded(layout.query_coefficients(x, scale), scale)]
 
 
 def encrypt_batch(keys: ClientKeys, x: np.ndarray, layout: LinearHeadLayout) -> list[bytes]:
     """Feature-major batch: up to N queries as `layout.d` ciphertexts (one per dimension)."""
-    scale = float(2**QUERY_SCALE_BITS)
+    scale = float(2**keys.he.params.query_scale_bits)
     primes = keys.he.output_level.primes
     return [ct.to_bytes(primes) for ct in keys.encrypt_seeded(layout.batch_coefficients(x, scale), scale)]
 
@@ -215,8 +210,8 @@ class EncryptedLinearHead:
         if bias.shape != (self.layout.k,):
             raise ValueError(f"bias has shape {bias.shape}, expected ({self.layout.k},)")
         self.bias = bias
-        self.noise_flooding_bits = noise_flooding_bits
-        self.weight_scale = float(2**HEAD_WEIGHT_SCALE_BITS)
+        self.noise_flooding_bits = flooding_bits_at(he.params.product_scale_bits, noise_flooding_bits)
+        self.weight_scale = float(2**he.params.weight_scale_bits)
         q = he.output_level.primes[0]
         ntt = he.coeffs_to_ntt(self.layout.weight_coefficients(weight, self.weight_scale), he.output_level)
         self._weights = [FixedMultiplier(row[0], q) for row in ntt]
@@ -267,8 +262,8 @@ class EncryptedRankingHead:
         self.diff_weight = weight[:, first] - weight[:, second]  # (d, pairs)
         self.diff_bias = bias[first] - bias[second]
         self.layout = LinearHeadLayout(n=he.n, d=weight.shape[0], k=len(self.pairs))
-        self.noise_flooding_bits = noise_flooding_bits
-        self.weight_scale = float(2**RANKING_WEIGHT_SCALE_BITS)
+        self.noise_flooding_bits = flooding_bits_at(he.params.product_scale_bits, noise_flooding_bits)
+        self.weight_scale = float(2 ** (he.params.weight_scale_bits - RANKING_FACTOR_BITS))
         self._outputs = _OutputCoefficients(he, self.layout)
 
     def evaluate(self, query: SeededCiphertext, rerandomizer: Rerandomizer) -> list[ReplyCiphertext]:
@@ -316,15 +311,30 @@ class _OutputCoefficients:
         `values(g)`: the integers added at group g's outputs (bias, flooding)."""
         he = self.he
         q = he.output_level.primes[0]
+        switched = bool(he.params.reply_modulus_bits)
         polys = np.stack([query.c0[0], expand_uniform(query.seed, (q,), he.n)[0]])  # (c0, c1) in NTT form
-        r0s, e0s, r1s = rerandomizer.zero_parts_many(len(self.groups), max(len(p) for p in self.positions))
+        zeros = rerandomizer.fresh_zeros(len(self.groups))
         out = []
         for g, pos in enumerate(self.positions):
             c0, c1 = product(g, polys)
-            c0 = dot_rows(addmod(c0, r0s[g], q), self.rows[g], q)
-            vals = values(g) + e0s[g, : len(pos)]
-            out.append(ReplyCiphertext(out_scale, addmod(c0, to_residues(vals, q), q), addmod(c1, r1s[g], q)))
+            c0 = addmod(dot_rows(addmod(c0, zeros[g].p0u, q), self.rows[g], q), zeros[g].e0[pos], q)
+            c1 = addmod(he.ntt(q).inverse(c1) if switched else c1, zeros[g].c1, q)
+            out.append(finish_reply(he, out_scale, addmod(c0, to_residues(values(g), q), q), c1))
         return out
+
+
+def finish_reply(he: HEContext, scale: float, c0: np.ndarray, c1: np.ndarray) -> ReplyCiphertext:
+    """The reply as it leaves: c0 (coefficients at the outputs) and c1 under the prime (NTT form), or, if
+    the parameter set has a reply modulus, both switched down to 2^bits (c1 given as coefficients): the
+    smaller modulus is all the outputs need once the product is done, and what the reply's bytes
+    scale with."""
+    bits = he.params.reply_modulus_bits
+    if not bits:
+        return ReplyCiphertext(scale, c0, c1)
+    q = he.output_level.primes[0]
+    return ReplyCiphertext(
+        scale * 2.0**bits / q, switch_to_power_of_two(c0, q, bits), switch_to_power_of_two(c1, q, bits), bits
+    )
 
 
 HeadCircuit = EncryptedLinearHead | EncryptedRankingHead
@@ -341,13 +351,13 @@ def prepare_head(
     raise ValueError(f"unknown output mode {output_mode!r}; expected one of {OUTPUT_MODES}")
 
 
-def check_query_scale_bits(declared: int, *, what: str = "query") -> None:
-    """The provider accepts exactly the pinned query scale; a client that declares another gets a
-    CiphertextError naming both."""
-    if declared != QUERY_SCALE_BITS:
+def check_query_scale_bits(declared: int, params: CKKSParameterSet, *, what: str = "query") -> None:
+    """The provider accepts exactly the parameter set's pinned query scale; a client that declares
+    another gets a CiphertextError naming both."""
+    if declared != params.query_scale_bits:
         raise CiphertextError(
-            f"{what} scale 2^{declared} is not accepted: queries must be encoded at the pinned "
-            f"scale 2^{QUERY_SCALE_BITS}"
+            f"{what} scale 2^{declared} is not accepted: queries under {params.name} must be encoded at the "
+            f"pinned scale 2^{params.query_scale_bits}"
         )
 
 
@@ -356,16 +366,15 @@ def parse_query(
 ) -> SeededCiphertext:
     """An untrusted query ciphertext at the last level and at the pinned scale, which its header
     must declare too."""
-    check_query_scale_bits(query_scale_bits, what=f"{what}: declared")
+    check_query_scale_bits(query_scale_bits, he.params, what=f"{what}: declared")
     lvl = he.output_level
     if len(blob) > max_ciphertext_bytes:
         raise CiphertextError(f"{what} of {len(blob)} bytes exceeds the limit of {max_ciphertext_bytes}")
     ct = SeededCiphertext.from_bytes(blob, level=lvl.index, primes=lvl.primes, n=he.n)
-    pinned = 2.0**QUERY_SCALE_BITS
+    pinned_bits = he.params.query_scale_bits
+    pinned = 2.0**pinned_bits
     if abs(ct.scale - pinned) > 1e-6 * pinned:
-        raise CiphertextError(
-            f"{what} scale is 2^{np.log2(ct.scale):.2f}, the pinned query scale is 2^{QUERY_SCALE_BITS}"
-        )
+        raise CiphertextError(f"{what} scale is 2^{np.log2(ct.scale):.2f}, the pinned query scale is 2^{pinned_bits}")
     return ct
 
 
@@ -429,14 +438,16 @@ def encrypted_linear_head_batch(
         c1[i] = expand_uniform(ct.seed, (q,), n)[0]
     out0 = small_lincomb(head.batch_weights, c0, q)
     out1 = small_lincomb(head.batch_weights, c1, q)
-    out_scale = 2.0**QUERY_SCALE_BITS * head.weight_scale
+    out_scale = 2.0**he.params.query_scale_bits * head.weight_scale
+    switched = bool(he.params.reply_modulus_bits)
     replies = []
-    r0s, e0s, r1s = rerandomizer.zero_parts_many(head.layout.k, num_queries)
+    zeros = rerandomizer.fresh_zeros(head.layout.k)
     for j in range(head.layout.k):
-        r0, e0, r1 = r0s[j], e0s[j], r1s[j]
-        body = he.ntt(q).inverse(addmod(out0[j], r0, q))[:num_queries]
+        body = he.ntt(q).inverse(addmod(out0[j], zeros[j].p0u, q))[:num_queries]
+        body = addmod(body, zeros[j].e0[:num_queries], q)
         vals = np.full(num_queries, int(np.round(head.bias[j] * out_scale)), dtype=np.int64)
-        vals += e0 + flooding_noise(num_queries, head.noise_flooding_bits)
-        reply = ReplyCiphertext(out_scale, addmod(body, to_residues(vals, q), q), addmod(out1[j], r1, q))
+        vals += flooding_noise(num_queries, head.noise_flooding_bits)
+        c1 = addmod(he.ntt(q).inverse(out1[j]) if switched else out1[j], zeros[j].c1, q)
+        reply = finish_reply(he, out_scale, addmod(body, to_residues(vals, q), q), c1)
         replies.append(reply.to_bytes(q, lvl.index))
     return replies

@@ -125,6 +125,11 @@ def addmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
 
 def submod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     """(a - b) mod q for residues: wrapping uint64 difference, plus q where it wrapped."""
+    if _KERNEL is not None:
+        a, b = (np.ascontiguousarray(v, dtype=U64) for v in np.broadcast_arrays(a, b))
+        out = np.empty(a.shape, dtype=U64)
+        _KERNEL.helix_submod(_ptr(a), _ptr(b), a.size, q, _ptr(out))
+        return out
     a, b = np.asarray(a, dtype=U64), np.asarray(b, dtype=U64)
     d: np.ndarray = np.subtract(a, b, dtype=U64)
     np.add(d, U64(q), out=d, where=a < b)
@@ -145,6 +150,20 @@ def uniform_mod(q: int, size: int) -> np.ndarray:
         need = size - out.size
         draw = np.frombuffer(os.urandom(8 * (need + need // 8 + 16)), dtype=U64) & mask
         out = np.concatenate([out, draw[draw < U64(q)][:need]])
+    return out
+
+
+def switch_to_power_of_two(residues: np.ndarray, q: int, bits: int) -> np.ndarray:
+    """round(c * 2^bits / q) mod 2^bits for residues c in [0, q): CKKS modulus switching from the prime q
+    down to 2^bits. A ciphertext (c0, c1) with c0 + c1*s = m + e (mod q) becomes one with
+    c0' + c1'*s = m * 2^bits / q + e' (mod 2^bits), |e'| about the rounding errors (|r0 + r1*s|, r in
+    [-1/2, 1/2]) plus e scaled down. q < 2^53 is exact in float64; the product's rounding (relative
+    2^-53) moves a result by one unit only when it lies within ~2^(bits - 53) of a half, which is one
+    more unit of the same rounding noise."""
+    if q >= 1 << 53:
+        raise ValueError("modulus switching in float64 needs q < 2^53")
+    t = np.asarray(residues, dtype=U64).astype(np.float64) * (2.0**bits / q)
+    out: np.ndarray = np.rint(t).astype(np.int64).astype(U64) & U64((1 << bits) - 1)
     return out
 
 

@@ -11,7 +11,9 @@ under the same SEAL-generated keys; only their bytes differ:
 * a reply is ``(c0 at the output coefficients, c1)`` at the last level: the client decrypts a
   coefficient ``i`` as ``c0[i] + (c1 * s)[i]``, so only the coefficients that carry outputs are sent,
   and the rest of the message does not exist on the wire at all;
-* residues travel in ``ceil(bits / 8)`` bytes (5 for a 40-bit prime instead of SEAL's 8).
+* residues travel in ``ceil(bits / 8)`` bytes (5 for a 40-bit prime instead of SEAL's 8);
+* under a parameter set with a reply modulus (`CKKSParameterSet.reply_modulus_bits`) the reply is
+  switched down to 2^bits before it leaves and packed at exactly that many bits per coefficient.
 
 Every parser validates sizes, the level, and that every residue is below its prime.
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from .bitpack import BitPackError, pack_bits, packed_size, unpack_bits
 from .context import CiphertextError
 from .modmath import U64
 
@@ -176,38 +179,58 @@ class SeededCiphertext:
 
 @dataclass(frozen=True)
 class ReplyCiphertext:
-    """A last-level reply: c1 whole (NTT form) and c0 only at the coefficients that carry outputs
-    (coefficient form). The message at those coefficients is c0 + (c1 * s); nothing else is sent."""
+    """A last-level reply: c1 whole and c0 only at the coefficients that carry outputs (coefficient
+    form). The message at those coefficients is c0 + (c1 * s); nothing else is sent.
+
+    Two forms: under the prime q (`modulus_bits` 0: c1 in NTT form, residues in whole bytes), or
+    switched down to the modulus 2^modulus_bits (c1 in coefficient form, every value packed at exactly
+    that many bits; `helix_he.modmath.switch_to_power_of_two`)."""
 
     scale: float
-    c0: np.ndarray  # (count,) coefficient residues at the layout's output positions
-    c1: np.ndarray  # (N,) NTT values
+    c0: np.ndarray  # (count,) coefficient values at the layout's output positions
+    c1: np.ndarray  # (N,) NTT values mod q, or coefficients mod 2^modulus_bits
+    modulus_bits: int = 0
 
     def to_bytes(self, q: int, level: int) -> bytes:
-        head = _HEADER.pack(_REPLY_MAGIC, _VERSION, level, 0, self.scale, self.c1.shape[0], self.c0.shape[0])
+        bits = self.modulus_bits
+        head = _HEADER.pack(_REPLY_MAGIC, _VERSION, level, bits, self.scale, self.c1.shape[0], self.c0.shape[0])
+        if bits:
+            return head + pack_bits(self.c0, bits) + pack_bits(self.c1, bits)
         return head + pack_residues(self.c0, q) + pack_residues(self.c1, q)
 
     @staticmethod
-    def wire_size(q: int, n: int, count: int) -> int:
+    def wire_size(q: int, n: int, count: int, modulus_bits: int = 0) -> int:
+        if modulus_bits:
+            return _HEADER.size + packed_size(count, modulus_bits) + packed_size(n, modulus_bits)
         return _HEADER.size + (count + n) * residue_bytes(q)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, level: int, q: int, n: int, count: int) -> ReplyCiphertext:
-        expected = cls.wire_size(q, n, count)
+    def from_bytes(
+        cls, data: bytes, *, level: int, q: int, n: int, count: int, modulus_bits: int = 0
+    ) -> ReplyCiphertext:
+        expected = cls.wire_size(q, n, count, modulus_bits)
         if len(data) != expected:
             raise CompactCiphertextError(f"reply ciphertext has {len(data)} bytes, expected {expected}")
-        magic, version, lvl, _res, scale, got_n, got_count = _HEADER.unpack_from(data)
+        magic, version, lvl, bits, scale, got_n, got_count = _HEADER.unpack_from(data)
         if magic != _REPLY_MAGIC or version != _VERSION:
             raise CompactCiphertextError("not a HELIX reply ciphertext (bad magic or version)")
-        if got_n != n or got_count != count or lvl != level:
+        if got_n != n or got_count != count or lvl != level or bits != modulus_bits:
             raise CompactCiphertextError(
-                f"reply is for N={got_n}, {got_count} outputs, level {lvl}; "
-                f"expected N={n}, {count} outputs, level {level}"
+                f"reply is for N={got_n}, {got_count} outputs, level {lvl}, modulus bits {bits}; "
+                f"expected N={n}, {count} outputs, level {level}, modulus bits {modulus_bits}"
             )
         if not (math.isfinite(scale) and scale > 0.0):
             raise CompactCiphertextError(f"reply scale {scale!r} is not a positive finite number")
         view = memoryview(data)
         pos = _HEADER.size
+        if modulus_bits:
+            size = packed_size(count, modulus_bits)
+            try:
+                c0 = unpack_bits(view[pos : pos + size], count, modulus_bits, "reply c0")
+                c1 = unpack_bits(view[pos + size :], n, modulus_bits, "reply c1")
+            except BitPackError as exc:
+                raise CompactCiphertextError(str(exc)) from None
+            return cls(float(scale), c0, c1, modulus_bits)
         c0 = unpack_residues(view[pos : pos + count * residue_bytes(q)], count, q, "reply c0")
         pos += count * residue_bytes(q)
         c1 = unpack_residues(view[pos:], n, q, "reply c1")

@@ -60,6 +60,15 @@ class ProviderSettings(BaseSettings):
         "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)",
     )
 
+    max_query_norm: float = Field(
+        2.0,
+        gt=0,
+        le=1e6,
+        description="the largest query norm ||x||_2 in the provider's embedding space a head must answer "
+        "exactly; a head is offered under a parameter set only if its outputs for such queries fit the set's "
+        "headroom (unit-norm encoders: 1-2; raise it for encoders with larger vectors)",
+    )
+
     tenant_queries_per_day: int = Field(
         100_000, ge=0, description="default quota: queries per UTC day per head a tenant may classify"
     )

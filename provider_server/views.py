@@ -35,8 +35,8 @@ from .store import ApiKeyRecord, AuditRecord, CorpusRecord, HeadRecord, KeyRecor
 MAX_MISSING_SHOWN = 256  # enough for a client to resume an interrupted upload chunk by chunk
 
 
-def head_info(h: HeadRecord) -> HeadInfo:
-    """Public metadata of a head, never W or b."""
+def head_info(h: HeadRecord, parameter_sets: list[str] | None = None) -> HeadInfo:
+    """Public metadata of a head, never W or b; with the parameter sets it is evaluated under."""
     return HeadInfo(
         id=h.id,
         name=h.name,
@@ -47,6 +47,7 @@ def head_info(h: HeadRecord) -> HeadInfo:
         created_at=h.created_at,
         in_distribution_texts=len(h.texts),
         output_mode=h.output_mode,
+        parameter_sets=parameter_sets or [],
     )
 
 

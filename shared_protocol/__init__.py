@@ -3,6 +3,6 @@
 Imported by both `provider_server` and `client_agent`; imports neither.
 """
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 
 __all__ = ["PROTOCOL_VERSION"]

@@ -41,6 +41,9 @@ class ParameterSetInfo(_Strict):
     coeff_mod_bit_sizes: list[int]
     scale_bits: int
     security_bits: int
+    query_scale_bits: int = Field(26, description="the pinned scale of inference queries under this set")
+    reply_modulus_bits: int | None = Field(None, description="replies are switched down to 2^bits, if set")
+    supports_alignment: bool = True
 
 
 class Limits(_Strict):
@@ -92,6 +95,11 @@ class HeadInfo(_Strict):
     created_at: datetime
     in_distribution_texts: int = Field(0, description="how many in-distribution texts the provider publishes")
     output_mode: OutputMode = Field(OutputMode.logits, description="what classify replies of this head decrypt to")
+    parameter_sets: list[str] = Field(
+        default_factory=list,
+        description="the parameter sets the provider evaluates this head under, smallest round trip first; "
+        "a classify request under another set is refused",
+    )
 
 
 class HeadTexts(_Strict):

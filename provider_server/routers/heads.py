@@ -14,12 +14,13 @@ router = APIRouter(prefix="/v1/heads", tags=["heads"], dependencies=[Depends(req
 
 @router.get("", response_model=list[HeadInfo])
 def list_heads(catalog: Catalog) -> list[HeadInfo]:
-    return [views.head_info(h) for h in catalog.list_heads()]
+    return [views.head_info(h, catalog.parameter_sets(h)) for h in catalog.list_heads()]
 
 
 @router.get("/{head_id}", response_model=HeadInfo)
 def get_head(head_id: str, catalog: Catalog) -> HeadInfo:
-    return views.head_info(catalog.head(head_id))
+    head = catalog.head(head_id)
+    return views.head_info(head, catalog.parameter_sets(head))
 
 
 @router.get("/{head_id}/texts", response_model=HeadTexts)

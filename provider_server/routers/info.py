@@ -43,6 +43,9 @@ def info(state: State, _tenant: Tenant) -> ServiceInfo:
                 coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes),
                 scale_bits=p.scale_bits,
                 security_bits=p.security_bits,
+                query_scale_bits=p.query_scale_bits,
+                reply_modulus_bits=p.reply_modulus_bits,
+                supports_alignment=p.supports_alignment,
             )
             for p in sets
         ],

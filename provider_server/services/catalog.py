@@ -25,6 +25,7 @@ from ..errors import BadRequest, Conflict, NotFound, Unknown, Unprocessable
 from ..settings import ProviderSettings
 from ..store import CorpusRecord, HeadRecord, KeyRecord, RecordExistsError, Store, TrainingReport
 from ..training import sample_texts, train_logistic_head
+from .head_sets import head_parameter_sets
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class CatalogService:
     # -- heads ------------------------------------------------------------------------------------
     def list_heads(self) -> list[HeadRecord]:
         return self._store.list_heads()
+
+    def parameter_sets(self, head: HeadRecord) -> list[str]:
+        """The sets this head is evaluated under (`head_sets`)."""
+        return head_parameter_sets(head, self._blobs, self._settings)
 
     def head(self, head_id: str) -> HeadRecord:
         head = self._store.get_head(head_id)

@@ -17,6 +17,7 @@ from typing import TypeVar
 from helix_he.context import CiphertextError, he_context
 from helix_he.linear_head import check_query_scale_bits, ranking_pairs
 from helix_he.packing import LinearHeadLayout
+from helix_he.params import get_parameter_set
 from helix_he.rlwe import SeededCiphertext
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, OutputMode
 
@@ -27,6 +28,7 @@ from ..store import HeadRecord, KeyRecord, Store, TenantRecord
 from ..workers.jobs import ClassifyBatchJob, ClassifyJob, Job
 from ..workers.pool import HePool
 from .audit import AuditLog
+from .head_sets import head_parameter_sets
 from .keys import KeyService
 from .metering import Admission, Metering
 
@@ -83,7 +85,7 @@ class InferenceService:
                 "malformed_frame", f"header says {header.num_queries} queries but {len(queries)} ciphertexts were sent"
             )
         he = he_context(key.parameter_set)
-        _check_scale(header.query_scale_bits)
+        _check_scale(header.query_scale_bits, key.parameter_set)
         _check_sizes(queries, key.parameter_set, "query")
         s = self._settings
         # Spread one request over the workers; each worker caches the prepared head.
@@ -144,7 +146,7 @@ class InferenceService:
                 "malformed_frame",
                 f"a batch holds at most {he.n} queries under {key.parameter_set}, header says {header.num_queries}",
             )
-        _check_scale(header.query_scale_bits)
+        _check_scale(header.query_scale_bits, key.parameter_set)
         _check_sizes(features, key.parameter_set, "feature")
         s = self._settings
         weights, bias = self._head_paths(head)
@@ -170,7 +172,15 @@ class InferenceService:
         head = self._store.get_head(head_id)
         if head is None:
             raise Unknown("head", head_id)
-        return head, self._keys.usable(key_id, KeyPurpose.inference, tenant_id)
+        key = self._keys.usable(key_id, KeyPurpose.inference, tenant_id)
+        sets = head_parameter_sets(head, self._blobs, self._settings)
+        if key.parameter_set not in sets:
+            raise Unprocessable(
+                "parameter_set_unsuitable",
+                f"head {head_id} is not evaluated under {key.parameter_set} (its outputs may exceed that set's "
+                f"headroom, or its dimension the ring); register an inference key for one of {sets}",
+            )
+        return head, key
 
     async def _charged(self, admission: Admission, work: Awaitable[R]) -> R:
         """The admitted work's result; its queries are given back if it fails."""
@@ -193,10 +203,10 @@ class InferenceService:
             raise Unprocessable("invalid_ciphertext", str(exc)) from None
 
 
-def _check_scale(declared_bits: int) -> None:
-    """The pinned query scale, before any worker is busied (the worker checks the actual scale)."""
+def _check_scale(declared_bits: int, parameter_set: str) -> None:
+    """The set's pinned query scale, before any worker is busied (the worker checks the actual scale)."""
     try:
-        check_query_scale_bits(declared_bits, what="declared query")
+        check_query_scale_bits(declared_bits, get_parameter_set(parameter_set), what="declared query")
     except CiphertextError as exc:
         raise Unprocessable("invalid_ciphertext", str(exc)) from None
 

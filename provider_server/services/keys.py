@@ -100,6 +100,12 @@ class KeyService:
                 "parameter_set_not_accepted",
                 f"parameter set {header.parameter_set!r} is not accepted; accepted: {s.parameter_sets}",
             )
+        if header.purpose == KeyPurpose.alignment and not get_parameter_set(header.parameter_set).supports_alignment:
+            raise Unprocessable(
+                "parameter_set_not_accepted",
+                f"parameter set {header.parameter_set!r} is for inference only (one prime, no rotations); "
+                "register alignment keys under a set that supports alignment",
+            )
         _check_galois_elements(header.parameter_set, header.purpose, header.galois_elements)
         want = 2 if header.galois_elements else 1
         if len(blobs) != want:

@@ -15,6 +15,7 @@ from helix_he.keys import Rerandomizer
 from helix_he.linear_head import HeadCircuit, prepare_head
 
 from ..blobs import load_array
+from .refill import REFILLER, RESERVE_PER_KEY
 
 
 @functools.lru_cache(maxsize=32)
@@ -32,13 +33,21 @@ def prepared_head(
     )
 
 
-@functools.lru_cache(maxsize=64)
 def rerandomizer(parameter_set: str, public_key_path: str) -> Rerandomizer:
+    """The re-randomiser of a client's key; the worker keeps a reserve of encryptions of zero for it
+    while the key is among the last used (`refill`)."""
+    rr = _rerandomizer(parameter_set, public_key_path)
+    REFILLER.touch(rr)
+    return rr
+
+
+@functools.lru_cache(maxsize=64)
+def _rerandomizer(parameter_set: str, public_key_path: str) -> Rerandomizer:
     """The client's registered public key (validated at registration), loaded once per worker."""
     he = he_context(parameter_set)
     pk = seal.PublicKey()
     load_from_bytes(pk, he.context, Path(public_key_path).read_bytes())
-    return Rerandomizer(he, pk)
+    return Rerandomizer(he, pk, reserve=RESERVE_PER_KEY)
 
 
 @functools.lru_cache(maxsize=8)

@@ -8,6 +8,7 @@ import time
 from typing import TypeVar
 
 from .jobs import Job
+from .refill import REFILLER
 
 R = TypeVar("R")
 
@@ -28,4 +29,5 @@ def init_worker() -> None:
 
 def run_job(job: Job[R]) -> R:
     """Entry point in the worker (a module-level function, so the pool can pickle a reference)."""
-    return job.run()
+    with REFILLER.job():
+        return job.run()

@@ -22,9 +22,21 @@ def keys() -> ClientKeys:
 def test_parameter_sets_are_pinned_and_lookup_errors_name_the_set() -> None:
     p = get_parameter_set(PSET)
     assert (p.poly_modulus_degree, p.coeff_mod_bit_sizes, p.scale_bits) == (8192, (60, 40, 40, 60), 40)
-    assert all(s.total_bits <= {8192: 218, 16384: 438}[s.poly_modulus_degree] for s in PARAMETER_SETS.values())
+    # The HomomorphicEncryption.org bounds for 128-bit security with a uniform ternary secret.
+    bound = {2048: 54, 4096: 109, 8192: 218, 16384: 438}
+    assert all(s.total_bits <= bound[s.poly_modulus_degree] for s in PARAMETER_SETS.values())
     with pytest.raises(KeyError, match="unknown CKKS parameter set 'n4096'"):
         get_parameter_set("n4096")
+
+
+def test_the_inference_only_set_pins_a_budget_that_fits_its_prime() -> None:
+    p = get_parameter_set("ckks-n4096-q47")
+    q = he_context(p.name).output_level.primes[0]
+    assert not p.supports_alignment and p.reply_modulus_bits == 29
+    assert len(he_context(p.name).levels) == 1  # one prime: no rescale, no key switching
+    # |logit| < 2^7 - 2^-6 at the product scale stays below q/2, and the switched reply keeps >= 2^20 of precision.
+    assert (2**7 - 2**-6) * 2**p.product_scale_bits < q // 2
+    assert 2.0**p.product_scale_bits * 2**p.reply_modulus_bits / q >= 2**20
 
 
 def test_seal_ciphertext_round_trips_through_bytes(keys: ClientKeys) -> None:

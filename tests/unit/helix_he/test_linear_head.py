@@ -150,6 +150,11 @@ def test_without_the_native_kernel_results_are_identical(tmp_path) -> None:  # t
         "r = encrypted_linear_head(head, encrypt_queries(k, x[:1], head.layout), rr, "
         "max_ciphertext_bytes=1 << 20, query_scale_bits=26)\n"
         "assert np.abs(k.decrypt_reply(r[0][0], head.layout.output_positions(0)) - x[:1] @ head_w).max() < 1e-5\n"
+        "k4 = ClientKeys.generate('ckks-n4096-q47'); rr4 = Rerandomizer(k4.he, k4.public_key())\n"
+        "head4 = EncryptedLinearHead(k4.he, head_w, np.zeros(2))\n"
+        "r4 = encrypted_linear_head(head4, encrypt_queries(k4, x[:1], head4.layout), rr4, "
+        "max_ciphertext_bytes=1 << 20, query_scale_bits=23)\n"
+        "assert np.abs(k4.decrypt_reply(r4[0][0], head4.layout.output_positions(0)) - x[:1] @ head_w).max() < 1e-4\n"
         "print('ok')\n"
     )
     env = dict(__import__("os").environ, HELIX_DISABLE_NATIVE="1")

@@ -57,8 +57,11 @@ def test_ranking_replies_are_positive_multiples_of_the_pairwise_differences(
     got = ranking_replies(keys, rr, head, x)
     z = x @ w + b
     want = true_differences(z)
-    ratio = got / want
-    # Difference weights are rounded at 2^-14 after scaling, so a factor is exact to ~1e-4 relative.
+    # Difference weights are rounded at 2^-14 after scaling: an absolute error of ~1e-5 per difference, so
+    # the factor is read to ~1e-3 relative wherever |z_i - z_j| > 0.05 (near-ties are too noisy to divide).
+    clear = np.abs(want) > 0.05
+    assert clear.mean() > 0.8
+    ratio = got[clear] / want[clear]
     assert ratio.min() > 1.0 - 1e-3 and ratio.max() < FACTOR_MAX * (1.0 + 1e-3), ratio
     assert np.ptp(ratio) > 1.0, "every pair gets a factor of its own"
     assert np.array_equal(ranking_from_differences(got, k), np.argsort(-z, axis=1, kind="stable"))

@@ -82,3 +82,17 @@ def test_add_sub_and_residues_match_python_integers_at_the_edges() -> None:
     assert [int(v) for v in submod(a, b, q)] == [(int(x) - int(y)) % q for x, y in zip(a, b, strict=False)]
     v = np.concatenate([np.random.default_rng(1).integers(-q + 1, q, size=5000), [-q, q, -3 * q - 1, 2 * q + 5, 0, -1]])
     assert [int(r) for r in to_residues(v, q)] == [int(x) % q for x in v]
+
+
+def test_switching_to_a_power_of_two_scales_and_rounds_every_residue() -> None:
+    from helix_he.modmath import switch_to_power_of_two
+
+    q = 140737488273409  # the 47-bit prime of ckks-n4096-q47
+    rng = np.random.default_rng(3)
+    c = rng.integers(0, q, size=10_000, dtype=np.uint64)
+    got = switch_to_power_of_two(c, q, 29)
+    exact = [(int(v) * 2**29 * 2 + q) // (2 * q) % 2**29 for v in c]  # round half up, in integers
+    diff = (got.astype(np.int64) - np.array(exact, dtype=np.int64)) % 2**29
+    assert set(np.unique(diff).tolist()) <= {0, 1, 2**29 - 1}  # float rounding moves a tie by one unit at most
+    assert (diff == 0).mean() > 0.999
+    assert int(got.max()) < 2**29
