@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+from helix_web.secrets import read_secret_file
 
 
 class ProviderSettings(BaseSettings):
@@ -29,6 +30,9 @@ class ProviderSettings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin; unset = admin disabled")
+    admin_token_file: Path | None = Field(
+        None, description="file holding the admin token (first line), instead of the variable itself"
+    )
     encoder: str = "minilm"
     parameter_sets: list[str] = Field(default_factory=lambda: list(PARAMETER_SETS))
     default_parameter_set: str = DEFAULT_PARAMETER_SET
@@ -59,6 +63,14 @@ class ProviderSettings(BaseSettings):
         description="uniform noise in [-2^bits, 2^bits] added to each logit "
         "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)",
     )
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ProviderSettings:
+        if self.admin_token_file is not None:
+            if self.admin_token is not None:
+                raise ValueError("set HELIX_PROVIDER_ADMIN_TOKEN or HELIX_PROVIDER_ADMIN_TOKEN_FILE, not both")
+            self.admin_token = SecretStr(read_secret_file(self.admin_token_file, "admin token"))
+        return self
 
     @field_validator("parameter_sets")
     @classmethod
