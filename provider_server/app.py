@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
+from helix_web.metrics import HttpMetrics, MetricsMiddleware
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
-from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys
+from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys, metrics
 from .settings import ProviderSettings
 from .state import ProviderState
 
@@ -39,10 +40,12 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Homomorphic classification heads over secure linear alignment.",
     )
-    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora):
+    app.state.metrics = HttpMetrics("provider")
+    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
