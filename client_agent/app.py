@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
+from helix_web.access_log import RouteTemplateMiddleware
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.metrics import HttpMetrics, MetricsMiddleware
@@ -74,5 +75,6 @@ def create_app(settings: ClientSettings | None = None) -> FastAPI:
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=16 * 1024 * 1024)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RouteTemplateMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,5 +1,6 @@
 """httpx client for the provider's API. Verifies the provider's certificate against the configured
-CA; speaks JSON for control messages and HELIX frames for ciphertexts."""
+CA; authenticates as its tenant with an API key (`Authorization: Bearer <api key>` on every call);
+speaks JSON for control messages and HELIX frames for ciphertexts."""
 
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ProviderError(RuntimeError):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, retry_after: str | None = None) -> None:
         super().__init__(f"provider answered {status} {code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after  # the provider's Retry-After on a 429, passed on as it came
 
 
 class ProviderUnreachable(ProviderError):
@@ -62,10 +64,11 @@ def segment(value: str) -> str:
 
 
 class ProviderClient:
-    def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0) -> None:
+    def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0, api_key: str | None = None) -> None:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout, headers=headers)
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -91,11 +94,13 @@ class ProviderClient:
     def _check(self, resp: httpx.Response) -> httpx.Response:
         self.bytes_received += len(resp.content)
         if not resp.is_success:  # a redirect is no answer either: the client never follows one
+            retry_after = resp.headers.get("retry-after")
             try:
                 body = resp.json()
-                raise ProviderError(resp.status_code, body.get("error", "error"), body.get("detail", resp.text))
+                code, detail = body.get("error", "error"), body.get("detail", resp.text)
             except ValueError:
-                raise ProviderError(resp.status_code, "error", resp.text) from None
+                raise ProviderError(resp.status_code, "error", resp.text, retry_after) from None
+            raise ProviderError(resp.status_code, code, detail, retry_after)
         return resp
 
     def _get(self, path: str, model: type[M], **params: str | int) -> M:

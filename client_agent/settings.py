@@ -38,6 +38,12 @@ class ClientSettings(BaseSettings):
     )
     provider_url: str = "https://127.0.0.1:8443"
     provider_ca_cert: Path | None = Field(None, description="CA that signed the provider's certificate")
+    provider_api_key: SecretStr | None = Field(
+        None, description="this agent's API key at the provider (its tenant's), sent as a bearer token"
+    )
+    provider_api_key_file: Path | None = Field(
+        None, description="a file holding the API key (read once at start-up); used when provider_api_key is unset"
+    )
     client_name: str = "helix-client"
     embedder: str = "wordllama"
     parameter_set: str | None = Field(None, description="default: the provider's default")
@@ -97,6 +103,14 @@ class ClientSettings(BaseSettings):
     def _private_method(cls, value: str) -> str:
         """Refuse methods whose statistics the secure protocol does not compute (the provider's Y^T Y)."""
         return check_client_method(value)
+
+    def api_key(self) -> str | None:
+        """The provider API key: the setting, else the first line of the key file, else None."""
+        if self.provider_api_key is not None and self.provider_api_key.get_secret_value():
+            return self.provider_api_key.get_secret_value()
+        if self.provider_api_key_file is not None:
+            return self.provider_api_key_file.read_text().strip() or None
+        return None
 
     def map_params(self) -> dict[str, float | int]:
         """Overrides for the configured method (only those that apply to it)."""

@@ -66,7 +66,9 @@ class ClientState:
     @classmethod
     def open(cls, settings: ClientSettings) -> ClientState:
         private_dir(settings.data_dir)
-        provider = ProviderClient(settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds)
+        provider = ProviderClient(
+            settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds, settings.api_key()
+        )
         keystore = KeyStore(settings.data_dir / "keys")
         release_leftover_alignment_keys(keystore, provider)
         return cls(
@@ -125,7 +127,7 @@ def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient
             try:
                 provider.revoke_key(stored.key_id)
             except (ProviderError, httpx.HTTPError) as exc:
-                log.info("could not revoke leftover alignment key %s: %s", stored.key_id, exc)
+                log.info("could not revoke a leftover alignment key: %s", type(exc).__name__)
 
     if leftovers:
         threading.Thread(target=revoke, name="revoke-leftover-keys", daemon=True).start()

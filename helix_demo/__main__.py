@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             timeout=1800,
             headers={"Authorization": f"Bearer {admin_token}"},
         )
+        agent_env["HELIX_CLIENT_PROVIDER_API_KEY"] = create_tenant_key(admin, "demo-client")
         client = Daemon(
             "client",
             "client_agent.cli",
@@ -143,6 +144,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(report)
     print(f"[demo] wrote {args.report} ({report['total_seconds']:.0f} s in all)")
     return report
+
+
+def create_tenant_key(admin: httpx.Client, name: str) -> str:
+    """The client agent's tenant at the provider and its API key, created through the admin API (a
+    tenant of that name from an earlier run in the same work dir gets a new key)."""
+    tenants = {t["name"]: t["tenant_id"] for t in _check(admin.get("/v1/admin/tenants"))}
+    tenant_id = tenants.get(name) or _check(admin.post("/v1/admin/tenants", json={"name": name}))["tenant_id"]
+    api_key: str = _check(admin.post(f"/v1/admin/tenants/{tenant_id}/api-keys"))["api_key"]
+    return api_key
 
 
 def _provider_setup(args: argparse.Namespace, admin: httpx.Client) -> None:
@@ -169,18 +179,18 @@ def _provider_setup(args: argparse.Namespace, admin: httpx.Client) -> None:
             f"({time.perf_counter() - t:.1f} s)"
         )
     corpus_id = f"wiki{args.corpus_size}"
-    if admin.get(f"/v1/corpora/{corpus_id}").status_code == 404:
-        t = time.perf_counter()
-        _check(
-            admin.post(
-                "/v1/admin/corpora",
-                json={"name": corpus_id, "dataset": "wikipedia", "file": "passages.jsonl", "limit": args.corpus_size},
-            )
-        )
-        print(
-            f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded "
-            f"({time.perf_counter() - t:.1f} s)"
-        )
+    t = time.perf_counter()
+    resp = admin.post(
+        "/v1/admin/corpora",
+        json={"name": corpus_id, "dataset": "wikipedia", "file": "passages.jsonl", "limit": args.corpus_size},
+    )
+    if resp.status_code == 409:  # named the same in an earlier run in this work dir
+        print(f"[provider] public corpus {corpus_id} exists (reused)")
+        return
+    _check(resp)
+    print(
+        f"[provider] public corpus {corpus_id}: {args.corpus_size} passages embedded ({time.perf_counter() - t:.1f} s)"
+    )
 
 
 def run(

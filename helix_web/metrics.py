@@ -4,7 +4,7 @@ whatever each daemon adds to its own registry.
 Why a registry per application (not prometheus_client's global one): two daemons (or two test apps) in
 one process must not share counters, and the house keeps no global mutable state. Why route templates:
 a label per raw path would make every key and session id a time series (unbounded, and ids act as
-capabilities, so they must not be exported); requests that match no route count under `unmatched`.
+capabilities, so they must not be exported); requests that match no route count under `<unrouted>`.
 HE work runs in worker processes, but its timings are observed here, in the server process that owns
 the registry, from what the workers return, so the numbers stay right with any number of workers.
 """
@@ -16,6 +16,7 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
 
+from .access_log import route_template
 from .limits import ASGIApp, Message, Receive, Scope, Send
 
 #: Seconds: from sub-millisecond HE replies to minute-long alignments.
@@ -48,13 +49,6 @@ class HttpMetrics:
     def response(self) -> Response:
         """The registry in Prometheus' text format."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def route_template(scope: Scope) -> str:
-    """The template of the route that served the request (`/v1/keys/{key_id}`), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
 
 
 class MetricsMiddleware:

@@ -13,11 +13,14 @@ from uvicorn.config import LOGGING_CONFIG
 
 def log_config() -> dict[str, Any]:
     """Uvicorn's logging, with the request id at the end of every access line (`request_id=-` when a
-    line belongs to no request), so one request can be followed from the agent's log into the provider's."""
+    line belongs to no request), so one request can be followed from the agent's log into the provider's,
+    and the route template in place of the raw path (`helix_web.access_log`: no ids in logs)."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["request_id"] = {"()": "helix_web.request_id.RequestIdLogFilter"}
+    filters = config.setdefault("filters", {})
+    filters["request_id"] = {"()": "helix_web.request_id.RequestIdLogFilter"}
+    filters["route_template"] = {"()": "helix_web.access_log.RouteTemplateLogFilter"}
     config["formatters"]["access"]["fmt"] += " request_id=%(request_id)s"
-    config["handlers"]["access"].setdefault("filters", []).append("request_id")
+    config["handlers"]["access"].setdefault("filters", []).extend(["request_id", "route_template"])
     return config
 
 

@@ -9,13 +9,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from helix_web.access_log import RouteTemplateMiddleware
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.metrics import HttpMetrics, MetricsMiddleware
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
-from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys, metrics
+from .routers import (
+    admin_corpora,
+    admin_heads,
+    admin_tenants,
+    alignments,
+    classify,
+    corpora,
+    heads,
+    info,
+    keys,
+    metrics,
+    usage,
+)
 from .settings import ProviderSettings
 from .state import ProviderState
 
@@ -41,11 +54,25 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         description="Homomorphic classification heads over secure linear alignment.",
     )
     app.state.metrics = HttpMetrics("provider")
-    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora, metrics):
+    routers = (
+        info,
+        usage,
+        heads,
+        corpora,
+        keys,
+        alignments,
+        classify,
+        admin_heads,
+        admin_corpora,
+        admin_tenants,
+        metrics,
+    )
+    for module in routers:
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RouteTemplateMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

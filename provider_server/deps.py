@@ -11,10 +11,14 @@ from fastapi import Depends, Header, Request
 from helix_web.errors import ApiError, bearer_token
 
 from .services.alignment import AlignmentService
+from .services.audit import AuditLog
 from .services.catalog import CatalogService
 from .services.inference import InferenceService
 from .services.keys import KeyService
+from .services.metering import Metering
+from .services.tenants import TenantService
 from .state import ProviderState
+from .store import TenantRecord
 
 
 def get_state(request: Request) -> ProviderState:
@@ -35,20 +39,51 @@ def require_admin(state: State, authorization: Annotated[str | None, Header()] =
         raise ApiError(401, "unauthorized", "wrong admin token")
 
 
+def get_audit(state: State) -> AuditLog:
+    return AuditLog(state.store)
+
+
+def get_metering(state: State) -> Metering:
+    return Metering(state.store, state.settings)
+
+
+Audit = Annotated[AuditLog, Depends(get_audit)]
+Meter = Annotated[Metering, Depends(get_metering)]
+
+
+def get_tenants(state: State, audit: Audit) -> TenantService:
+    return TenantService(state.store, audit)
+
+
+Tenants = Annotated[TenantService, Depends(get_tenants)]
+
+
+def require_tenant(tenants: Tenants, authorization: Annotated[str | None, Header()] = None) -> TenantRecord:
+    """The tenant of the request's API key: 401 without a live key, 403 for a disabled tenant."""
+    return tenants.authenticate(authorization)
+
+
+Tenant = Annotated[TenantRecord, Depends(require_tenant)]
+
+
 def get_catalog(state: State) -> CatalogService:
     return CatalogService(state.store, state.blobs, state.embedder, state.settings)
 
 
-def get_keys(state: State) -> KeyService:
-    return KeyService(state.store, state.blobs, state.settings)
+def get_keys(state: State, meter: Meter, audit: Audit) -> KeyService:
+    return KeyService(state.store, state.blobs, state.settings, meter, audit)
 
 
-def get_inference(state: State, keys: Annotated[KeyService, Depends(get_keys)]) -> InferenceService:
-    return InferenceService(state.store, state.blobs, state.settings, keys, state.pool)
+def get_inference(
+    state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
+) -> InferenceService:
+    return InferenceService(state.store, state.blobs, state.settings, keys, state.pool, meter, audit)
 
 
-def get_alignments(state: State, keys: Annotated[KeyService, Depends(get_keys)]) -> AlignmentService:
-    return AlignmentService(state.store, state.blobs, state.settings, keys, state.pool, state.tasks)
+def get_alignments(
+    state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
+) -> AlignmentService:
+    return AlignmentService(state.store, state.blobs, state.settings, keys, state.pool, state.tasks, meter, audit)
 
 
 Catalog = Annotated[CatalogService, Depends(get_catalog)]

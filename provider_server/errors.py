@@ -25,6 +25,12 @@ class BadRequest(ProviderError):
     status_code = 400
 
 
+class Unauthorized(ProviderError):
+    """No valid credentials: a missing, malformed, unknown, wrong or revoked API key."""
+
+    status_code = 401
+
+
 class Forbidden(ProviderError):
     status_code = 403
 
@@ -56,6 +62,18 @@ class Unprocessable(ProviderError):
     """Well-formed but unacceptable input: bad ciphertexts, limits exceeded, inconsistent values."""
 
     status_code = 422
+
+
+class TooManyRequests(ProviderError):
+    """A tenant's quota or rate limit refused the request (nothing was charged); `Retry-After` says
+    in whole seconds when trying again can succeed."""
+
+    status_code = 429
+
+    def __init__(self, code: str, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(code, detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+        self.headers = {"Retry-After": str(self.retry_after_seconds)}
 
 
 class Unavailable(ProviderError):

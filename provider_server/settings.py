@@ -64,6 +64,18 @@ class ProviderSettings(BaseSettings):
         "at the output scale 2^48, i.e. +-2^(bits-48) in logit units (36 bits: 2.4e-4)",
     )
 
+    tenant_queries_per_day: int = Field(
+        100_000, ge=0, description="default quota: queries per UTC day per head a tenant may classify"
+    )
+    tenant_alignments_per_day: int = Field(50, ge=0, description="default quota: alignment sessions per UTC day")
+    tenant_storage_bytes: int = Field(
+        8 * 1024**3, ge=0, description="default quota: bytes of keys, chunks and results held for a tenant"
+    )
+    tenant_rate_per_second: float = Field(
+        20.0, gt=0, description="default token refill per second of classify and creation requests"
+    )
+    tenant_rate_burst: int = Field(100, ge=1, description="default token bucket size (requests in a burst)")
+
     @model_validator(mode="after")
     def _token_from_file(self) -> ProviderSettings:
         if self.admin_token_file is not None:

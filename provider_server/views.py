@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from shared_protocol.accounts import (
+    ApiKeyInfo,
+    AuditEntry,
+    AuditPage,
+    EffectiveQuotas,
+    HeadQueryUsage,
+    QuotaOverrides,
+    QuotaUsage,
+    TenantInfo,
+    UsageReport,
+)
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.messages import (
     AlignmentSession,
@@ -15,9 +26,11 @@ from shared_protocol.messages import (
     KeyInfo,
 )
 
+from .clock import utcnow
 from .services.catalog import TrainingOutcome
 from .services.inference import BatchResult, ClassifyResult
-from .store import CorpusRecord, HeadRecord, KeyRecord, SessionRecord
+from .services.metering import ALIGNMENTS, QUERIES, STORAGE, Metering, day_of, next_day
+from .store import ApiKeyRecord, AuditRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, Store, TenantRecord
 
 MAX_MISSING_SHOWN = 256  # enough for a client to resume an interrupted upload chunk by chunk
 
@@ -122,3 +135,75 @@ def batch_reply(r: BatchResult) -> ClassifyBatchReplyHeader:
         num_classes=r.head.num_classes,
         noise_flooding_bits=r.noise_flooding_bits,
     )
+
+
+def tenant_info(t: TenantRecord, meter: Metering) -> TenantInfo:
+    q, limits = t.quotas, meter.limits(t)
+    return TenantInfo(
+        tenant_id=t.tenant_id,
+        name=t.name,
+        created_at=t.created_at,
+        disabled=t.disabled,
+        quotas=QuotaOverrides(
+            queries_per_day=q.queries_per_day,
+            alignments_per_day=q.alignments_per_day,
+            storage_bytes=q.storage_bytes,
+            rate_per_second=q.rate_per_second,
+            rate_burst=q.rate_burst,
+        ),
+        effective_quotas=EffectiveQuotas(
+            queries_per_day=limits.queries_per_day,
+            alignments_per_day=limits.alignments_per_day,
+            storage_bytes=limits.storage_bytes,
+            rate_per_second=limits.rate_per_second,
+            rate_burst=limits.rate_burst,
+        ),
+    )
+
+
+def api_key_info(k: ApiKeyRecord) -> ApiKeyInfo:
+    return ApiKeyInfo(key_id=k.key_id, tenant_id=k.tenant_id, created_at=k.created_at, revoked=k.revoked)
+
+
+def _quota(used: int, limit: int) -> QuotaUsage:
+    return QuotaUsage(used=used, limit=limit, remaining=max(0, limit - used))
+
+
+def usage_report(t: TenantRecord, meter: Metering, store: Store) -> UsageReport:
+    now = utcnow()
+    day = day_of(now)
+    limits = meter.limits(t)
+    counters = {(c.counter, c.period): c.value for c in store.usage(t.tenant_id, [day, ""])}
+    queries = [
+        HeadQueryUsage(head_id=name[len(QUERIES) :], **_quota(v, limits.queries_per_day).model_dump())
+        for (name, period), v in sorted(counters.items())
+        if name.startswith(QUERIES) and period == day
+    ]
+    return UsageReport(
+        tenant_id=t.tenant_id,
+        day=day,
+        resets_at=next_day(now),
+        queries=queries,
+        queries_per_day=limits.queries_per_day,
+        alignments=_quota(counters.get((ALIGNMENTS, day), 0), limits.alignments_per_day),
+        storage_bytes=_quota(counters.get((STORAGE, ""), 0), limits.storage_bytes),
+        rate_per_second=limits.rate_per_second,
+        rate_burst=limits.rate_burst,
+    )
+
+
+def audit_page(lines: list[AuditRecord], limit: int) -> AuditPage:
+    entries = [
+        AuditEntry(
+            seq=a.seq,
+            at=a.at,
+            tenant_id=a.tenant_id,
+            actor=a.actor,
+            action=a.action,
+            subject=a.subject,
+            count=a.count,
+            request_id=a.request_id,
+        )
+        for a in lines
+    ]
+    return AuditPage(entries=entries, next_after=entries[-1].seq if len(entries) == limit else None)

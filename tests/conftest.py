@@ -131,13 +131,17 @@ def provider_env(pki: DemoPKI, data_dir: Path, datasets: Path, port: int, **over
 
 @dataclass
 class Provider:
-    """A running provider daemon plus HTTPS clients trusting only the test CA."""
+    """A running provider daemon plus HTTPS clients trusting only the test CA, and the tenant every
+    test acts as unless it makes its own."""
 
     service: ServiceProcess
     data_dir: Path
     ca: str
-    http: httpx.Client  # anonymous
+    http: httpx.Client  # with the default tenant's API key
     admin: httpx.Client  # with the admin bearer token
+    anon: httpx.Client  # no credentials at all
+    tenant_id: str
+    api_key: str
 
     @property
     def url(self) -> str:
@@ -154,9 +158,14 @@ def https_client(url: str, ca: str, **kwargs: Any) -> httpx.Client:
 
 
 def open_provider_clients(url: str, ca: str) -> tuple[httpx.Client, httpx.Client]:
+    """(anonymous, admin) clients."""
     http = https_client(url, ca)
     admin = https_client(url, ca, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     return http, admin
+
+
+def tenant_client(url: str, ca: str, api_key: str) -> httpx.Client:
+    return https_client(url, ca, headers={"Authorization": f"Bearer {api_key}"})
 
 
 def checked(resp: httpx.Response, status: int) -> Any:
@@ -168,8 +177,9 @@ def checked(resp: httpx.Response, status: int) -> Any:
 
 @pytest.fixture(scope="session")
 def provider(pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    """The session's provider: head `sst2` (400 training examples, 32 published texts) and
-    corpus `wiki` (400 wikipedia passages), both created through the admin API."""
+    """The session's provider: head `sst2` (400 training examples, 32 published texts), corpus
+    `wiki` (400 wikipedia passages) and tenant `pytest` with one API key, all created through the
+    admin API."""
     base = tmp_path_factory.mktemp("provider")
     data_dir = base / "data"
     port = free_port()
@@ -181,8 +191,12 @@ def provider(pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPath
         port=port,
         log_dir=base,
     )
+    from helix_it_helpers import create_tenant
+
     svc.start()
-    http, admin = open_provider_clients(svc.url, str(pki.ca.cert))
+    anon, admin = open_provider_clients(svc.url, str(pki.ca.cert))
+    tenant_id, api_key = create_tenant(admin, "pytest")
+    http = tenant_client(svc.url, str(pki.ca.cert), api_key)
     try:
         checked(
             admin.post(
@@ -198,10 +212,20 @@ def provider(pki: DemoPKI, datasets_dir: Path, tmp_path_factory: pytest.TempPath
             ),
             201,
         )
-        yield Provider(service=svc, data_dir=data_dir, ca=str(pki.ca.cert), http=http, admin=admin)
+        yield Provider(
+            service=svc,
+            data_dir=data_dir,
+            ca=str(pki.ca.cert),
+            http=http,
+            admin=admin,
+            anon=anon,
+            tenant_id=tenant_id,
+            api_key=api_key,
+        )
     finally:
         http.close()
         admin.close()
+        anon.close()
         svc.stop()
 
 
@@ -227,7 +251,7 @@ def provider_service_factory(
 
 
 def client_env(
-    pki: DemoPKI, data_dir: Path, datasets: Path, port: int, provider_url: str, **overrides: str
+    pki: DemoPKI, data_dir: Path, datasets: Path, port: int, provider_url: str, api_key: str, **overrides: str
 ) -> dict[str, str]:
     env = launcher.client_env(
         pki=pki,
@@ -238,6 +262,7 @@ def client_env(
         client_name="pytest-agent",
         env_file=str(data_dir.parent / "no-such-client.env"),
         datasets_dir=str(datasets),
+        provider_api_key=api_key,
     )
     env.update(overrides)
     return env
@@ -266,7 +291,7 @@ def start_client_agent(
     svc = ServiceProcess(
         name,
         "client_agent.cli",
-        client_env(pki, data_dir, datasets, port, provider.url, **overrides),
+        client_env(pki, data_dir, datasets, port, provider.url, provider.api_key, **overrides),
         ca_cert=pki.ca.cert,
         port=port,
         log_dir=base,

@@ -10,36 +10,39 @@ from shared_protocol.framing import FRAME_MEDIA_TYPE
 from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentSession
 
 from .. import views
-from ..deps import Alignments, State
+from ..deps import Alignments, State, Tenant
 
 router = APIRouter(prefix="/v1/alignments", tags=["alignment"])
 
 
 @router.post("", response_model=AlignmentSession, status_code=201)
-def create_session(body: AlignmentCreate, alignments: Alignments) -> AlignmentSession:
-    return views.session_view(alignments.create(body))
+def create_session(body: AlignmentCreate, tenant: Tenant, alignments: Alignments) -> AlignmentSession:
+    return views.session_view(alignments.create(tenant, body))
 
 
 @router.get("/{session_id}", response_model=AlignmentSession)
-def get_session(session_id: str, alignments: Alignments) -> AlignmentSession:
-    return views.session_view(alignments.get(session_id))
+def get_session(session_id: str, tenant: Tenant, alignments: Alignments) -> AlignmentSession:
+    return views.session_view(alignments.get(session_id, tenant.tenant_id))
 
 
 @router.put("/{session_id}/chunks", response_model=AlignmentSession)
-async def upload_chunk(session_id: str, request: Request, state: State, alignments: Alignments) -> AlignmentSession:
-    session = alignments.receiving(session_id)  # before the body is read: its ciphertext count bounds the frame
+async def upload_chunk(
+    session_id: str, request: Request, state: State, tenant: Tenant, alignments: Alignments
+) -> AlignmentSession:
+    # Before the body is read: the session's ciphertext count bounds the frame.
+    session = alignments.receiving(session_id, tenant.tenant_id)
     header, blobs = await read_frame(
         request,
         AlignmentChunkHeader,
         max_blobs=session.num_ciphertexts,
         max_blob_bytes=state.settings.max_ciphertext_bytes,
     )
-    return views.session_view(await alignments.add_chunk(session, header, blobs))
+    return views.session_view(await alignments.add_chunk(tenant, session, header, blobs))
 
 
 @router.post("/{session_id}/compute", response_model=AlignmentSession, status_code=202)
-async def start_compute(session_id: str, alignments: Alignments) -> AlignmentSession:
-    return views.session_view(alignments.start_compute(session_id))
+async def start_compute(session_id: str, tenant: Tenant, alignments: Alignments) -> AlignmentSession:
+    return views.session_view(alignments.start_compute(session_id, tenant.tenant_id))
 
 
 @router.get(
@@ -52,10 +55,10 @@ async def start_compute(session_id: str, alignments: Alignments) -> AlignmentSes
         }
     },
 )
-def get_result(session_id: str, alignments: Alignments) -> FileResponse:
-    return FileResponse(alignments.result_path(session_id), media_type=FRAME_MEDIA_TYPE)
+def get_result(session_id: str, tenant: Tenant, alignments: Alignments) -> FileResponse:
+    return FileResponse(alignments.result_path(session_id, tenant.tenant_id), media_type=FRAME_MEDIA_TYPE)
 
 
 @router.delete("/{session_id}", status_code=204)
-def delete_session(session_id: str, alignments: Alignments) -> None:
-    alignments.delete(session_id)
+def delete_session(session_id: str, tenant: Tenant, alignments: Alignments) -> None:
+    alignments.delete(session_id, tenant.tenant_id)

@@ -10,7 +10,7 @@ from shared_protocol.framing import FRAME_MEDIA_TYPE
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader
 
 from .. import views
-from ..deps import Inference, State
+from ..deps import Inference, State, Tenant
 from ..services.inference import MAX_BATCH_FEATURES
 
 router = APIRouter(prefix="/v1", tags=["classify"])
@@ -21,12 +21,12 @@ router = APIRouter(prefix="/v1", tags=["classify"])
     response_class=Response,
     responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits"}},
 )
-async def classify(request: Request, state: State, inference: Inference) -> Response:
+async def classify(request: Request, state: State, tenant: Tenant, inference: Inference) -> Response:
     s = state.settings
     header, blobs = await read_frame(
         request, ClassifyHeader, max_blobs=s.max_queries_per_request, max_blob_bytes=s.max_ciphertext_bytes
     )
-    result = await inference.classify(header, blobs)
+    result = await inference.classify(tenant, header, blobs)
     return frame_response(views.classify_reply(result), result.replies)
 
 
@@ -35,10 +35,10 @@ async def classify(request: Request, state: State, inference: Inference) -> Resp
     response_class=Response,
     responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits, one ciphertext per class"}},
 )
-async def classify_batch(request: Request, state: State, inference: Inference) -> Response:
+async def classify_batch(request: Request, state: State, tenant: Tenant, inference: Inference) -> Response:
     """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out."""
     header, blobs = await read_frame(
         request, ClassifyBatchHeader, max_blobs=MAX_BATCH_FEATURES, max_blob_bytes=state.settings.max_ciphertext_bytes
     )
-    result = await inference.classify_batch(header, blobs)
+    result = await inference.classify_batch(tenant, header, blobs)
     return frame_response(views.batch_reply(result), result.replies)

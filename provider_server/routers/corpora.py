@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from shared_protocol.messages import CorpusInfo, CorpusTexts
 
 from .. import views
-from ..deps import Catalog
+from ..deps import Catalog, require_tenant
 
-router = APIRouter(prefix="/v1/corpora", tags=["corpora"])
+router = APIRouter(prefix="/v1/corpora", tags=["corpora"], dependencies=[Depends(require_tenant)])
 
 
 @router.get("", response_model=list[CorpusInfo])

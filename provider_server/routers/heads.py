@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from shared_protocol.messages import HeadInfo, HeadTexts
 
 from .. import views
-from ..deps import Catalog
+from ..deps import Catalog, require_tenant
 
-router = APIRouter(prefix="/v1/heads", tags=["heads"])
+router = APIRouter(prefix="/v1/heads", tags=["heads"], dependencies=[Depends(require_tenant)])
 
 
 @router.get("", response_model=list[HeadInfo])

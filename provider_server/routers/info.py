@@ -9,7 +9,7 @@ from helix_web.readiness import require_ready
 from shared_protocol import PROTOCOL_VERSION
 from shared_protocol.messages import ErrorResponse, Limits, ParameterSetInfo, ServiceInfo
 
-from ..deps import State
+from ..deps import State, Tenant
 
 router = APIRouter(tags=["info"])
 
@@ -28,7 +28,7 @@ def readyz(state: State) -> dict[str, str]:
 
 
 @router.get("/v1/info", response_model=ServiceInfo)
-def info(state: State) -> ServiceInfo:
+def info(state: State, _tenant: Tenant) -> ServiceInfo:
     s = state.settings
     emb = state.embedder()
     sets = [get_parameter_set(n) for n in s.parameter_sets]

@@ -30,12 +30,14 @@ from ..clock import utcnow
 from ..errors import BadRequest, Conflict, Gone, Unknown, Unprocessable
 from ..session_files import SessionFiles
 from ..settings import ProviderSettings
-from ..store import SessionRecord, Store
+from ..store import SessionRecord, Store, TenantRecord
 from ..tasks import BackgroundTasks
 from ..workers.jobs import ValidateChunkJob
 from ..workers.pool import HePool
 from .alignment_compute import AlignmentComputation
+from .audit import AuditLog
 from .keys import KeyService
+from .metering import Metering
 
 
 def disclosure_error(num_samples: int, feature_dim: int) -> str | None:
@@ -63,6 +65,8 @@ class AlignmentService:
         keys: KeyService,
         pool: HePool,
         tasks: BackgroundTasks,
+        meter: Metering,
+        audit: AuditLog,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -70,10 +74,13 @@ class AlignmentService:
         self._keys = keys
         self._pool = pool
         self._tasks = tasks
+        self._meter = meter
+        self._audit = audit
         self._files = SessionFiles(settings.data_dir / "sessions")
 
-    def create(self, body: AlignmentCreate) -> SessionRecord:
-        """A new session in the layout both parties derive from the key and the sample count."""
+    def create(self, tenant: TenantRecord, body: AlignmentCreate) -> SessionRecord:
+        """A new session of this tenant in the layout both parties derive from the key and the sample
+        count; it is one of the tenant's sessions of the day and takes a creation token."""
         s = self._settings
         head = self._store.get_head(body.head_id)
         if head is None:
@@ -87,7 +94,7 @@ class AlignmentService:
                 f"corpus {body.corpus_id!r} has sha256 {corpus.sha256}, the client "
                 f"embedded {body.corpus_sha256}: fetch the texts again",
             )
-        key = self._keys.usable(body.key_id, KeyPurpose.alignment)
+        key = self._keys.usable(body.key_id, KeyPurpose.alignment, tenant.tenant_id)
         num_samples = corpus.size + (len(head.texts) if body.include_head_texts else 0)
         if num_samples > s.max_alignment_samples:
             raise Unprocessable(
@@ -131,31 +138,41 @@ class AlignmentService:
             data_scale_bits=None,
             result_blob=None,
             validation_folds=folds,
+            tenant_id=tenant.tenant_id,
         )
-        self._store.add_session(session)
+        admission = self._meter.admit_creation(tenant, alignment=True)
+        try:
+            self._store.add_session(session)
+        except BaseException:
+            self._meter.refund(admission)
+            raise
+        self._audit.record(tenant.tenant_id, "alignment.created", subject=head.id, count=num_samples)
         return session
 
-    def get(self, session_id: str) -> SessionRecord:
+    def get(self, session_id: str, tenant_id: str) -> SessionRecord:
+        """The session if it is this tenant's; another tenant's answers exactly like an unknown one."""
         session = self._store.get_session(session_id)
-        if session is None:
+        if session is None or session.tenant_id != tenant_id:
             raise Unknown("alignment_session", session_id)
         return session
 
-    def receiving(self, session_id: str) -> SessionRecord:
+    def receiving(self, session_id: str, tenant_id: str) -> SessionRecord:
         """The session, if it may take a chunk now (live, receiving, its key still usable); the
         chunk's frame is read only after this, with the session's ciphertext count as the limit."""
-        session = self._live(session_id)
+        session = self._live(session_id, tenant_id)
         if session.state != AlignmentState.receiving:
             raise Conflict(
                 "session_not_receiving", f"session is {session.state.value}; chunks are accepted only while receiving"
             )
-        self._keys.usable(session.key_id, KeyPurpose.alignment)
+        self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
         return session
 
     async def add_chunk(
-        self, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes]
+        self, tenant: TenantRecord, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes]
     ) -> SessionRecord:
-        """Check and store ciphertexts [start, start + count) of a receiving session."""
+        """Check and store ciphertexts [start, start + count) of a receiving session of this tenant.
+        The bytes of ciphertexts it did not hold yet are admitted to the tenant's storage first and
+        given back if the chunk is refused."""
         if header.count != len(ciphertexts):
             raise BadRequest(
                 "malformed_frame", f"header says {header.count} ciphertexts but {len(ciphertexts)} were sent"
@@ -178,6 +195,19 @@ class AlignmentService:
                 f"data scale 2^{header.data_scale_bits} leaves Y too few bits "
                 f"below the prime for {session.num_samples} samples; use at most 2^{max_bits}",
             )
+        held = set(session.received)
+        new_bytes = sum(len(ct) for i, ct in enumerate(ciphertexts, header.start) if i not in held)
+        admission = self._meter.admit_storage(tenant, new_bytes)
+        try:
+            return await self._store_chunk(session, header, ciphertexts, new_bytes)
+        except BaseException:
+            self._meter.refund(admission)
+            raise
+
+    async def _store_chunk(
+        self, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes], new_bytes: int
+    ) -> SessionRecord:
+        end = header.start + header.count
         job = ValidateChunkJob(
             parameter_set=session.parameter_set,
             ciphertexts=tuple(ciphertexts),
@@ -196,16 +226,16 @@ class AlignmentService:
                 raise
             self._files.remove(sid)
             raise Unknown("alignment_session", sid) from None
-        updated = self._store.mark_received(sid, range(header.start, end), header.data_scale_bits)
+        updated = self._store.mark_received(sid, range(header.start, end), header.data_scale_bits, new_bytes)
         if updated is None:  # deleted while the chunk was being checked or stored
             self._files.remove(sid)
             raise Unknown("alignment_session", sid)
         return updated
 
-    def start_compute(self, session_id: str) -> SessionRecord:
+    def start_compute(self, session_id: str, tenant_id: str) -> SessionRecord:
         """Start the computation in the background once every ciphertext is there; a session that
         is computing or done is returned as it is."""
-        session = self._live(session_id)
+        session = self._live(session_id, tenant_id)
         if session.state in (AlignmentState.computing, AlignmentState.done):
             return session
         missing = session.num_ciphertexts - len(session.received)
@@ -213,30 +243,33 @@ class AlignmentService:
             raise Conflict(
                 "chunks_missing", f"{missing} of {session.num_ciphertexts} ciphertexts have not been uploaded"
             )
-        self._keys.usable(session.key_id, KeyPurpose.alignment)
+        self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
         if self._store.claim_for_compute(session_id):
             computation = AlignmentComputation(self._store, self._blobs, self._settings, self._pool, self._files)
             self._tasks.spawn(computation.run(session_id))
-        return self.get(session_id)
+            self._audit.record(tenant_id, "alignment.computed", subject=session.head_id)
+        return self.get(session_id, tenant_id)
 
-    def result_path(self, session_id: str) -> Path:
-        """Where the finished result frame is stored."""
-        session = self._live(session_id)
+    def result_path(self, session_id: str, tenant_id: str) -> Path:
+        """Where the finished result frame is stored (reading it is audited)."""
+        session = self._live(session_id, tenant_id)
         if session.state != AlignmentState.done or not session.result_blob:
             raise Conflict(
                 "result_not_ready",
                 f"session is {session.state.value}" + (f": {session.error}" if session.error else ""),
             )
+        self._audit.record(tenant_id, "alignment.result_read", subject=session.head_id)
         return self._blobs.path(session.result_blob)
 
-    def delete(self, session_id: str) -> None:
-        session = self.get(session_id)
+    def delete(self, session_id: str, tenant_id: str) -> None:
+        session = self.get(session_id, tenant_id)
         # The record goes first: a chunk upload that stores its files after this finds no session to
         # mark them on and removes them itself, so no ciphertext outlives its session.
         self._store.delete_session(session_id)
         if session.result_blob:
             self._blobs.delete(session.result_blob)
         self._files.remove(session_id)
+        self._audit.record(tenant_id, "alignment.deleted", subject=session.head_id)
 
     def _folds(self, body: AlignmentCreate, num_samples: int) -> int:
         """K if the client asked for per-fold results and they are offered and safe, else 0."""
@@ -255,8 +288,8 @@ class AlignmentService:
             raise Unprocessable("validation_folds_too_small", error)
         return folds
 
-    def _live(self, session_id: str) -> SessionRecord:
-        session = self.get(session_id)
+    def _live(self, session_id: str, tenant_id: str) -> SessionRecord:
+        session = self.get(session_id, tenant_id)
         if session.expires_at <= utcnow():
             raise Gone(
                 "session_expired", f"alignment session {session_id!r} expired at {session.expires_at.isoformat()}"

@@ -68,7 +68,7 @@ class AlignmentComputation:
         except ProviderError as exc:
             self._store.fail_session(session_id, exc.detail)
         except Exception as exc:
-            log.exception("alignment %s failed", session_id)
+            log.exception("an alignment computation failed")  # no session id in logs: ids are capabilities
             self._store.fail_session(session_id, f"computation failed: {exc}")
 
     async def _compute(self, session: SessionRecord) -> None:
@@ -113,8 +113,9 @@ class AlignmentComputation:
             fold_sizes=[len(r) for r in folds or []],
             fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []],
         )
-        result_id = await run_in_threadpool(self._blobs.put, encode_frame(header, replies), ".frame")
-        self._store.complete_session(sid, result_id, session.output_columns)
+        frame = encode_frame(header, replies)
+        result_id = await run_in_threadpool(self._blobs.put, frame, ".frame")
+        self._store.complete_session(sid, result_id, session.output_columns, len(frame))
         self._files.remove(sid)  # the client's ciphertexts are no longer needed
 
     def _targets(self, session: SessionRecord) -> tuple[np.ndarray, list[np.ndarray] | None]:

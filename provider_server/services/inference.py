@@ -3,11 +3,14 @@ head's output mode reveals (its logits, or its ranking: secretly scaled pairwise
 
 Cheap checks (head, key, counts, the pinned query scale, ciphertext sizes) run here; the workers
 parse and validate every residue (again at the pinned scale and level) and answer a bad ciphertext
-with CiphertextError, which becomes 422 invalid_ciphertext."""
+with CiphertextError, which becomes 422 invalid_ciphertext. A request that passes them is admitted
+against its tenant's daily queries of the head and its classify rate (`Metering`), evaluated, and
+audited; if the evaluation fails its queries are given back."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,10 +23,12 @@ from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPur
 from ..blobs import BlobStore
 from ..errors import BadRequest, Unknown, Unprocessable
 from ..settings import ProviderSettings
-from ..store import HeadRecord, KeyRecord, Store
+from ..store import HeadRecord, KeyRecord, Store, TenantRecord
 from ..workers.jobs import ClassifyBatchJob, ClassifyJob, Job
 from ..workers.pool import HePool
+from .audit import AuditLog
 from .keys import KeyService
+from .metering import Admission, Metering
 
 R = TypeVar("R")
 
@@ -54,16 +59,25 @@ class BatchResult:
 
 class InferenceService:
     def __init__(
-        self, store: Store, blobs: BlobStore, settings: ProviderSettings, keys: KeyService, pool: HePool
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: ProviderSettings,
+        keys: KeyService,
+        pool: HePool,
+        meter: Metering,
+        audit: AuditLog,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
         self._keys = keys
         self._pool = pool
+        self._meter = meter
+        self._audit = audit
 
-    async def classify(self, header: ClassifyHeader, queries: list[bytes]) -> ClassifyResult:
-        head, key = self._head_and_key(header.head_id, header.key_id)
+    async def classify(self, tenant: TenantRecord, header: ClassifyHeader, queries: list[bytes]) -> ClassifyResult:
+        head, key = self._head_and_key(header.head_id, header.key_id, tenant.tenant_id)
         if header.num_queries != len(queries):
             raise BadRequest(
                 "malformed_frame", f"header says {header.num_queries} queries but {len(queries)} ciphertexts were sent"
@@ -90,7 +104,9 @@ class InferenceService:
             )
             for i in range(0, len(queries), size)
         ]
-        results = await asyncio.gather(*(self._run(job) for job in jobs))
+        admission = self._meter.admit_classify(tenant, head.id, len(queries))
+        results = await self._charged(admission, asyncio.gather(*(self._run(job) for job in jobs)))
+        self._audit.record(tenant.tenant_id, "classify", subject=head.id, count=len(queries))
         replies = [blob for part in results for per_query in part for blob in per_query]
         outputs = head.num_classes if head.output_mode == OutputMode.logits else len(ranking_pairs(head.num_classes))
         return ClassifyResult(
@@ -101,13 +117,15 @@ class InferenceService:
             noise_flooding_bits=s.noise_flooding_bits,
         )
 
-    async def classify_batch(self, header: ClassifyBatchHeader, features: list[bytes]) -> BatchResult:
+    async def classify_batch(
+        self, tenant: TenantRecord, header: ClassifyBatchHeader, features: list[bytes]
+    ) -> BatchResult:
         """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out.
         One worker evaluates a batch (the work is a few integer combinations of `dim` polynomials).
         Logits heads only: the batch's replies are shared by all its queries, so a ranking head's
         per-query factors cannot be drawn, and one factor per batch would reveal the ratios between
         its queries' differences."""
-        head, key = self._head_and_key(header.head_id, header.key_id)
+        head, key = self._head_and_key(header.head_id, header.key_id, tenant.tenant_id)
         if head.output_mode != OutputMode.logits:
             raise Unprocessable(
                 "output_mode_unsupported",
@@ -141,16 +159,26 @@ class InferenceService:
             max_ciphertext_bytes=s.max_ciphertext_bytes,
             query_scale_bits=header.query_scale_bits,
         )
-        replies = await self._run(job)
+        admission = self._meter.admit_classify(tenant, head.id, header.num_queries)
+        replies = await self._charged(admission, self._run(job))
+        self._audit.record(tenant.tenant_id, "classify.batch", subject=head.id, count=header.num_queries)
         return BatchResult(
             head=head, num_queries=header.num_queries, replies=replies, noise_flooding_bits=s.noise_flooding_bits
         )
 
-    def _head_and_key(self, head_id: str, key_id: str) -> tuple[HeadRecord, KeyRecord]:
+    def _head_and_key(self, head_id: str, key_id: str, tenant_id: str) -> tuple[HeadRecord, KeyRecord]:
         head = self._store.get_head(head_id)
         if head is None:
             raise Unknown("head", head_id)
-        return head, self._keys.usable(key_id, KeyPurpose.inference)
+        return head, self._keys.usable(key_id, KeyPurpose.inference, tenant_id)
+
+    async def _charged(self, admission: Admission, work: Awaitable[R]) -> R:
+        """The admitted work's result; its queries are given back if it fails."""
+        try:
+            return await work
+        except BaseException:
+            self._meter.refund(admission)
+            raise
 
     def _path(self, blob_id: str) -> str:
         return str(self._blobs.path(blob_id))

@@ -8,7 +8,11 @@ Every registration names a challenge: a random seed this provider issued, single
 short-lived, from which the uniform half of every key ciphertext must be expanded. Re-randomising
 a reply with the client's public key hides the reply only if that half is uniform, and the
 provider cannot tell a uniform half from a crafted one (zero, a constant) by looking; so it
-chooses it, and refuses a key whose uniform half is anything else."""
+chooses it, and refuses a key whose uniform half is anything else.
+
+Challenges and keys belong to the tenant that made them: another tenant's id answers exactly like
+an unknown one (404) and changes nothing. A key's bytes count against its tenant's storage until it
+is revoked; issuing a challenge and registering a key take a token of the tenant's creation bucket."""
 
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ from ..blobs import BlobStore
 from ..clock import utcnow
 from ..errors import BadRequest, Conflict, Forbidden, Gone, StorageFull, Unknown, Unprocessable
 from ..settings import ProviderSettings
-from ..store import ChallengeRecord, KeyRecord, Store
+from ..store import ChallengeRecord, KeyRecord, Store, TenantRecord
+from .audit import AuditLog
+from .metering import Metering
 
 #: How long a challenge may be answered: long enough to generate and upload keys (~1 s), short enough
 #: that issued seeds do not pile up.
@@ -39,13 +45,18 @@ CHALLENGE_RETENTION = timedelta(hours=1)
 
 
 class KeyService:
-    def __init__(self, store: Store, blobs: BlobStore, settings: ProviderSettings) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, settings: ProviderSettings, meter: Metering, audit: AuditLog
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
+        self._meter = meter
+        self._audit = audit
 
-    def issue_challenge(self) -> ChallengeRecord:
-        """A fresh seed for one registration (and a clear-out of long-expired ones)."""
+    def issue_challenge(self, tenant: TenantRecord) -> ChallengeRecord:
+        """A fresh seed for one registration of this tenant (and a clear-out of long-expired ones)."""
+        self._meter.admit_creation(tenant)
         now = utcnow()
         self._store.prune_challenges(now - CHALLENGE_RETENTION)
         challenge = ChallengeRecord(
@@ -53,11 +64,12 @@ class KeyService:
             seed=secrets.token_bytes(CHALLENGE_SEED_BYTES),
             created_at=now,
             expires_at=now + CHALLENGE_TTL,
+            tenant_id=tenant.tenant_id,
         )
         self._store.add_challenge(challenge)
         return challenge
 
-    def _take_challenge(self, challenge_id: str | None) -> ChallengeRecord:
+    def _take_challenge(self, challenge_id: str | None, tenant_id: str) -> ChallengeRecord:
         """The named challenge, now used; refused if missing, unknown, used before or expired."""
         if challenge_id is None:
             raise Unprocessable(
@@ -65,7 +77,7 @@ class KeyService:
                 "a key registration names a challenge (POST /v1/keys/challenges) whose seed the key's "
                 "uniform halves are expanded from (protocol 1.1)",
             )
-        challenge = self._store.take_challenge(challenge_id)
+        challenge = self._store.take_challenge(challenge_id, tenant_id)
         if challenge is None:
             raise Unknown("challenge", challenge_id)
         if challenge.used:
@@ -77,10 +89,11 @@ class KeyService:
             )
         return challenge
 
-    async def register(self, header: KeyRegistrationHeader, blobs: list[bytes]) -> KeyRecord:
-        """Check the announced parameters, take the challenge, validate the key material with SEAL
-        and against the challenge's seed (off the event loop), then store it; nothing is stored for
-        a refused registration, and the challenge is spent either way."""
+    async def register(self, tenant: TenantRecord, header: KeyRegistrationHeader, blobs: list[bytes]) -> KeyRecord:
+        """Check the announced parameters, admit the key's bytes to the tenant's storage, take the
+        challenge, validate the key material with SEAL and against the challenge's seed (off the
+        event loop), then store it; nothing is stored (or charged) for a refused registration, and
+        the challenge is spent either way."""
         s = self._settings
         if header.parameter_set not in s.parameter_sets:
             raise Unprocessable(
@@ -96,7 +109,20 @@ class KeyService:
                 + ("two blobs: the public key and the Galois keys" if want == 2 else "one blob: the public key")
                 + f"; got {len(blobs)}",
             )
-        challenge = self._take_challenge(header.challenge_id)
+        admission = self._meter.admit_creation(tenant, storage_bytes=sum(len(b) for b in blobs))
+        try:
+            key = await self._register(tenant, header, blobs, want)
+        except BaseException:
+            self._meter.refund(admission)
+            raise
+        self._audit.record(tenant.tenant_id, "key.registered", subject=key.purpose.value)
+        return key
+
+    async def _register(
+        self, tenant: TenantRecord, header: KeyRegistrationHeader, blobs: list[bytes], want: int
+    ) -> KeyRecord:
+        s = self._settings
+        challenge = self._take_challenge(header.challenge_id, tenant.tenant_id)
         try:
             await run_in_threadpool(load_public_key, header.parameter_set, blobs[0], challenge.seed)
         except KeySeedError as exc:
@@ -133,20 +159,23 @@ class KeyService:
             public_key_blob=public_blob,
             galois_keys_blob=galois_blob,
             galois_elements=tuple(header.galois_elements),
+            tenant_id=tenant.tenant_id,
+            stored_bytes=sum(len(b) for b in blobs),
         )
         self._store.add_key(key)
         return key
 
-    def get(self, key_id: str) -> KeyRecord:
-        """A registered key that is not revoked (expired keys are still shown)."""
+    def get(self, key_id: str, tenant_id: str) -> KeyRecord:
+        """A registered key of this tenant that is not revoked (expired keys are still shown)."""
         key = self._store.get_key(key_id)
-        if key is None or key.revoked:
+        if key is None or key.revoked or key.tenant_id != tenant_id:
             raise Unknown("key", key_id)
         return key
 
-    def usable(self, key_id: str, purpose: KeyPurpose) -> KeyRecord:
-        """A registered, unrevoked, unexpired key of the right purpose, or the error naming what is wrong."""
-        key = self.get(key_id)
+    def usable(self, key_id: str, purpose: KeyPurpose, tenant_id: str) -> KeyRecord:
+        """A registered, unrevoked, unexpired key of this tenant and of the right purpose, or the
+        error naming what is wrong."""
+        key = self.get(key_id, tenant_id)
         if key.expires_at <= utcnow():
             raise Gone("key_expired", f"key {key_id!r} expired at {key.expires_at.isoformat()}; register a new key")
         if key.purpose != purpose:
@@ -157,9 +186,11 @@ class KeyService:
             raise Unprocessable("parameter_set_not_accepted", f"this provider no longer accepts {key.parameter_set}")
         return key
 
-    def revoke(self, key_id: str) -> None:
-        if not self._store.revoke_key(key_id):
+    def revoke(self, key_id: str, tenant_id: str) -> None:
+        key = self.get(key_id, tenant_id)  # ownership never changes, so checking first is enough
+        if not self._store.revoke_key(key.key_id):
             raise Unknown("key", key_id)
+        self._audit.record(tenant_id, "key.revoked", subject=key.purpose.value)
 
 
 def _not_from_challenge(exc: KeySeedError, challenge: ChallengeRecord) -> Unprocessable:

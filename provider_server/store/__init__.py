@@ -5,17 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
-from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
+from .records import (
+    ApiKeyRecord,
+    AuditRecord,
+    Bucket,
+    ChallengeRecord,
+    Charge,
+    CorpusRecord,
+    Counter,
+    HeadRecord,
+    KeyRecord,
+    Quotas,
+    Refusal,
+    SessionRecord,
+    TenantRecord,
+    TrainingReport,
+)
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "ApiKeyRecord",
+    "AuditRecord",
+    "Bucket",
     "ChallengeRecord",
+    "Charge",
     "CorpusRecord",
+    "Counter",
     "HeadRecord",
     "KeyRecord",
+    "Quotas",
     "RecordExistsError",
+    "Refusal",
     "SessionRecord",
     "Store",
+    "TenantRecord",
     "TrainingReport",
     "open_store",
 ]

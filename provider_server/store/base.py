@@ -10,10 +10,24 @@ hold their blob ids.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord
+from .records import (
+    ApiKeyRecord,
+    AuditRecord,
+    Bucket,
+    ChallengeRecord,
+    Charge,
+    CorpusRecord,
+    Counter,
+    HeadRecord,
+    KeyRecord,
+    Quotas,
+    Refusal,
+    SessionRecord,
+    TenantRecord,
+)
 
 INTERRUPTED_ERROR = "interrupted by a provider restart; POST .../compute again"
 
@@ -23,10 +37,18 @@ class RecordExistsError(Exception):
 
 
 class Store(ABC):
-    """Heads, corpora, key challenges, registered keys and alignment sessions.
+    """Heads, corpora, tenants and their API keys, key challenges, registered keys, alignment
+    sessions, usage counters, rate buckets and the audit log.
 
-    Methods are safe to call from several threads at once. `get_*` return None for unknown ids;
-    `delete_*` and `revoke_key` say whether there was something to delete or revoke."""
+    Methods are safe to call from several threads at once, and from several processes sharing one
+    database: whatever must hold across requests (a challenge taken once, a quota never exceeded) is
+    done in one transaction here, never as a read in the service followed by a write. `get_*` return
+    None for unknown ids; `delete_*` and `revoke_*` say whether there was something to delete or revoke.
+
+    Storage accounting: a key's and a session's `stored_bytes` are part of their tenant's "storage"
+    counter (charged by `admit` before they were stored); `revoke_key` and `delete_session` give them
+    back in the same transaction, and `complete_session` swaps the chunks' bytes for the result's, so
+    every path that changes a record through the Store keeps the counter right."""
 
     # -- heads ------------------------------------------------------------------------------------
     @abstractmethod
@@ -73,7 +95,8 @@ class Store(ABC):
 
     @abstractmethod
     def revoke_key(self, key_id: str) -> bool:
-        """Revoke an unrevoked key; False if it is unknown or already revoked."""
+        """Revoke an unrevoked key and release its `stored_bytes` from its tenant's storage; False if
+        it is unknown or already revoked."""
 
     # -- key challenges ---------------------------------------------------------------------------
     @abstractmethod
@@ -81,10 +104,10 @@ class Store(ABC):
         """Store a newly issued challenge; RecordExistsError if its id is taken."""
 
     @abstractmethod
-    def take_challenge(self, challenge_id: str) -> ChallengeRecord | None:
-        """Mark a challenge used and return it as it was before (so `used` says whether an earlier
-        registration had taken it), atomically: of two registrations naming one challenge, exactly
-        one sees it unused. None if it is unknown."""
+    def take_challenge(self, challenge_id: str, tenant_id: str) -> ChallengeRecord | None:
+        """Mark a challenge of `tenant_id` used and return it as it was before (so `used` says whether
+        an earlier registration had taken it), atomically: of two registrations naming one challenge,
+        exactly one sees it unused. None, and nothing marked, if it is unknown or another tenant's."""
 
     @abstractmethod
     def prune_challenges(self, expired_before: datetime) -> int:
@@ -99,9 +122,12 @@ class Store(ABC):
     def get_session(self, session_id: str) -> SessionRecord | None: ...
 
     @abstractmethod
-    def mark_received(self, session_id: str, indices: Iterable[int], data_scale_bits: int) -> SessionRecord | None:
+    def mark_received(
+        self, session_id: str, indices: Iterable[int], data_scale_bits: int, added_bytes: int = 0
+    ) -> SessionRecord | None:
         """Add uploaded ciphertext indices and the chunk's data scale, atomically: concurrent chunk
-        uploads must not lose each other's indices. Returns the updated session (None if unknown)."""
+        uploads must not lose each other's indices. `added_bytes` (already charged to the tenant's
+        storage) join the session's `stored_bytes`. Returns the updated session (None if unknown)."""
 
     @abstractmethod
     def claim_for_compute(self, session_id: str) -> bool:
@@ -114,8 +140,11 @@ class Store(ABC):
         """Progress of a running computation (pieces finish in any order)."""
 
     @abstractmethod
-    def complete_session(self, session_id: str, result_blob: str, computed_columns: int) -> None:
-        """The computation finished: the session is done and its result is in `result_blob`."""
+    def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
+        """The computation finished: the session is done and its result is in `result_blob`. The
+        session now holds its result instead of its chunks (which the computation deletes): its
+        `stored_bytes` become `result_bytes`, and its tenant's storage changes by the difference
+        (never refused: the session was admitted, and its result is bounded by its own size)."""
 
     @abstractmethod
     def fail_session(self, session_id: str, error: str) -> None:
@@ -127,7 +156,67 @@ class Store(ABC):
         them, and a session must not stay "computing" for ever); returns how many."""
 
     @abstractmethod
-    def delete_session(self, session_id: str) -> bool: ...
+    def delete_session(self, session_id: str) -> bool:
+        """Delete the session and release its `stored_bytes` from its tenant's storage."""
+
+    # -- tenants and API keys ---------------------------------------------------------------------
+    @abstractmethod
+    def add_tenant(self, tenant: TenantRecord) -> None:
+        """Store a new tenant; RecordExistsError if its id or its name is taken."""
+
+    @abstractmethod
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
+
+    @abstractmethod
+    def list_tenants(self) -> list[TenantRecord]:
+        """All tenants, oldest first."""
+
+    @abstractmethod
+    def update_tenant(
+        self, tenant_id: str, *, disabled: bool | None = None, quotas: Quotas | None = None
+    ) -> TenantRecord | None:
+        """Set what is given (quotas replace the tenant's quotas whole); the updated tenant, or None."""
+
+    @abstractmethod
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        """Store a new API key; RecordExistsError if its id is taken."""
+
+    @abstractmethod
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """The API key, revoked or not."""
+
+    @abstractmethod
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        """A tenant's API keys, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> bool:
+        """Revoke an unrevoked API key of this tenant; False if there is none."""
+
+    # -- usage, quotas and rate limits ------------------------------------------------------------
+    @abstractmethod
+    def admit(self, tenant_id: str, charges: Sequence[Charge], bucket: Bucket | None, now: datetime) -> Refusal | None:
+        """Check and charge in one transaction: refill the tenant's bucket (if any) to `now` and take
+        one token, and add every charge to its counter; if any would be refused (no whole token,
+        a counter past its limit), nothing is changed at all and the first refusal is returned."""
+
+    @abstractmethod
+    def refund(self, tenant_id: str, charges: Sequence[Charge]) -> None:
+        """Give back charges `admit` made (the request failed later); counters never go below zero.
+        Tokens are not given back: a bucket limits attempts."""
+
+    @abstractmethod
+    def usage(self, tenant_id: str, periods: Sequence[str]) -> list[Counter]:
+        """The tenant's non-zero counters in these periods, by counter name."""
+
+    # -- audit log --------------------------------------------------------------------------------
+    @abstractmethod
+    def append_audit(self, record: AuditRecord) -> AuditRecord:
+        """Append one line; returns it with its `seq`. There is no update and no delete."""
+
+    @abstractmethod
+    def list_audit(self, tenant_id: str | None, after_seq: int, limit: int) -> list[AuditRecord]:
+        """Lines with seq > `after_seq`, ascending, at most `limit`; one tenant's, or all (None)."""
 
     # -- lifetime ---------------------------------------------------------------------------------
     @abstractmethod

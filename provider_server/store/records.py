@@ -71,6 +71,8 @@ class KeyRecord:
     revoked: bool = False
     galois_keys_blob: str | None = None
     galois_elements: tuple[int, ...] = ()
+    tenant_id: str | None = None  # its owner; None only for keys from before tenants (unreachable)
+    stored_bytes: int = 0  # charged to the owner's storage while the key is not revoked
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ChallengeRecord:
     created_at: datetime
     expires_at: datetime
     used: bool = False
+    tenant_id: str | None = None  # only its owner's registration may take it
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class SessionRecord:
     data_scale_bits: int | None  # fixed by the first chunk
     result_blob: str | None
     validation_folds: int = 0  # K per-fold results requested, 0 for one result over all samples
+    tenant_id: str | None = None  # its owner; None only for sessions from before tenants (unreachable)
+    stored_bytes: int = 0  # its chunks and result, charged to the owner's storage until it is deleted
 
     @property
     def layout(self) -> CrossCovarianceLayout:
@@ -127,3 +132,89 @@ class SessionRecord:
         """Indices of the ciphertexts not uploaded yet, in order."""
         got = set(self.received)
         return [i for i in range(self.num_ciphertexts) if i not in got]
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """A tenant's own limits; None falls back to the provider's default (settings)."""
+
+    queries_per_day: int | None = None  # per head; a batch of m queries counts m
+    alignments_per_day: int | None = None
+    storage_bytes: int | None = None  # registered keys, uploaded chunks and results held
+    rate_per_second: float | None = None  # token bucket refill on classify and on creations
+    rate_burst: int | None = None  # token bucket size
+
+
+@dataclass(frozen=True)
+class TenantRecord:
+    """An account the admin created: it owns keys, challenges, sessions and results."""
+
+    tenant_id: str
+    name: str
+    created_at: datetime
+    disabled: bool = False
+    quotas: Quotas = Quotas()
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key of a tenant: only the SHA-256 of its secret is stored (see `provider_server.tenants`)."""
+
+    key_id: str
+    tenant_id: str
+    secret_sha256: str
+    created_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Charge:
+    """An amount added to one of a tenant's counters in one period (a UTC day "YYYY-MM-DD", or ""
+    for counters that never reset, like storage), refused if it would take the counter past `limit`."""
+
+    counter: str
+    period: str
+    amount: int
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket: `burst` tokens at most, refilled at `rate_per_second`; a request takes one."""
+
+    name: str
+    rate_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an admission was refused: the counter or bucket named, and for a bucket how many seconds
+    until it holds a token again (a counter's wait depends on its period, which the caller knows)."""
+
+    name: str
+    wait_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One counter of a tenant's usage in one period."""
+
+    counter: str
+    period: str
+    value: int
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of the append-only audit log: who (tenant), what (action and subject, say the head),
+    when, how many, and the request it came with. `seq` is given by the store, ascending."""
+
+    tenant_id: str | None
+    action: str
+    at: datetime
+    count: int = 1
+    subject: str | None = None
+    request_id: str | None = None
+    actor: str = "tenant"  # or "admin"
+    seq: int = 0

@@ -12,9 +12,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,25 @@ from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 from ..errors import StorageFull
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
-from .records import ChallengeRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, TrainingReport
+from .records import (
+    ApiKeyRecord,
+    AuditRecord,
+    Bucket,
+    ChallengeRecord,
+    Charge,
+    CorpusRecord,
+    Counter,
+    HeadRecord,
+    KeyRecord,
+    Quotas,
+    Refusal,
+    SessionRecord,
+    TenantRecord,
+    TrainingReport,
+)
+
+#: The counter a key's and a session's stored bytes belong to (period "": it never resets).
+STORAGE_COUNTER = "storage"
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         "per-head output modes (heads before them answer logits)",
         ("ALTER TABLE heads ADD COLUMN output_mode TEXT NOT NULL DEFAULT 'logits'",),
     ),
+    Migration(
+        6,
+        "tenants, API keys, owners of keys, challenges and sessions, usage counters, rate buckets, "
+        "and the append-only audit log (rows from before belong to no tenant and are unreachable)",
+        (
+            """CREATE TABLE tenants (
+            tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0, queries_per_day INTEGER, alignments_per_day INTEGER,
+            storage_bytes INTEGER, rate_per_second REAL, rate_burst INTEGER)""",
+            """CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+            secret_sha256 TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)""",
+            "ALTER TABLE keys ADD COLUMN tenant_id TEXT",
+            "ALTER TABLE keys ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE challenges ADD COLUMN tenant_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN tenant_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0",
+            """CREATE TABLE usage_counters (
+            tenant_id TEXT NOT NULL, counter TEXT NOT NULL, period TEXT NOT NULL, value INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, counter, period))""",
+            """CREATE TABLE rate_buckets (
+            tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, tokens REAL NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, bucket))""",
+            """CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, tenant_id TEXT, actor TEXT NOT NULL,
+            action TEXT NOT NULL, subject TEXT, count INTEGER NOT NULL, request_id TEXT)""",
+            "CREATE INDEX audit_log_tenant ON audit_log (tenant_id, seq)",
+            """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+            """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -113,6 +164,8 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
     Runs once per such database; afterwards the version table says."""
     if not _columns(conn, "heads"):
         return 0
+    if _columns(conn, "tenants"):
+        return 6
     if "output_mode" in _columns(conn, "heads"):
         return 5
     if _columns(conn, "challenges"):
@@ -229,6 +282,8 @@ def _key(r: sqlite3.Row) -> KeyRecord:
         revoked=bool(r["revoked"]),
         galois_keys_blob=r["galois_keys_blob"],
         galois_elements=tuple(json.loads(r["galois_elements"])),
+        tenant_id=r["tenant_id"],
+        stored_bytes=r["stored_bytes"],
     )
 
 
@@ -245,6 +300,8 @@ def _key_row(k: KeyRecord) -> dict[str, Any]:
         "revoked": int(k.revoked),
         "galois_keys_blob": k.galois_keys_blob,
         "galois_elements": json.dumps(list(k.galois_elements)),
+        "tenant_id": k.tenant_id,
+        "stored_bytes": k.stored_bytes,
     }
 
 
@@ -255,6 +312,7 @@ def _challenge(r: sqlite3.Row) -> ChallengeRecord:
         created_at=_dt(r["created_at"]),
         expires_at=_dt(r["expires_at"]),
         used=bool(r["used"]),
+        tenant_id=r["tenant_id"],
     )
 
 
@@ -265,6 +323,7 @@ def _challenge_row(c: ChallengeRecord) -> dict[str, Any]:
         "created_at": _iso(c.created_at),
         "expires_at": _iso(c.expires_at),
         "used": int(c.used),
+        "tenant_id": c.tenant_id,
     }
 
 
@@ -291,6 +350,8 @@ def _session(r: sqlite3.Row) -> SessionRecord:
         data_scale_bits=r["data_scale_bits"],
         result_blob=r["result_blob"],
         validation_folds=r["validation_folds"],
+        tenant_id=r["tenant_id"],
+        stored_bytes=r["stored_bytes"],
     )
 
 
@@ -317,7 +378,78 @@ def _session_row(s: SessionRecord) -> dict[str, Any]:
         "data_scale_bits": s.data_scale_bits,
         "result_blob": s.result_blob,
         "validation_folds": s.validation_folds,
+        "tenant_id": s.tenant_id,
+        "stored_bytes": s.stored_bytes,
     }
+
+
+def _tenant(r: sqlite3.Row) -> TenantRecord:
+    return TenantRecord(
+        tenant_id=r["tenant_id"],
+        name=r["name"],
+        created_at=_dt(r["created_at"]),
+        disabled=bool(r["disabled"]),
+        quotas=Quotas(
+            queries_per_day=r["queries_per_day"],
+            alignments_per_day=r["alignments_per_day"],
+            storage_bytes=r["storage_bytes"],
+            rate_per_second=r["rate_per_second"],
+            rate_burst=r["rate_burst"],
+        ),
+    )
+
+
+def _quota_row(q: Quotas) -> dict[str, Any]:
+    return {
+        "queries_per_day": q.queries_per_day,
+        "alignments_per_day": q.alignments_per_day,
+        "storage_bytes": q.storage_bytes,
+        "rate_per_second": q.rate_per_second,
+        "rate_burst": q.rate_burst,
+    }
+
+
+def _tenant_row(t: TenantRecord) -> dict[str, Any]:
+    return {
+        "tenant_id": t.tenant_id,
+        "name": t.name,
+        "created_at": _iso(t.created_at),
+        "disabled": int(t.disabled),
+        **_quota_row(t.quotas),
+    }
+
+
+def _api_key(r: sqlite3.Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=r["key_id"],
+        tenant_id=r["tenant_id"],
+        secret_sha256=r["secret_sha256"],
+        created_at=_dt(r["created_at"]),
+        revoked=bool(r["revoked"]),
+    )
+
+
+def _api_key_row(k: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": k.key_id,
+        "tenant_id": k.tenant_id,
+        "secret_sha256": k.secret_sha256,
+        "created_at": _iso(k.created_at),
+        "revoked": int(k.revoked),
+    }
+
+
+def _audit(r: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        seq=r["seq"],
+        at=_dt(r["at"]),
+        tenant_id=r["tenant_id"],
+        actor=r["actor"],
+        action=r["action"],
+        subject=r["subject"],
+        count=r["count"],
+        request_id=r["request_id"],
+    )
 
 
 @contextmanager
@@ -423,15 +555,25 @@ class SqliteStore(Store):
         return [_key(r) for r in self._all("SELECT * FROM keys WHERE revoked = 0 ORDER BY client_name, created_at")]
 
     def revoke_key(self, key_id: str) -> bool:
-        return self._change("UPDATE keys SET revoked = 1 WHERE key_id = ? AND revoked = 0", (key_id,)) > 0
+        with self._transaction() as c:
+            row = c.execute(
+                "SELECT tenant_id, stored_bytes FROM keys WHERE key_id = ? AND revoked = 0", (key_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            c.execute("UPDATE keys SET revoked = 1 WHERE key_id = ?", (key_id,))
+            _release(c, row["tenant_id"], row["stored_bytes"])
+        return True
 
     # key challenges
     def add_challenge(self, challenge: ChallengeRecord) -> None:
         self._insert("challenges", _challenge_row(challenge))
 
-    def take_challenge(self, challenge_id: str) -> ChallengeRecord | None:
+    def take_challenge(self, challenge_id: str, tenant_id: str) -> ChallengeRecord | None:
         with self._transaction() as c:
-            row = c.execute("SELECT * FROM challenges WHERE challenge_id = ?", (challenge_id,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM challenges WHERE challenge_id = ? AND tenant_id = ?", (challenge_id, tenant_id)
+            ).fetchone()
             if row is not None:
                 c.execute("UPDATE challenges SET used = 1 WHERE challenge_id = ?", (challenge_id,))
         return _challenge(row) if row else None
@@ -447,15 +589,18 @@ class SqliteStore(Store):
         row = self._one("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
         return _session(row) if row else None
 
-    def mark_received(self, session_id: str, indices: Iterable[int], data_scale_bits: int) -> SessionRecord | None:
+    def mark_received(
+        self, session_id: str, indices: Iterable[int], data_scale_bits: int, added_bytes: int = 0
+    ) -> SessionRecord | None:
         with self._transaction() as c:
             row = c.execute("SELECT received FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
             if row is None:
                 return None
             got = set(json.loads(row["received"])) | set(indices)
             c.execute(
-                "UPDATE sessions SET received = ?, data_scale_bits = ? WHERE session_id = ?",
-                (json.dumps(sorted(got)), data_scale_bits, session_id),
+                "UPDATE sessions SET received = ?, data_scale_bits = ?, stored_bytes = stored_bytes + ? "
+                "WHERE session_id = ?",
+                (json.dumps(sorted(got)), data_scale_bits, added_bytes, session_id),
             )
             updated = c.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return _session(updated)
@@ -475,11 +620,19 @@ class SqliteStore(Store):
             "UPDATE sessions SET computed_columns = computed_columns + ? WHERE session_id = ?", (columns, session_id)
         )
 
-    def complete_session(self, session_id: str, result_blob: str, computed_columns: int) -> None:
-        self._change(
-            "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ? WHERE session_id = ?",
-            (AlignmentState.done.value, result_blob, computed_columns, session_id),
-        )
+    def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
+        with self._transaction() as c:
+            row = c.execute(
+                "SELECT tenant_id, stored_bytes FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                return
+            c.execute(
+                "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ?, stored_bytes = ? "
+                "WHERE session_id = ?",
+                (AlignmentState.done.value, result_blob, computed_columns, result_bytes, session_id),
+            )
+            _add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
 
     def fail_session(self, session_id: str, error: str) -> None:
         self._change(
@@ -494,4 +647,170 @@ class SqliteStore(Store):
         )
 
     def delete_session(self, session_id: str) -> bool:
-        return self._change("DELETE FROM sessions WHERE session_id = ?", (session_id,)) > 0
+        with self._transaction() as c:
+            row = c.execute(
+                "SELECT tenant_id, stored_bytes FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            c.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            _release(c, row["tenant_id"], row["stored_bytes"])
+        return True
+
+    # tenants and API keys
+    def add_tenant(self, tenant: TenantRecord) -> None:
+        self._insert("tenants", _tenant_row(tenant))
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        row = self._one("SELECT * FROM tenants WHERE tenant_id = ?", (tenant_id,))
+        return _tenant(row) if row else None
+
+    def list_tenants(self) -> list[TenantRecord]:
+        return [_tenant(r) for r in self._all("SELECT * FROM tenants ORDER BY created_at, tenant_id")]
+
+    def update_tenant(
+        self, tenant_id: str, *, disabled: bool | None = None, quotas: Quotas | None = None
+    ) -> TenantRecord | None:
+        values: dict[str, Any] = {}
+        if disabled is not None:
+            values["disabled"] = int(disabled)
+        if quotas is not None:
+            values.update(_quota_row(quotas))
+        with self._transaction() as c:
+            if values:
+                sets = ", ".join(f"{col} = ?" for col in values)
+                c.execute(f"UPDATE tenants SET {sets} WHERE tenant_id = ?", (*values.values(), tenant_id))
+            row = c.execute("SELECT * FROM tenants WHERE tenant_id = ?", (tenant_id,)).fetchone()
+        return _tenant(row) if row else None
+
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        self._insert("api_keys", _api_key_row(key))
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        row = self._one("SELECT * FROM api_keys WHERE key_id = ?", (key_id,))
+        return _api_key(row) if row else None
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyRecord]:
+        rows = self._all("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, key_id", (tenant_id,))
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> bool:
+        return (
+            self._change(
+                "UPDATE api_keys SET revoked = 1 WHERE key_id = ? AND tenant_id = ? AND revoked = 0",
+                (key_id, tenant_id),
+            )
+            > 0
+        )
+
+    # usage, quotas and rate limits
+    def admit(self, tenant_id: str, charges: Sequence[Charge], bucket: Bucket | None, now: datetime) -> Refusal | None:
+        with self._transaction() as c:
+            tokens = None
+            if bucket is not None:
+                row = c.execute(
+                    "SELECT tokens, updated_at FROM rate_buckets WHERE tenant_id = ? AND bucket = ?",
+                    (tenant_id, bucket.name),
+                ).fetchone()
+                tokens = refill(bucket, row["tokens"] if row else None, _dt(row["updated_at"]) if row else None, now)
+                if tokens < 1.0:
+                    return Refusal(bucket.name, wait_seconds=(1.0 - tokens) / bucket.rate_per_second)
+            for charge in charges:
+                if charge.limit is not None and _value(c, tenant_id, charge) + charge.amount > charge.limit:
+                    return Refusal(charge.counter)
+            if bucket is not None and tokens is not None:
+                c.execute(
+                    "INSERT INTO rate_buckets (tenant_id, bucket, tokens, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (tenant_id, bucket) DO UPDATE SET tokens = excluded.tokens, "
+                    "updated_at = excluded.updated_at",
+                    (tenant_id, bucket.name, tokens - 1.0, _iso(now)),
+                )
+            for charge in charges:
+                _add(c, tenant_id, charge.counter, charge.period, charge.amount)
+        return None
+
+    def refund(self, tenant_id: str, charges: Sequence[Charge]) -> None:
+        with self._transaction() as c:
+            for charge in charges:
+                _add(c, tenant_id, charge.counter, charge.period, -charge.amount)
+
+    def usage(self, tenant_id: str, periods: Sequence[str]) -> list[Counter]:
+        if not periods:
+            return []
+        marks = ", ".join("?" for _ in periods)
+        rows = self._all(
+            f"SELECT counter, period, value FROM usage_counters WHERE tenant_id = ? AND period IN ({marks}) "
+            "AND value > 0 ORDER BY counter, period",
+            (tenant_id, *periods),
+        )
+        return [Counter(counter=r["counter"], period=r["period"], value=r["value"]) for r in rows]
+
+    # audit log
+    def append_audit(self, record: AuditRecord) -> AuditRecord:
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT INTO audit_log (at, tenant_id, actor, action, subject, count, request_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _iso(record.at),
+                    record.tenant_id,
+                    record.actor,
+                    record.action,
+                    record.subject,
+                    record.count,
+                    record.request_id,
+                ),
+            )
+            seq = cur.lastrowid
+        return replace(record, seq=int(seq or 0))
+
+    def list_audit(self, tenant_id: str | None, after_seq: int, limit: int) -> list[AuditRecord]:
+        if tenant_id is None:
+            rows = self._all("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        else:
+            rows = self._all(
+                "SELECT * FROM audit_log WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (tenant_id, after_seq, limit),
+            )
+        return [_audit(r) for r in rows]
+
+
+def refill(bucket: Bucket, tokens: float | None, updated_at: datetime | None, now: datetime) -> float:
+    """The bucket's tokens at `now`: full when new, else refilled by the time passed (never above burst;
+    a clock that went back refills nothing)."""
+    if tokens is None or updated_at is None:
+        return float(bucket.burst)
+    elapsed = max(0.0, (now - updated_at).total_seconds())
+    return min(float(bucket.burst), tokens + elapsed * bucket.rate_per_second)
+
+
+def _value(c: sqlite3.Connection, tenant_id: str, charge: Charge) -> int:
+    row = c.execute(
+        "SELECT value FROM usage_counters WHERE tenant_id = ? AND counter = ? AND period = ?",
+        (tenant_id, charge.counter, charge.period),
+    ).fetchone()
+    return int(row["value"]) if row else 0
+
+
+def _add(c: sqlite3.Connection, tenant_id: str | None, counter: str, period: str, amount: int) -> None:
+    """Add to a counter (never below zero); a counter back at zero has no row, so a charge given
+    back leaves the table as it was."""
+    if tenant_id is None or amount == 0:
+        return
+    key = (tenant_id, counter, period)
+    row = c.execute(
+        "SELECT value FROM usage_counters WHERE tenant_id = ? AND counter = ? AND period = ?", key
+    ).fetchone()
+    value = max(0, (int(row["value"]) if row else 0) + amount)
+    if row is None and value > 0:
+        c.execute("INSERT INTO usage_counters (tenant_id, counter, period, value) VALUES (?, ?, ?, ?)", (*key, value))
+    elif row is not None and value > 0:
+        c.execute(
+            "UPDATE usage_counters SET value = ? WHERE tenant_id = ? AND counter = ? AND period = ?", (value, *key)
+        )
+    elif row is not None:
+        c.execute("DELETE FROM usage_counters WHERE tenant_id = ? AND counter = ? AND period = ?", key)
+
+
+def _release(c: sqlite3.Connection, tenant_id: str | None, stored_bytes: int) -> None:
+    _add(c, tenant_id, STORAGE_COUNTER, "", -stored_bytes)

@@ -68,15 +68,21 @@ def poll_until(
 # --------------------------------------------------------------------------- state snapshots
 
 
+#: Tables a refused request may change by design: a registration spends the challenge it names
+#: whatever its outcome (a seed is never tried twice, and issuing one for the test is not the refused
+#: request), and a request that got past the cheap checks spent a token of its tenant's rate bucket
+#: (the bucket limits attempts). `sqlite_sequence` is SQLite's own bookkeeping.
+SNAPSHOT_EXCLUDED = frozenset({"challenges", "rate_buckets", "sqlite_sequence"})
+
+
 def db_snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table but `challenges`: a registration spends the challenge it names whatever its outcome
-    (by design: a seed is never tried twice), and issuing one for the test is not the refused request."""
+    """Every table but SNAPSHOT_EXCLUDED."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         tables = [
             r[0]
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            if r[0] != "challenges"
+            if r[0] not in SNAPSHOT_EXCLUDED
         ]
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
@@ -252,6 +258,20 @@ def register_seeded(
         keys.public_key_bytes(seed),
         keys.galois_key_bytes(stride_bits, seed) or None,
     )
+
+
+def create_tenant(admin: httpx.Client, name: str, **quotas: Any) -> tuple[str, str]:
+    """(tenant id, API key) of a new tenant created through the admin API, with these quota overrides."""
+    resp = admin.post("/v1/admin/tenants", json={"name": name, "quotas": quotas})
+    assert resp.status_code == 201, resp.text
+    tenant_id = resp.json()["tenant_id"]
+    resp = admin.post(f"/v1/admin/tenants/{tenant_id}/api-keys")
+    assert resp.status_code == 201, resp.text
+    return tenant_id, resp.json()["api_key"]
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 def fresh_challenge(http: httpx.Client) -> tuple[str, bytes]:

@@ -64,7 +64,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def pc(provider: Any) -> Iterator[ProviderClient]:
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
         yield client
 
 
@@ -327,7 +327,7 @@ def test_chunked_body_over_max_request_bytes_is_413(
     sent: list[httpx.Request] = []
 
     def send() -> httpx.Response:
-        with https_client(provider.url, provider.ca) as http:
+        with https_client(provider.url, provider.ca, headers={"Authorization": f"Bearer {provider.api_key}"}) as http:
             resp = http.post("/v1/classify", content=body(), headers=FRAME)
             sent.append(resp.request)
             return resp

@@ -31,7 +31,7 @@ CLIENT_NAME = "pytest-batch"
 
 @pytest.fixture(scope="module")
 def pc(provider: Any) -> Iterator[ProviderClient]:
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
         yield client
 
 
@@ -115,13 +115,13 @@ def test_sixteen_concurrent_clients_and_a_responsive_server(
     batch_done = threading.Event()
 
     def one_client(i: int) -> np.ndarray:
-        with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+        with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
             header = ClassifyHeader(head_id="sst2", key_id=key_id, num_queries=2, query_scale_bits=QUERY_SCALE_BITS)
             reply, out, _, _ = client.classify(header, blobs[i], max_blob_bytes=1 << 20)
             return decrypt_logits(keys, reply, out)
 
     def big_batch() -> np.ndarray:
-        with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+        with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
             header = ClassifyBatchHeader(
                 head_id="sst2", key_id=key_id, num_queries=len(big), dim=head.dim, query_scale_bits=QUERY_SCALE_BITS
             )
@@ -134,7 +134,7 @@ def test_sixteen_concurrent_clients_and_a_responsive_server(
     def cheap_calls() -> int:
         """Service-info calls answered while the batch is in flight (upload, HE work, reply)."""
         answered = 0
-        with ProviderClient(provider.url, Path(provider.ca), timeout=60) as client:
+        with ProviderClient(provider.url, Path(provider.ca), timeout=60, api_key=provider.api_key) as client:
             while not batch_done.is_set():
                 client.info()
                 answered += 1

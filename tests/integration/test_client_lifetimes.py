@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, https_client, poll_until
+from helix_it_helpers import assert_api_error, create_tenant, https_client, poll_until
 
 from client_agent.maps import MapStore
 from helix_alignment import AffineMap
@@ -225,6 +225,7 @@ def small_provider(provider_service_factory: Any, pki: Any, admin_headers: dict[
             "/v1/admin/corpora", json={"name": "small", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 130}
         )
         assert resp.status_code == 201, resp.text
+        _tenant_id, svc.api_key = create_tenant(admin, "pytest-lifetimes")
         yield svc
     finally:
         admin.close()
@@ -254,6 +255,7 @@ def test_jobs_are_bounded_and_survive_a_restart(small_provider: Any, client_agen
     agent = client_agent_factory(
         "client-agent-jobs",
         HELIX_CLIENT_PROVIDER_URL=small_provider.url,
+        HELIX_CLIENT_PROVIDER_API_KEY=small_provider.api_key,
         HELIX_CLIENT_CLIENT_NAME="pytest-jobs-agent",
         HELIX_CLIENT_MAX_RUNNING_ALIGNMENTS="1",
         HELIX_CLIENT_EMBEDDER="wordllama?dim=64",

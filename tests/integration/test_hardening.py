@@ -181,7 +181,7 @@ STRIDE_BITS = 7  # 128 samples per ciphertext: the 400-text corpus at feature_di
 def alignment_upload(provider: Any) -> Iterator[tuple[ProviderClient, str, list[bytes]]]:
     """A registered alignment key and the 4 ciphertexts of a session for it."""
     keys = ClientKeys.generate(PSET)
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as pc:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as pc:
         info = register_seeded(
             pc,
             keys,
@@ -223,7 +223,9 @@ def test_deleting_a_session_during_its_chunk_upload_leaves_no_chunks(
         answers: dict[str, httpx.Response] = {}
 
         def upload(sid: str = sid, sent: threading.Event = sent, answers: dict[str, httpx.Response] = answers) -> None:
-            with https_client(provider.url, provider.ca) as http:
+            with https_client(
+                provider.url, provider.ca, headers={"Authorization": f"Bearer {provider.api_key}"}
+            ) as http:
                 sent.set()
                 answers["upload"] = http.put(f"/v1/alignments/{sid}/chunks", content=frame, headers=FRAME)
 
@@ -358,7 +360,7 @@ def test_agent_files_are_private_and_written_whole(provider: Any, agent: Any, tm
     is left behind). The stores are the agent's own classes, run here against the real provider."""
     assert mode(Path(agent.data_dir)) == 0o700
     store = KeyStore(tmp_path / "keys")
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as pc:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as pc:
         stored, _ = store.register(pc, "pytest-hardening", KeyPurpose.inference, PSET)
         pc.revoke_key(stored.key_id)
     assert mode(tmp_path / "keys") == 0o700

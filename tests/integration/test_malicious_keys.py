@@ -47,7 +47,7 @@ def keys() -> ClientKeys:
 
 @pytest.fixture(scope="module")
 def pc(provider: Any) -> Iterator[ProviderClient]:
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
         yield client
 
 

@@ -70,7 +70,7 @@ def ranking_head(provider: Any) -> Iterator[HeadInfo]:
 
 @pytest.fixture(scope="module")
 def pc(provider: Any) -> Iterator[ProviderClient]:
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
         yield client
 
 

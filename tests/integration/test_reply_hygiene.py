@@ -39,7 +39,7 @@ ALIGNMENT_STRIDE_BITS = 7  # 8 features: 128 samples per ciphertext, 128 columns
 
 @pytest.fixture(scope="module")
 def pc(provider: Any) -> Iterator[ProviderClient]:
-    with ProviderClient(provider.url, Path(provider.ca), timeout=300) as client:
+    with ProviderClient(provider.url, Path(provider.ca), timeout=300, api_key=provider.api_key) as client:
         yield client
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import assert_api_error, https_client, poll_until, register_seeded
+from helix_it_helpers import assert_api_error, bearer, create_tenant, https_client, poll_until, register_seeded
 
 from client_agent.provider_client import ProviderClient
 from helix_embeddings import load_embedder
@@ -39,9 +39,9 @@ FEATURE_DIM = 8
 
 
 def public_state(
-    url: str, ca: str, admin_headers: dict[str, str], key_ids: list[str], session_id: str
+    url: str, ca: str, admin_headers: dict[str, str], api_key: str, key_ids: list[str], session_id: str
 ) -> dict[str, Any]:
-    with https_client(url, ca) as http, https_client(url, ca, headers=admin_headers) as admin:
+    with https_client(url, ca, headers=bearer(api_key)) as http, https_client(url, ca, headers=admin_headers) as admin:
         state = {
             "heads": http.get("/v1/heads").json(),
             "head": http.get("/v1/heads/tiny").json(),
@@ -69,9 +69,10 @@ def restarted(
         assert resp.status_code == 201, resp.text
         resp = admin.post("/v1/admin/corpora", json={"name": "tiny-wiki", "dataset": "wikipedia", "limit": 50})
         assert resp.status_code == 201, resp.text
+        _tenant_id, api_key = create_tenant(admin, "pytest-restart")
 
     secrets_dir = tmp_path_factory.mktemp("restart-client-keys")
-    with ProviderClient(svc.url, Path(ca)) as pc:
+    with ProviderClient(svc.url, Path(ca), api_key=api_key) as pc:
         inference = ClientKeys.generate(PSET)
         inf_key = register_seeded(
             pc,
@@ -114,7 +115,7 @@ def restarted(
         assert session.received_ciphertexts == session.num_ciphertexts
 
     key_ids = [inf_key.key_id, al_key.key_id]
-    before = public_state(svc.url, ca, admin_headers, key_ids, session.session_id)
+    before = public_state(svc.url, ca, admin_headers, api_key, key_ids, session.session_id)
     first_run_log = svc.log_path
     rc = svc.stop()
     svc.start()  # a new process on the same data dir and port
@@ -122,6 +123,7 @@ def restarted(
     yield {
         "svc": svc,
         "ca": ca,
+        "api_key": api_key,
         "before": before,
         "stop_rc": rc,
         "first_log": first_run_log,
@@ -144,7 +146,9 @@ def test_first_process_shut_down_gracefully(restarted: dict[str, Any]) -> None:
 
 def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any], admin_headers: dict[str, str]) -> None:
     svc = restarted["svc"]
-    after = public_state(svc.url, restarted["ca"], admin_headers, restarted["key_ids"], restarted["session_id"])
+    after = public_state(
+        svc.url, restarted["ca"], admin_headers, restarted["api_key"], restarted["key_ids"], restarted["session_id"]
+    )
     before = restarted["before"]
     for part in ("heads", "head", "admin_heads", "corpora", "corpus_texts", "clients", "keys", "session"):
         assert after[part] == before[part], f"{part} changed across the restart"
@@ -159,7 +163,10 @@ def test_heads_corpora_keys_and_sessions_survive(restarted: dict[str, Any], admi
 def test_old_inference_key_still_classifies(restarted: dict[str, Any], admin_headers: dict[str, str]) -> None:
     svc, ca = restarted["svc"], restarted["ca"]
     keys = ClientKeys.load(PSET, restarted["inference_secret"])  # the client restarted too
-    with ProviderClient(svc.url, Path(ca)) as pc, https_client(svc.url, ca, headers=admin_headers) as admin:
+    with (
+        ProviderClient(svc.url, Path(ca), api_key=restarted["api_key"]) as pc,
+        https_client(svc.url, ca, headers=admin_headers) as admin,
+    ):
         head = pc.head("tiny")
         layout = LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes)
         x = np.random.default_rng(21).normal(0.0, 0.05, size=(4, head.dim))
@@ -180,7 +187,7 @@ def test_interrupted_alignment_session_completes_after_restart(restarted: dict[s
     the plaintext product with the provider's (public) encoder on the corpus texts."""
     svc, ca = restarted["svc"], restarted["ca"]
     sid = restarted["session_id"]
-    with ProviderClient(svc.url, Path(ca)) as pc:
+    with ProviderClient(svc.url, Path(ca), api_key=restarted["api_key"]) as pc:
         pc.start_compute(sid)
         session = poll_until(
             lambda: pc.session(sid),
@@ -204,7 +211,8 @@ def test_admin_disabled_without_token(
     restarted: dict[str, Any], provider_service_factory: Any, admin_headers: dict[str, str]
 ) -> None:
     """The same data dir served without HELIX_PROVIDER_ADMIN_TOKEN: admin endpoints answer 403
-    admin_disabled (with or without a token), public endpoints still serve the persisted head."""
+    admin_disabled (with or without a token), tenant endpoints still serve the persisted head to the
+    persisted tenant (and refuse anyone else)."""
     svc = restarted["svc"]
     svc.stop()
     data_dir = Path(svc.env["HELIX_PROVIDER_DATA_DIR"])
@@ -215,12 +223,14 @@ def test_admin_disabled_without_token(
         with (
             https_client(bare.url, restarted["ca"]) as anon,
             https_client(bare.url, restarted["ca"], headers=admin_headers) as admin,
+            https_client(bare.url, restarted["ca"], headers=bearer(restarted["api_key"])) as tenant,
         ):
             for client in (anon, admin):
                 assert_api_error(client.get("/v1/admin/heads"), 403, "admin_disabled", "HELIX_PROVIDER_ADMIN_TOKEN")
                 assert_api_error(
                     client.post("/v1/admin/heads", json={"name": "x", "dataset": "sst2"}), 403, "admin_disabled"
                 )
-            assert anon.get("/v1/heads/tiny").status_code == 200
+            assert tenant.get("/v1/heads/tiny").status_code == 200
+            assert_api_error(anon.get("/v1/heads/tiny"), 401, "api_key_required")
     finally:
         bare.stop()

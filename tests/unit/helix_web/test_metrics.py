@@ -46,7 +46,7 @@ def test_requests_are_counted_by_template_and_status() -> None:
     ok = (("method", "GET"), ("route", "/v1/keys/{key_id}"), ("service", "test"), ("status", "200"))
     assert counts[ok] == 2
     assert counts[(("method", "GET"), ("route", "/v1/keys/{key_id}"), ("service", "test"), ("status", "404"))] == 1
-    assert counts[(("method", "GET"), ("route", "unmatched"), ("service", "test"), ("status", "404"))] == 1
+    assert counts[(("method", "GET"), ("route", "<unrouted>"), ("service", "test"), ("status", "404"))] == 1
     timings = samples(metrics, "helix_http_request_duration_seconds_count")
     assert timings[(("method", "GET"), ("route", "/v1/keys/{key_id}"), ("service", "test"))] == 3
     assert samples(metrics, "helix_http_requests_in_flight")[(("service", "test"),)] == 0

@@ -15,13 +15,21 @@ import pytest
 
 from provider_server.store import (
     INTERRUPTED_ERROR,
+    ApiKeyRecord,
+    AuditRecord,
+    Bucket,
     ChallengeRecord,
+    Charge,
     CorpusRecord,
+    Counter,
     HeadRecord,
     KeyRecord,
+    Quotas,
     RecordExistsError,
+    Refusal,
     SessionRecord,
     Store,
+    TenantRecord,
     TrainingReport,
     open_store,
 )
@@ -203,7 +211,11 @@ def test_revoked_keys_are_kept_but_not_listed(store: Store) -> None:
 def challenge(ident: str = "c_1", minutes: int = 0) -> ChallengeRecord:
     created = T0 + timedelta(minutes=minutes)
     return ChallengeRecord(
-        challenge_id=ident, seed=bytes(range(32)), created_at=created, expires_at=created + timedelta(minutes=5)
+        challenge_id=ident,
+        seed=bytes(range(32)),
+        created_at=created,
+        expires_at=created + timedelta(minutes=5),
+        tenant_id="t_1",
     )
 
 
@@ -211,11 +223,11 @@ def test_a_challenge_is_taken_once(store: Store) -> None:
     store.add_challenge(challenge())
     with pytest.raises(RecordExistsError):
         store.add_challenge(challenge())
-    first = store.take_challenge("c_1")
+    first = store.take_challenge("c_1", "t_1")
     assert first == challenge()  # as issued: seed bytes and times round-trip, not yet used
-    again = store.take_challenge("c_1")
+    again = store.take_challenge("c_1", "t_1")
     assert again == replace(challenge(), used=True)
-    assert store.take_challenge("c_missing") is None
+    assert store.take_challenge("c_missing", "t_1") is None
 
 
 def test_concurrent_registrations_take_a_challenge_once(store: Store) -> None:
@@ -227,7 +239,7 @@ def test_concurrent_registrations_take_a_challenge_once(store: Store) -> None:
     def take() -> None:
         try:
             barrier.wait()
-            got = store.take_challenge("c_1")
+            got = store.take_challenge("c_1", "t_1")
             assert got is not None
             seen.append(got.used)
         except BaseException as exc:  # surfaced below: a failed thread must fail the test
@@ -246,8 +258,15 @@ def test_expired_challenges_are_pruned(store: Store) -> None:
     store.add_challenge(challenge("c_old", minutes=0))
     store.add_challenge(challenge("c_new", minutes=10))
     assert store.prune_challenges(T0 + timedelta(minutes=6)) == 1
-    assert store.take_challenge("c_old") is None
-    assert store.take_challenge("c_new") is not None
+    assert store.take_challenge("c_old", "t_1") is None
+    assert store.take_challenge("c_new", "t_1") is not None
+
+
+def test_a_challenge_is_taken_only_by_its_tenant(store: Store) -> None:
+    store.add_challenge(challenge())
+    assert store.take_challenge("c_1", "t_other") is None, "another tenant's challenge reads as unknown"
+    first = store.take_challenge("c_1", "t_1")
+    assert first is not None and not first.used, "a foreign attempt must not spend the challenge"
 
 
 # -- alignment sessions ---------------------------------------------------------------------------
@@ -346,6 +365,178 @@ def test_a_session_knows_its_packing_layout() -> None:
     layout = session(num_ciphertexts=10).layout
     assert (layout.n, layout.feature_dim, layout.num_samples, layout.stride_bits) == (8192, 384, 40, 2)
     assert layout.samples_per_ciphertext == 4 and layout.num_ciphertexts == 10
+
+
+# -- tenants and API keys ---------------------------------------------------------------------------
+
+
+def tenant(ident: str = "t_1", name: str = "acme", minutes: int = 0) -> TenantRecord:
+    return TenantRecord(tenant_id=ident, name=name, created_at=T0 + timedelta(minutes=minutes))
+
+
+def test_tenants_round_trip_and_update(store: Store) -> None:
+    store.add_tenant(tenant("t_2", "beta", minutes=2))
+    store.add_tenant(tenant("t_1", "acme", minutes=1))
+    assert store.get_tenant("t_1") == tenant("t_1", "acme", minutes=1)
+    assert store.get_tenant("t_missing") is None
+    assert [t.tenant_id for t in store.list_tenants()] == ["t_1", "t_2"]
+    with pytest.raises(RecordExistsError):
+        store.add_tenant(tenant("t_3", "acme"))  # names are unique too
+    quotas = Quotas(queries_per_day=10, alignments_per_day=2, storage_bytes=1000, rate_per_second=0.5, rate_burst=3)
+    updated = store.update_tenant("t_1", quotas=quotas)
+    assert updated is not None and updated.quotas == quotas and not updated.disabled
+    disabled = store.update_tenant("t_1", disabled=True)
+    assert disabled is not None and disabled.disabled and disabled.quotas == quotas
+    assert store.update_tenant("t_1", quotas=Quotas()) == replace(tenant("t_1", minutes=1), disabled=True)
+    assert store.update_tenant("t_missing", disabled=True) is None
+
+
+def test_api_keys_belong_to_their_tenant(store: Store) -> None:
+    store.add_tenant(tenant("t_1", "acme"))
+    store.add_tenant(tenant("t_2", "beta"))
+    k = ApiKeyRecord(key_id="ak1", tenant_id="t_1", secret_sha256="ef" * 32, created_at=T0)
+    store.add_api_key(k)
+    with pytest.raises(RecordExistsError):
+        store.add_api_key(k)
+    assert store.get_api_key("ak1") == k and store.get_api_key("ak_missing") is None
+    assert store.list_api_keys("t_1") == [k] and store.list_api_keys("t_2") == []
+    assert store.revoke_api_key("t_2", "ak1") is False, "a tenant revokes only its own keys"
+    assert store.revoke_api_key("t_1", "ak1") is True
+    assert store.revoke_api_key("t_1", "ak1") is False
+    assert store.get_api_key("ak1") == replace(k, revoked=True)
+
+
+def test_records_keep_their_owner_and_stored_bytes(store: Store) -> None:
+    k = replace(key("k_1"), tenant_id="t_1", stored_bytes=123)
+    c = replace(challenge(), tenant_id="t_1")
+    s = replace(session(), tenant_id="t_1", stored_bytes=456)
+    store.add_key(k)
+    store.add_challenge(c)
+    store.add_session(s)
+    assert store.get_key("k_1") == k and store.get_session("a_1") == s
+    assert store.take_challenge("c_1", "t_1") == c
+
+
+# -- usage, quotas and rate limits ------------------------------------------------------------------
+
+DAY = "2026-03-01"
+
+
+def counters(store: Store, tenant_id: str = "t_1") -> dict[tuple[str, str], int]:
+    return {(c.counter, c.period): c.value for c in store.usage(tenant_id, [DAY, ""])}
+
+
+def test_admit_charges_every_counter_or_none(store: Store) -> None:
+    q = Charge("queries:sst2", DAY, 3, limit=5)
+    a = Charge("alignments", DAY, 1, limit=1)
+    assert store.admit("t_1", [q], None, T0) is None
+    assert store.admit("t_1", [Charge("queries:sst2", DAY, 3, limit=5)], None, T0) == Refusal("queries:sst2")
+    assert counters(store) == {("queries:sst2", DAY): 3}, "a refused admission charges nothing"
+    assert store.admit("t_1", [a, Charge("queries:sst2", DAY, 3, limit=5)], None, T0) == Refusal("queries:sst2")
+    assert counters(store) == {("queries:sst2", DAY): 3}, "no charge of a refused admission is kept"
+    assert store.admit("t_1", [Charge("queries:sst2", DAY, 2, limit=5), a], None, T0) is None
+    assert counters(store) == {("queries:sst2", DAY): 5, ("alignments", DAY): 1}
+    assert store.admit("t_1", [Charge("queries:sst2", "2026-03-02", 5, limit=5)], None, T0) is None, "a new day"
+    assert store.admit("t_2", [Charge("queries:sst2", DAY, 5, limit=5)], None, T0) is None, "another tenant"
+    assert store.admit("t_1", [Charge("storage", "", 10**12, limit=None)], None, T0) is None, "no limit"
+    assert [c for c in store.usage("t_1", [DAY]) if c.counter == "alignments"] == [Counter("alignments", DAY, 1)]
+
+
+def test_refund_gives_back_and_never_goes_below_zero(store: Store) -> None:
+    before = counters(store)
+    charge = Charge("storage", "", 100, limit=1000)
+    assert store.admit("t_1", [charge], None, T0) is None
+    store.refund("t_1", [charge])
+    assert counters(store) == before
+    store.refund("t_1", [charge])
+    assert counters(store) == before and store.usage("t_1", [""]) == []
+
+
+def test_the_token_bucket_refills_with_time(store: Store) -> None:
+    bucket = Bucket("classify", rate_per_second=2.0, burst=3)
+    charge = Charge("queries:sst2", DAY, 1, limit=None)
+    for _ in range(3):
+        assert store.admit("t_1", [charge], bucket, T0) is None
+    refused = store.admit("t_1", [charge], bucket, T0)
+    assert refused is not None and refused.name == "classify"
+    assert refused.wait_seconds == pytest.approx(0.5)
+    assert counters(store) == {("queries:sst2", DAY): 3}, "a request refused by the bucket charges nothing"
+    assert store.admit("t_1", [charge], bucket, T0 + timedelta(seconds=0.25)) is not None
+    assert store.admit("t_1", [charge], bucket, T0 + timedelta(seconds=0.5)) is None
+    assert store.admit("t_1", [charge], Bucket("create", 2.0, 3), T0) is None, "buckets are separate"
+    assert store.admit("t_2", [charge], bucket, T0) is None, "tenants are separate"
+    later = T0 + timedelta(hours=1)
+    for _ in range(3):  # refilled to the burst, not beyond
+        assert store.admit("t_1", [], bucket, later) is None
+    assert store.admit("t_1", [], bucket, later) is not None
+
+
+def test_a_refused_counter_spends_no_token(store: Store) -> None:
+    bucket = Bucket("classify", rate_per_second=1.0, burst=1)
+    assert store.admit("t_1", [Charge("alignments", DAY, 2, limit=1)], bucket, T0) == Refusal("alignments")
+    assert store.admit("t_1", [Charge("alignments", DAY, 1, limit=1)], bucket, T0) is None
+
+
+def test_concurrent_admissions_never_exceed_a_limit(store: Store) -> None:
+    barrier = threading.Barrier(8)
+    admitted: list[bool] = []
+    errors: list[BaseException] = []
+
+    def admit() -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                admitted.append(store.admit("t_1", [Charge("queries:sst2", DAY, 1, limit=17)], None, T0) is None)
+        except BaseException as exc:  # surfaced below: a failed thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=admit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert admitted.count(True) == 17 and counters(store) == {("queries:sst2", DAY): 17}
+
+
+def test_removing_a_key_or_session_releases_its_storage(store: Store) -> None:
+    assert store.admit("t_1", [Charge("storage", "", 1000, limit=None)], None, T0) is None
+    store.add_key(replace(key("k_1"), tenant_id="t_1", stored_bytes=300))
+    store.add_session(replace(session(), tenant_id="t_1", stored_bytes=0))
+    updated = store.mark_received("a_1", [0, 1], 25, added_bytes=700)
+    assert updated is not None and updated.stored_bytes == 700
+    assert store.claim_for_compute("a_1")
+    store.complete_session("a_1", "result.frame", 384, result_bytes=50)
+    done = store.get_session("a_1")
+    assert done is not None and done.stored_bytes == 50
+    assert counters(store) == {("storage", ""): 350}, "a finished session holds its result, not its chunks"
+    assert store.revoke_key("k_1")
+    assert counters(store) == {("storage", ""): 50}
+    assert not store.revoke_key("k_1")
+    assert counters(store) == {("storage", ""): 50}, "a key is released once"
+    assert store.delete_session("a_1")
+    assert counters(store) == {}
+
+
+# -- audit log ------------------------------------------------------------------------------------
+
+
+def test_the_audit_log_appends_and_pages(store: Store) -> None:
+    lines = [
+        AuditRecord(tenant_id="t_1", action="classify", at=T0, count=3, subject="sst2", request_id="r1"),
+        AuditRecord(tenant_id="t_2", action="key.registered", at=T0, subject="inference"),
+        AuditRecord(tenant_id="t_1", action="alignment.created", at=T0 + timedelta(seconds=1), subject="sst2"),
+        AuditRecord(tenant_id=None, action="tenant.created", at=T0, actor="admin"),
+    ]
+    stored = [store.append_audit(line) for line in lines]
+    seqs = [s.seq for s in stored]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4 and all(s > 0 for s in seqs)
+    assert [replace(s, seq=0) for s in stored] == lines
+    assert store.list_audit(None, 0, 100) == stored
+    assert store.list_audit("t_1", 0, 100) == [stored[0], stored[2]]
+    assert store.list_audit(None, seqs[0], 2) == stored[1:3]
+    assert store.list_audit("t_1", seqs[2], 100) == []
+    assert not hasattr(store, "delete_audit") and not hasattr(store, "update_audit")
 
 
 # -- the factory ----------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from provider_server.store import SessionRecord
+import pytest
+
+from provider_server.store import AuditRecord, SessionRecord
 from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
@@ -77,10 +79,7 @@ def test_keys_from_before_galois_keys_read_as_without_them(tmp_path: Path) -> No
 
 def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
     path = tmp_path / "provider.db"
-    SqliteStore(path).close()
-    conn = sqlite3.connect(path, isolation_level=None)  # roll the schema back to version 4, with a head in it
-    conn.execute("ALTER TABLE heads DROP COLUMN output_mode")
-    conn.execute("UPDATE schema_version SET version = 4")
+    conn = unversioned_database(path, 4)  # the schema at version 4, with a head in it
     conn.execute(
         "INSERT INTO heads (id, name, task, class_names, dim, num_classes, created_at, weights_blob, bias_blob, "
         "texts, texts_embeddings_blob, encoder_model_id, report) VALUES ('old', 'old', 'sentiment', "
@@ -97,7 +96,7 @@ def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
         assert new is not None and new.output_mode == OutputMode.ranking
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 5
+    assert schema_version(path) == SCHEMA_VERSION == 6
 
 
 def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
@@ -152,3 +151,42 @@ def test_a_fresh_database_runs_every_migration(tmp_path: Path) -> None:
     finally:
         store.close()
     assert schema_version(path) == SCHEMA_VERSION
+
+
+def test_rows_from_before_tenants_belong_to_no_tenant(tmp_path: Path) -> None:
+    """Migration 6 adds owners; a key, challenge or session stored before it has none, so no
+    tenant's lookup reaches it (services compare owners, and a challenge is taken per tenant)."""
+    path = tmp_path / "provider.db"
+    conn = unversioned_database(path, 5)
+    conn.execute(
+        "INSERT INTO challenges (challenge_id, seed, created_at, expires_at) VALUES ('c_old', '00', "
+        "'2026-01-01T00:00:00+00:00', '2099-01-01T00:00:00+00:00')"
+    )
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        store.add_session(_session())
+        old = store.get_session("a_1")
+        assert old is not None and old.tenant_id is None and old.stored_bytes == 0
+        assert store.take_challenge("c_old", "t_any") is None
+    finally:
+        store.close()
+    assert schema_version(path) == 6
+
+
+def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
+    """Append-only below the Store too: an operator's UPDATE or DELETE on the table is refused."""
+    path = tmp_path / "provider.db"
+    store = SqliteStore(path)
+    try:
+        store.append_audit(AuditRecord(tenant_id="t_1", action="classify", at=datetime(2026, 1, 1, tzinfo=UTC)))
+    finally:
+        store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for sql in ("UPDATE audit_log SET count = 0", "DELETE FROM audit_log"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                conn.execute(sql)
+        assert conn.execute("SELECT action, count FROM audit_log").fetchall() == [("classify", 1)]
+    finally:
+        conn.close()
