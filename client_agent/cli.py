@@ -69,7 +69,14 @@ def main(argv: list[str] | None = None) -> None:
 
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         settings = ClientSettings(**overrides)
-        run(create_app(settings), settings.host, settings.port, settings.tls_cert, settings.tls_key)
+        run(
+            create_app(settings),
+            settings.host,
+            settings.port,
+            settings.tls_cert,
+            settings.tls_key,
+            log_format=settings.log_format,
+        )
         return
     with _agent(args) as agent:
         if args.cmd == "align":

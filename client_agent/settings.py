@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,9 @@ class ClientSettings(BaseSettings):
     port: int = 8444
     data_dir: Path = Path(".helix/client")
     datasets_dir: Path = Path("../shared/datasets")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per log line (for a collector); text: uvicorn's plain lines"
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     api_token: SecretStr | None = Field(

@@ -79,7 +79,14 @@ def main(argv: list[str] | None = None) -> None:
 
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         settings = ProviderSettings(**overrides)
-        run(create_app(settings), settings.host, settings.port, settings.tls_cert, settings.tls_key)
+        run(
+            create_app(settings),
+            settings.host,
+            settings.port,
+            settings.tls_cert,
+            settings.tls_key,
+            log_format=settings.log_format,
+        )
         return
     with _admin_client(args) as client:
         if args.cmd == "create-head":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,9 @@ class ProviderSettings(BaseSettings):
     data_dir: Path = Path(".helix/provider")
     database_url: str | None = Field(None, description="sqlite:///path; default: <data_dir>/provider.db")
     datasets_dir: Path = Path("../shared/datasets")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per log line (for a collector); text: uvicorn's plain lines"
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin; unset = admin disabled")
