@@ -12,6 +12,7 @@ from helix_web.access_log import RouteTemplateMiddleware
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.metrics import HttpMetrics, MetricsMiddleware
+from helix_web.openapi import AGENT_ERRORS, error_responses
 from helix_web.readiness import require_ready
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
@@ -68,9 +69,8 @@ def create_app(settings: ClientSettings | None = None) -> FastAPI:
         """Prometheus metrics, behind the agent's API token when one is set."""
         return request.app.state.metrics.response()  # type: ignore[no-any-return]
 
-    app.include_router(alignments.router)
-    app.include_router(classify.router)
-    app.include_router(maps.router)
+    for router in (alignments.router, classify.router, maps.router):
+        app.include_router(router, responses=error_responses(AGENT_ERRORS))
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=16 * 1024 * 1024)

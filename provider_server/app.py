@@ -13,6 +13,7 @@ from helix_web.access_log import RouteTemplateMiddleware
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.metrics import HttpMetrics, MetricsMiddleware
+from helix_web.openapi import PROVIDER_ERRORS, error_responses
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
@@ -68,7 +69,7 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         metrics,
     )
     for module in routers:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=error_responses(PROVIDER_ERRORS))
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
