@@ -31,6 +31,8 @@ def _raw_bytes(_ctx: Any, value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
