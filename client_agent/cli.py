@@ -12,10 +12,20 @@ from pathlib import Path
 
 import httpx
 
+from helix_web.secrets import read_secret_file
+
 
 def _agent(args: argparse.Namespace) -> httpx.Client:
+    """The API token comes from HELIX_CLIENT_API_TOKEN or a file (--token-file or HELIX_CLIENT_API_TOKEN_FILE),
+    never from the command line, where every local user can read it."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    token = os.environ.get("HELIX_CLIENT_API_TOKEN")
+    if args.token_file is not None:
+        try:
+            token = read_secret_file(Path(args.token_file), "API token")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=args.url, verify=verify, headers=headers, timeout=600)
 
 
@@ -36,7 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name)
         p.add_argument("--url", default=os.environ.get("HELIX_CLIENT_URL", "https://127.0.0.1:8444"))
         p.add_argument("--ca", type=Path, default=os.environ.get("HELIX_CLIENT_CA_CERT"))
-        p.add_argument("--token", default=os.environ.get("HELIX_CLIENT_API_TOKEN"))
+        p.add_argument(
+            "--token-file",
+            default=os.environ.get("HELIX_CLIENT_API_TOKEN_FILE"),
+            help="file holding the agent's API token (or set HELIX_CLIENT_API_TOKEN)",
+        )
         if name == "align":
             p.add_argument("--head", required=True)
             p.add_argument("--corpus", required=True)
@@ -55,7 +69,14 @@ def main(argv: list[str] | None = None) -> None:
 
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         settings = ClientSettings(**overrides)
-        run(create_app(settings), settings.host, settings.port, settings.tls_cert, settings.tls_key)
+        run(
+            create_app(settings),
+            settings.host,
+            settings.port,
+            settings.tls_cert,
+            settings.tls_key,
+            log_format=settings.log_format,
+        )
         return
     with _agent(args) as agent:
         if args.cmd == "align":

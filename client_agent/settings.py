@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
+from helix_web.secrets import read_secret_file
 
 #: What secure alignment can give the client: its own X^T X and 1^T X, and X^T Y_A and 1^T Y_A,
 #: whole or per validation fold (AlignmentCreate.validation_folds).
@@ -27,10 +29,16 @@ class ClientSettings(BaseSettings):
     port: int = 8444
     data_dir: Path = Path(".helix/client")
     datasets_dir: Path = Path("../shared/datasets")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per log line (for a collector); text: uvicorn's plain lines"
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     api_token: SecretStr | None = Field(
         None, description="bearer token for this agent's REST API; unset = open on its bind address"
+    )
+    api_token_file: Path | None = Field(
+        None, description="file holding the API token (first line), instead of the variable itself"
     )
     provider_url: str = "https://127.0.0.1:8443"
     provider_ca_cert: Path | None = Field(None, description="CA that signed the provider's certificate")
@@ -85,6 +93,14 @@ class ClientSettings(BaseSettings):
         description="alignment jobs kept, in memory and under "
         "data_dir/jobs; beyond it the oldest finished jobs are forgotten",
     )
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ClientSettings:
+        if self.api_token_file is not None:
+            if self.api_token is not None:
+                raise ValueError("set HELIX_CLIENT_API_TOKEN or HELIX_CLIENT_API_TOKEN_FILE, not both")
+            self.api_token = SecretStr(read_secret_file(self.api_token_file, "API token"))
+        return self
 
     @field_validator("alignment_method")
     @classmethod

@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from helix_web.access_log import RouteTemplateMiddleware
 from helix_web.errors import install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
+from helix_web.metrics import HttpMetrics, MetricsMiddleware
+from helix_web.openapi import PROVIDER_ERRORS, error_responses
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
@@ -25,6 +27,7 @@ from .routers import (
     heads,
     info,
     keys,
+    metrics,
     usage,
 )
 from .settings import ProviderSettings
@@ -51,11 +54,26 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Homomorphic classification heads over secure linear alignment.",
     )
-    for module in (info, usage, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora, admin_tenants):
-        app.include_router(module.router)
+    app.state.metrics = HttpMetrics("provider")
+    routers = (
+        info,
+        usage,
+        heads,
+        corpora,
+        keys,
+        alignments,
+        classify,
+        admin_heads,
+        admin_corpora,
+        admin_tenants,
+        metrics,
+    )
+    for module in routers:
+        app.include_router(module.router, responses=error_responses(PROVIDER_ERRORS))
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RouteTemplateMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

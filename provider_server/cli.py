@@ -11,11 +11,20 @@ from pathlib import Path
 
 import httpx
 
+from helix_web.secrets import read_secret_file
+
 
 def _admin_client(args: argparse.Namespace) -> httpx.Client:
-    token = args.token or os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN")
+    """The admin token comes from HELIX_PROVIDER_ADMIN_TOKEN or a file (--token-file or
+    HELIX_PROVIDER_ADMIN_TOKEN_FILE), never from the command line, where every local user can read it."""
+    token = os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN")
+    if args.token_file is not None:
+        try:
+            token = read_secret_file(Path(args.token_file), "admin token")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     if not token:
-        raise SystemExit("set --token or HELIX_PROVIDER_ADMIN_TOKEN")
+        raise SystemExit("set HELIX_PROVIDER_ADMIN_TOKEN or --token-file (HELIX_PROVIDER_ADMIN_TOKEN_FILE)")
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True
     return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=600)
 
@@ -44,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--url", default=os.environ.get("HELIX_PROVIDER_URL", "https://127.0.0.1:8443"))
         p.add_argument("--ca", type=Path, default=os.environ.get("HELIX_PROVIDER_CA_CERT"))
-        p.add_argument("--token")
+        p.add_argument(
+            "--token-file",
+            default=os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN_FILE"),
+            help="file holding the admin token (or set HELIX_PROVIDER_ADMIN_TOKEN)",
+        )
         if name == "create-head":
             p.add_argument("--name", required=True)
             p.add_argument("--dataset", required=True)
@@ -66,7 +79,14 @@ def main(argv: list[str] | None = None) -> None:
 
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         settings = ProviderSettings(**overrides)
-        run(create_app(settings), settings.host, settings.port, settings.tls_cert, settings.tls_key)
+        run(
+            create_app(settings),
+            settings.host,
+            settings.port,
+            settings.tls_cert,
+            settings.tls_key,
+            log_format=settings.log_format,
+        )
         return
     with _admin_client(args) as client:
         if args.cmd == "create-head":

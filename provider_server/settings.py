@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+from helix_web.secrets import read_secret_file
 
 
 class ProviderSettings(BaseSettings):
@@ -26,9 +28,15 @@ class ProviderSettings(BaseSettings):
     data_dir: Path = Path(".helix/provider")
     database_url: str | None = Field(None, description="sqlite:///path; default: <data_dir>/provider.db")
     datasets_dir: Path = Path("../shared/datasets")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per log line (for a collector); text: uvicorn's plain lines"
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin; unset = admin disabled")
+    admin_token_file: Path | None = Field(
+        None, description="file holding the admin token (first line), instead of the variable itself"
+    )
     encoder: str = "minilm"
     parameter_sets: list[str] = Field(default_factory=lambda: list(PARAMETER_SETS))
     default_parameter_set: str = DEFAULT_PARAMETER_SET
@@ -80,6 +88,14 @@ class ProviderSettings(BaseSettings):
         20.0, gt=0, description="default token refill per second of classify and creation requests"
     )
     tenant_rate_burst: int = Field(100, ge=1, description="default token bucket size (requests in a burst)")
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ProviderSettings:
+        if self.admin_token_file is not None:
+            if self.admin_token is not None:
+                raise ValueError("set HELIX_PROVIDER_ADMIN_TOKEN or HELIX_PROVIDER_ADMIN_TOKEN_FILE, not both")
+            self.admin_token = SecretStr(read_secret_file(self.admin_token_file, "admin token"))
+        return self
 
     @field_validator("parameter_sets")
     @classmethod

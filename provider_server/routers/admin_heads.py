@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from helix_web.openapi import binary_body
 from shared_protocol.messages import (
     HeadCreateFromDataset,
     HeadEvaluateRequest,
@@ -37,7 +38,14 @@ async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrai
     return views.trained(await catalog.train_from_dataset(body))
 
 
-@router.post("/upload", response_model=HeadTrainingReport, status_code=201)
+@router.post(
+    "/upload",
+    response_model=HeadTrainingReport,
+    status_code=201,
+    openapi_extra=binary_body(
+        "application/x-ndjson", 'labelled JSONL: one {"text": ..., "label": ...} object per line'
+    ),
+)
 async def upload_head(
     request: Request,
     catalog: Catalog,

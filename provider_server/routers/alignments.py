@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from helix_web.frames import read_frame
+from helix_web.openapi import binary_body
 from shared_protocol.framing import FRAME_MEDIA_TYPE
 from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentSession
 
@@ -25,7 +26,11 @@ def get_session(session_id: str, tenant: Tenant, alignments: Alignments) -> Alig
     return views.session_view(alignments.get(session_id, tenant.tenant_id))
 
 
-@router.put("/{session_id}/chunks", response_model=AlignmentSession)
+@router.put(
+    "/{session_id}/chunks",
+    response_model=AlignmentSession,
+    openapi_extra=binary_body(FRAME_MEDIA_TYPE, "a frame: AlignmentChunkHeader and the chunk's data ciphertexts"),
+)
 async def upload_chunk(
     session_id: str, request: Request, state: State, tenant: Tenant, alignments: Alignments
 ) -> AlignmentSession:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from helix_web.frames import frame_response, read_frame
+from helix_web.openapi import binary_body
 from shared_protocol.framing import FRAME_MEDIA_TYPE
 from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader
 
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/v1", tags=["classify"])
     "/classify",
     response_class=Response,
     responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits"}},
+    openapi_extra=binary_body(FRAME_MEDIA_TYPE, "a frame: ClassifyHeader and one query ciphertext per query"),
 )
 async def classify(request: Request, state: State, tenant: Tenant, inference: Inference) -> Response:
     s = state.settings
@@ -34,6 +36,7 @@ async def classify(request: Request, state: State, tenant: Tenant, inference: In
     "/classify/batch",
     response_class=Response,
     responses={200: {"content": {FRAME_MEDIA_TYPE: {}}, "description": "encrypted logits, one ciphertext per class"}},
+    openapi_extra=binary_body(FRAME_MEDIA_TYPE, "a frame: ClassifyBatchHeader and one ciphertext per dimension"),
 )
 async def classify_batch(request: Request, state: State, tenant: Tenant, inference: Inference) -> Response:
     """Many queries in feature-major packing: `dim` ciphertexts in, one ciphertext per class out."""

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request
 
 from helix_he.keys import MAX_GALOIS_KEY_BYTES
 from helix_web.frames import read_frame
+from helix_web.openapi import binary_body
+from shared_protocol.framing import FRAME_MEDIA_TYPE
 from shared_protocol.messages import KeyChallenge, KeyInfo, KeyRegistrationHeader
 
 from .. import views
@@ -21,7 +23,12 @@ def issue_challenge(tenant: Tenant, keys: Keys) -> KeyChallenge:
     return KeyChallenge(challenge_id=challenge.challenge_id, seed=challenge.seed.hex(), expires_at=challenge.expires_at)
 
 
-@router.post("", response_model=KeyInfo, status_code=201)
+@router.post(
+    "",
+    response_model=KeyInfo,
+    status_code=201,
+    openapi_extra=binary_body(FRAME_MEDIA_TYPE, "a frame: KeyRegistrationHeader, the public key, and Galois keys"),
+)
 async def register_key(request: Request, tenant: Tenant, keys: Keys) -> KeyInfo:
     header, blobs = await read_frame(request, KeyRegistrationHeader, max_blobs=2, max_blob_bytes=MAX_GALOIS_KEY_BYTES)
     return views.key_info(await keys.register(tenant, header, blobs))

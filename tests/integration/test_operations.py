@@ -3,6 +3,7 @@ caller through to the provider's access log, and bounded waits for request bodie
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import ssl
@@ -51,11 +52,22 @@ def test_request_id_is_echoed_and_reaches_the_provider_log(provider: Any, client
         checked(resp, 200)
         assert resp.headers["x-request-id"] == rid
         # the agent asked the provider's /readyz (its first readiness check) under the same id
-        lines = [line for line in provider.service.log_text().splitlines() if rid in line]
-        assert any("GET /readyz" in line for line in lines), provider.service.log_tail()
-        assert any(f"request_id={rid}" in line for line in agent.service.log_text().splitlines())
+        bad = [line for line in provider.service.log_text().splitlines() if not line.startswith("{")]
+        assert not bad, bad[:20]
+        provider_lines = [json_line(line) for line in provider.service.log_text().splitlines()]
+        mine = [line for line in provider_lines if line["request_id"] == rid]
+        assert any(line.get("route") == "/readyz" and line.get("status") == 200 for line in mine), mine
+        agent_lines = [json_line(line) for line in agent.service.log_text().splitlines()]
+        assert any(line["request_id"] == rid and line.get("route") == "/readyz" for line in agent_lines)
     finally:
         agent.close()
+
+
+def json_line(line: str) -> dict[str, Any]:
+    """A daemon log line: one JSON object with a request id (`-` outside a request)."""
+    data = json.loads(line)
+    assert isinstance(data, dict) and isinstance(data.get("request_id"), str), line
+    return data
 
 
 @pytest.mark.parametrize("bad", [b"", b"has space", b"x" * 129, b"a/b", "\u00fc".encode()])
