@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from helix_web.private_files import write_private
 from helix_web.secrets import read_secret_file
 
 
@@ -37,6 +38,35 @@ def _print(resp: httpx.Response) -> None:
         print(json.dumps(resp.json(), indent=2))
 
 
+def _create_tenant(client: httpx.Client, name: str, key_file: Path | None) -> None:
+    """A tenant named `name` (created, or the existing one) and a new API key for it."""
+    if key_file is not None and key_file.is_file() and key_file.read_text(encoding="utf-8").strip():
+        print(f"{key_file} already holds an API key; nothing to do", file=sys.stderr)
+        return
+    resp = client.post("/v1/admin/tenants", json={"name": name})
+    if resp.status_code == 409:  # the name is taken: add a key to that tenant
+        listing = client.get("/v1/admin/tenants")
+        tenant_id = next((t["tenant_id"] for t in listing.json() if t["name"] == name), None)
+        if listing.status_code != 200 or tenant_id is None:
+            print(resp.text, file=sys.stderr)
+            raise SystemExit(1)
+    elif resp.status_code == 201:
+        tenant_id = resp.json()["tenant_id"]
+    else:
+        print(resp.text, file=sys.stderr)
+        raise SystemExit(1)
+    created = client.post(f"/v1/admin/tenants/{tenant_id}/api-keys")
+    if created.status_code != 201:
+        print(created.text, file=sys.stderr)
+        raise SystemExit(1)
+    if key_file is None:
+        print(json.dumps(created.json(), indent=2))
+        return
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    write_private(key_file, (created.json()["api_key"] + "\n").encode())
+    print(f"tenant {tenant_id}: API key written to {key_file}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="helix-provider", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -49,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         ("list-heads", "list heads"),
         ("list-clients", "list registered clients and keys"),
         ("delete-head", "delete a head"),
+        ("list-tenants", "list tenants"),
+        ("create-tenant", "create a tenant and an API key for it (the key is shown once)"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--url", default=os.environ.get("HELIX_PROVIDER_URL", "https://127.0.0.1:8443"))
@@ -70,6 +102,14 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--limit", type=int)
         if name == "delete-head":
             p.add_argument("head_id")
+        if name == "create-tenant":
+            p.add_argument("--name", required=True)
+            p.add_argument(
+                "--api-key-file",
+                type=Path,
+                help="write the API key to this file (0600) instead of printing it; if the file already holds "
+                "a key, do nothing (so a deployment can run this on every start)",
+            )
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         from helix_web.serve import serve as run
@@ -114,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
             _print(client.get("/v1/admin/clients"))
         elif args.cmd == "delete-head":
             _print(client.delete(f"/v1/admin/heads/{args.head_id}"))
+        elif args.cmd == "list-tenants":
+            _print(client.get("/v1/admin/tenants"))
+        elif args.cmd == "create-tenant":
+            _create_tenant(client, args.name, args.api_key_file)
 
 
 if __name__ == "__main__":

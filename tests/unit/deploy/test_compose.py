@@ -181,7 +181,7 @@ def test_broken_copies_fail_validation(compose, validator, mutation, where: str)
 
 
 def test_expected_services_exist(compose) -> None:
-    assert set(_services(compose)) == {"pki", "provider", "client"}
+    assert set(_services(compose)) == {"pki", "provider", "tenant", "client"}
 
 
 def test_every_build_dockerfile_exists(compose) -> None:
@@ -228,6 +228,31 @@ def test_dependency_conditions(compose) -> None:
     services = _services(compose)
     assert services["provider"]["depends_on"]["pki"]["condition"] == "service_completed_successfully"
     assert services["client"]["depends_on"]["provider"]["condition"] == "service_healthy"
+    assert services["tenant"]["depends_on"]["provider"]["condition"] == "service_healthy"
+    assert services["client"]["depends_on"]["tenant"]["condition"] == "service_completed_successfully"
+
+
+def test_the_agent_authenticates_with_the_key_the_tenant_job_writes(compose, monkeypatch) -> None:
+    """The tenant job runs `helix-provider create-tenant --api-key-file F` (a real subcommand) into a volume
+    that only it and the agent mount (the agent read-only), and the agent reads its key from that file."""
+    from provider_server.cli import main
+
+    services = _services(compose)
+    job, client = services["tenant"], services["client"]
+    command = job["command"]
+    assert job["entrypoint"] == ["helix-provider"] and command[0] == "create-tenant"
+    key_file = command[command.index("--api-key-file") + 1]
+    assert _env(client)["HELIX_CLIENT_PROVIDER_API_KEY_FILE"] == key_file
+    secrets_volume = {m["target"]: m for m in _volume_mounts(job)}[str(Path(key_file).parent)]
+    agent_mount = {m["target"]: m for m in _volume_mounts(client)}[str(Path(key_file).parent)]
+    assert agent_mount["source"] == secrets_volume["source"] and agent_mount["read_only"] is True
+    provider_sources = {m["source"] for m in _volume_mounts(services["provider"])}
+    assert secrets_volume["source"] not in provider_sources
+    monkeypatch.delenv("HELIX_PROVIDER_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("HELIX_PROVIDER_ADMIN_TOKEN_FILE", raising=False)
+    with pytest.raises(SystemExit) as usage:  # the arguments parse (only the missing token stops it)
+        main([*command, "--url", "https://127.0.0.1:1"])
+    assert "HELIX_PROVIDER_ADMIN_TOKEN" in str(usage.value)
 
 
 def test_provider_admin_token_is_required_from_the_host(compose) -> None:
