@@ -48,7 +48,7 @@ def get_inference(state: State, keys: Annotated[KeyService, Depends(get_keys)]) 
 
 
 def get_alignments(state: State, keys: Annotated[KeyService, Depends(get_keys)]) -> AlignmentService:
-    return AlignmentService(state.store, state.blobs, state.settings, keys, state.pool, state.tasks)
+    return AlignmentService(state.store, state.blobs, state.settings, keys, state.alignment_pool, state.tasks)
 
 
 Catalog = Annotated[CatalogService, Depends(get_catalog)]

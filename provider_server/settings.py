@@ -51,7 +51,18 @@ class ProviderSettings(BaseSettings):
         description="K fixed validation folds a client may ask "
         "per-fold cross-covariances for (shared_protocol.folds); < 2 disables them",
     )
-    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, description="HE worker processes for classify"
+    )
+    alignment_workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        description="HE worker processes for alignment sessions (chunk checks and cross-covariances), "
+        "separate from the classify workers so an alignment never occupies the workers classify needs",
+    )
+    alignment_worker_nice: int = Field(
+        10, ge=0, le=19, description="niceness added to alignment workers, so classify gets the CPU first"
+    )
     noise_flooding_bits: int = Field(
         0,
         ge=0,

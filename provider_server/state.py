@@ -41,7 +41,8 @@ class ProviderState:
     settings: ProviderSettings
     store: Store
     blobs: BlobStore
-    pool: HePool
+    pool: HePool  # classify
+    alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
@@ -57,11 +58,17 @@ class ProviderState:
             store=store,
             blobs=BlobStore(settings.data_dir / "blobs"),
             pool=HePool(settings.workers),
+            alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
             embedder=LazyEmbedder(settings),
         )
 
     def warm_up(self) -> None:
-        self.pool.warm_up(self.settings.parameter_sets)
+        """Start both pools' workers at once (blocking; call it off the event loop)."""
+        sets = self.settings.parameter_sets
+        other = threading.Thread(target=self.alignment_pool.warm_up, args=(sets,), name="warm-up-alignment")
+        other.start()
+        self.pool.warm_up(sets)
+        other.join()
 
     def readiness(self) -> list[str | None]:
         """The readiness checks: workers warmed up, database answering, data directory writable."""
@@ -81,4 +88,5 @@ class ProviderState:
     def close(self) -> None:
         self.tasks.cancel_all()
         self.pool.close()
+        self.alignment_pool.close()
         self.store.close()
