@@ -14,7 +14,8 @@ from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
-from .routers import admin_corpora, admin_heads, alignments, classify, corpora, heads, info, keys
+from .retention import sweep_periodically
+from .routers import admin_corpora, admin_gc, admin_heads, alignments, classify, corpora, heads, info, keys
 from .settings import ProviderSettings
 from .state import ProviderState
 
@@ -28,6 +29,8 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         app.state.helix = state
         await asyncio.gather(run_in_threadpool(state.warm_up), run_in_threadpool(state.embedder))
         state.warmed = True
+        if settings.gc_interval_seconds > 0:
+            state.tasks.spawn(sweep_periodically(state.sweeper, settings.gc_interval_seconds))
         try:
             yield
         finally:
@@ -39,7 +42,7 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Homomorphic classification heads over secure linear alignment.",
     )
-    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora):
+    for module in (info, heads, corpora, keys, alignments, classify, admin_heads, admin_corpora, admin_gc):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)

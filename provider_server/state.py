@@ -13,6 +13,7 @@ from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
 from .private_files import private_dir
+from .retention import Sweeper
 from .settings import ProviderSettings
 from .store import Store, open_store
 from .tasks import BackgroundTasks
@@ -44,6 +45,7 @@ class ProviderState:
     pool: HePool  # classify
     alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
+    sweeper: Sweeper
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
@@ -53,10 +55,12 @@ class ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
+        blobs = BlobStore(settings.data_dir / "blobs")
         return cls(
             settings=settings,
             store=store,
-            blobs=BlobStore(settings.data_dir / "blobs"),
+            blobs=blobs,
+            sweeper=Sweeper(store, blobs, settings),
             pool=HePool(settings.workers),
             alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
             embedder=LazyEmbedder(settings),

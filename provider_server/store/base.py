@@ -129,6 +129,19 @@ class Store(ABC):
     @abstractmethod
     def delete_session(self, session_id: str) -> bool: ...
 
+    # -- retention (the garbage collector's view: `provider_server.retention`) -------------------
+    @abstractmethod
+    def all_keys(self) -> list[KeyRecord]:
+        """Every stored key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def delete_key(self, key_id: str) -> bool:
+        """Forget a key record (revoked, long expired or spent); its blobs are the caller's."""
+
+    @abstractmethod
+    def list_sessions(self) -> list[SessionRecord]:
+        """Every alignment session, oldest first."""
+
     # -- lifetime ---------------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...

@@ -495,3 +495,13 @@ class SqliteStore(Store):
 
     def delete_session(self, session_id: str) -> bool:
         return self._change("DELETE FROM sessions WHERE session_id = ?", (session_id,)) > 0
+
+    # retention
+    def all_keys(self) -> list[KeyRecord]:
+        return [_key(r) for r in self._all("SELECT * FROM keys ORDER BY created_at")]
+
+    def delete_key(self, key_id: str) -> bool:
+        return self._change("DELETE FROM keys WHERE key_id = ?", (key_id,)) > 0
+
+    def list_sessions(self) -> list[SessionRecord]:
+        return [_session(r) for r in self._all("SELECT * FROM sessions ORDER BY created_at")]
