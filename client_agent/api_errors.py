@@ -13,9 +13,17 @@ from helix_web.errors import ApiError
 from .provider_client import ProviderError, ProviderUnreachable
 
 
+class RetryLater(ApiError):
+    """503 with a Retry-After header: the provider is away, the caller may try again later."""
+
+    def __init__(self, code: str, detail: str, retry_after: int) -> None:
+        super().__init__(503, code, detail)
+        self.retry_after = retry_after
+
+
 def from_provider(exc: ProviderError) -> ApiError:
     if isinstance(exc, ProviderUnreachable):
-        return ApiError(503, exc.code, exc.detail)
+        return RetryLater(exc.code, exc.detail, exc.retry_after)
     if 400 <= exc.status < 500:
         return ApiError(exc.status, exc.code, exc.detail)
     return ApiError(502, exc.code, f"the provider answered {exc.status}: {exc.detail}")

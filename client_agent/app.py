@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from helix_web.errors import install_error_handlers
+from helix_web.errors import error_body, install_error_handlers
 from helix_web.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from helix_web.readiness import require_ready
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 from shared_protocol.messages import ErrorResponse
 
+from .api_errors import RetryLater
 from .api_models import Health
 from .deps import State
 from .routers import alignments, classify, maps
@@ -54,6 +56,13 @@ def create_app(settings: ClientSettings | None = None) -> FastAPI:
     app.include_router(classify.router)
     app.include_router(maps.router)
     install_error_handlers(app)
+
+    @app.exception_handler(RetryLater)
+    async def _retry_later(_: Request, exc: RetryLater) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers={"Retry-After": str(exc.retry_after)}
+        )
+
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=16 * 1024 * 1024)
     app.add_middleware(RequestIdMiddleware)

@@ -26,7 +26,12 @@ DB_TOLERANCE_BYTES = 8 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def gc_provider(provider_service_factory: Any, pki: Any) -> Iterator[dict[str, Any]]:
-    svc = provider_service_factory("provider-gc", GC_INTERVAL_SECONDS="0", WORKERS="1", ALIGNMENT_WORKERS="2")
+    svc = provider_service_factory(
+        "provider-gc",
+        HELIX_PROVIDER_GC_INTERVAL_SECONDS="0",
+        HELIX_PROVIDER_WORKERS="1",
+        HELIX_PROVIDER_ALIGNMENT_WORKERS="2",
+    )
     svc.start()
     ca = str(pki.ca.cert)
     with admin_client(svc.url, ca) as admin:
