@@ -135,7 +135,7 @@ class ProviderClient:
                 if (repeatable or isinstance(exc, httpx.ConnectError)) and backoff.wait():
                     retried = True
                     continue
-                raise self._unavailable(str(exc) or type(exc).__name__) from None
+                raise self._unavailable(f"it is unreachable ({str(exc) or type(exc).__name__})") from None
             if resp.status_code in RETRY_STATUSES:
                 if repeatable and backoff.wait():
                     retried = True
