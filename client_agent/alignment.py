@@ -37,7 +37,7 @@ from shared_protocol.messages import (
 from .alignment_config import AlignmentConfig
 from .keystore import KeyStore, StoredKey
 from .maps import MapStore, StoredMap
-from .provider_client import ProviderClient
+from .provider_client import ProviderClient, ProviderError
 
 
 class AlignmentError(RuntimeError):
@@ -139,8 +139,10 @@ class AlignmentRun:
         keystore: KeyStore,
         maps: MapStore,
         progress: ProgressFn | None = None,
+        on_session: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_session = on_session or (lambda session_id: None)
         self.provider = provider
         self.embedder = embedder
         self.keystore = keystore
@@ -161,12 +163,17 @@ class AlignmentRun:
         embedded = self.embed(public.texts)
         pset = self.config.parameter_set or alignment_parameter_set(info, embedded.x.shape[1])
         key = self.register_key(pset, embedded)
+        open_id: str | None = None
         try:
             session, layout = self.open_session(key, public, embedded)
+            open_id = session.session_id
             session = self.upload(session, key, layout, embedded)
             session = self.compute(session)
             result = self.decrypt(session, key, info)
+            open_id = None  # decrypt deleted it
         finally:
+            if open_id is not None:
+                self.discard_session(open_id)
             self.release_key(key)
         affine, chosen = self.solve(embedded, public, result)
         self._progress(phase="done")
@@ -235,6 +242,7 @@ class AlignmentRun:
                 validation_folds=self.per_fold,
             )
         )
+        self._on_session(session.session_id)  # recorded at once: a restarted agent deletes it
         if session.num_samples != n_samples:
             raise AlignmentError(f"provider expects {session.num_samples} samples, the client embedded {n_samples}")
         layout = CrossCovarianceLayout.for_key(key.keys.he.n, dim, n_samples, key.stride_bits)
@@ -289,6 +297,14 @@ class AlignmentRun:
         parts = decrypt_result(key.keys, header, blobs, max_bytes, self.per_fold)
         self.provider.delete_session(session.session_id)
         return DecryptedResult(parts, list(header.fold_sizes))
+
+    def discard_session(self, session_id: str) -> None:
+        """Delete a session the run could not finish; if the provider cannot be told now, its garbage
+        collector reclaims the session once it has been idle for its TTL."""
+        try:
+            self.provider.delete_session(session_id)
+        except ProviderError:
+            pass
 
     def release_key(self, key: AlignmentKey) -> None:
         """Revoke the single-use key at the provider and forget its secret, whatever happened."""

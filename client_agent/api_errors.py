@@ -16,9 +16,17 @@ from helix_web.errors import ApiError
 from .provider_client import ProviderError, ProviderUnreachable
 
 
+class RetryLater(ApiError):
+    """503 with a Retry-After header: the provider is away, the caller may try again later."""
+
+    def __init__(self, code: str, detail: str, retry_after: int) -> None:
+        super().__init__(503, code, detail, {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
 def from_provider(exc: ProviderError) -> ApiError:
     if isinstance(exc, ProviderUnreachable):
-        return ApiError(503, exc.code, exc.detail)
+        return RetryLater(exc.code, exc.detail, exc.retry_seconds)
     if exc.status in (401, 403):
         return ApiError(502, f"provider_{exc.code}", f"the provider refused this agent's credentials: {exc.detail}")
     if exc.status == 429:

@@ -72,6 +72,7 @@ def create_app(settings: ClientSettings | None = None) -> FastAPI:
     for router in (alignments.router, classify.router, maps.router):
         app.include_router(router, responses=error_responses(AGENT_ERRORS))
     install_error_handlers(app)
+
     app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=16 * 1024 * 1024)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

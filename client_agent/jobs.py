@@ -25,7 +25,13 @@ from .alignment import AlignmentProgress, ProgressFn
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted by a restart of the client agent before it finished; start a new alignment"
+INTERRUPTED = (
+    "interrupted by a restart of the client agent before it finished (its provider session and key are "
+    "released); start a new alignment"
+)
+
+#: The job the current thread runs (set by JobManager._run), so its work can record what it opened.
+_current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("helix_alignment_job", default=None)
 
 
 def _now() -> str:
@@ -42,6 +48,8 @@ class AlignmentJob:
     map_id: str | None = None
     error: str | None = None
     created_at: str = field(default_factory=_now)
+    #: The provider session the job has open, written as soon as it exists: a restarted agent deletes it.
+    session_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -69,6 +77,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._jobs: dict[str, AlignmentJob] = {}
         self._closed = False
+        #: Provider sessions of jobs the previous process did not finish, to be deleted (`state`).
+        self.abandoned_sessions: list[str] = []
         self._load()
 
     def close(self) -> None:
@@ -97,7 +107,9 @@ class JobManager:
                 log.warning("ignoring unreadable alignment job file %s: %s", path, exc)
         for job in sorted(jobs, key=lambda j: j.created_at):
             if not job.finished:  # its thread died with the previous process
-                job = replace(job, state="failed", error=INTERRUPTED)
+                if job.session_id:
+                    self.abandoned_sessions.append(job.session_id)
+                job = replace(job, state="failed", error=INTERRUPTED, session_id=None)
                 self._write(job)
             self._jobs[job.job_id] = job
         for tmp in self.root.glob(".j_*.tmp"):  # a write cut short by the end of the previous process
@@ -138,7 +150,22 @@ class JobManager:
         ).start()
         return job
 
+    def record_session(self, session_id: str) -> None:
+        """Write down, before anything else happens, the provider session the current job opened."""
+        job_id = _current_job.get()
+        if job_id is None:
+            return
+        with self._lock:
+            old = self._jobs.get(job_id)
+            if old is None or self._closed:
+                return
+            job = replace(old, session_id=session_id)
+            self._jobs[job_id] = job
+            self._write(job)
+
     def _run(self, job_id: str, work: JobWork) -> None:
+        _current_job.set(job_id)
+
         def on_progress(p: AlignmentProgress) -> None:
             self._update(job_id, progress=p)
 

@@ -1,10 +1,21 @@
 """httpx client for the provider's API. Verifies the provider's certificate against the configured
 CA; authenticates as its tenant with an API key (`Authorization: Bearer <api key>` on every call);
-speaks JSON for control messages and HELIX frames for ciphertexts."""
+speaks JSON for control messages and HELIX frames for ciphertexts.
+
+Calls that may safely be repeated are retried while the provider is away (a restart, a kill -9, a
+proxy answering 502/503/504), with capped exponential backoff and full jitter, for at most
+`retry_seconds`: GET, PUT and DELETE, plus the POSTs that are idempotent by design (classify has no
+side effect; starting a computation that runs or ran returns the session as it is). Any call is
+retried when the connection was refused, since then nothing reached the provider. When the provider
+stays away the caller gets `ProviderUnreachable` (the agent answers 503 `provider_unavailable`,
+naming the provider, with Retry-After)."""
 
 from __future__ import annotations
 
+import math
+import random
 import ssl
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -46,12 +57,39 @@ class ProviderError(RuntimeError):
 
 
 class ProviderUnreachable(ProviderError):
-    """No answer from the provider at all (refused, reset, timed out, TLS failure): the agent's callers
-    get 503 naming the provider, not a crash."""
+    """No usable answer from the provider, after the retries a call allows (refused, reset, timed out,
+    TLS failure, or 502/503/504): the agent's callers get 503 `provider_unavailable` naming the
+    provider and when to try again (`retry_after` seconds), not a crash."""
 
-    def __init__(self, base_url: str, exc: httpx.TransportError) -> None:
-        reason = str(exc) or type(exc).__name__
-        super().__init__(503, "provider_unreachable", f"the provider at {base_url} is unreachable: {reason}")
+    def __init__(self, base_url: str, reason: str, retry_after: int) -> None:
+        super().__init__(
+            503, "provider_unavailable", f"the provider at {base_url} is unavailable: {reason}", str(retry_after)
+        )
+        self.retry_seconds = retry_after
+
+
+#: Answers that mean "the provider (or a proxy before it) is away for now", worth another try.
+RETRY_STATUSES = frozenset({502, 503, 504})
+#: Methods whose repetition has the effect of one call (RFC 9110); other calls opt in per call.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, within a total time budget."""
+
+    def __init__(self, budget_seconds: float, first: float = 0.1, cap: float = 2.0) -> None:
+        self._deadline = time.monotonic() + budget_seconds
+        self._delay = first
+        self._cap = cap
+
+    def wait(self) -> bool:
+        """Sleep before the next attempt; False (without sleeping) when the budget is spent."""
+        pause = random.uniform(0, self._delay)
+        if time.monotonic() + pause > self._deadline:
+            return False
+        time.sleep(pause)  # backoff between attempts at a provider that is away
+        self._delay = min(self._cap, self._delay * 2)
+        return True
 
 
 def segment(value: str) -> str:
@@ -64,9 +102,17 @@ def segment(value: str) -> str:
 
 
 class ProviderClient:
-    def __init__(self, base_url: str, ca_cert: Path | None, timeout: float = 600.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        ca_cert: Path | None,
+        timeout: float = 600.0,
+        api_key: str | None = None,
+        retry_seconds: float = 10.0,
+    ) -> None:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
         self.base_url = base_url.rstrip("/")
+        self.retry_seconds = retry_seconds
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout, headers=headers)
         self.bytes_sent = 0
@@ -81,15 +127,36 @@ class ProviderClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a transport failure becomes ProviderUnreachable, an error answer ProviderError.
-        It carries the id of the agent request it serves (`X-Request-ID`), so both logs name the same id."""
+    def _send(
+        self, method: str, path: str, *, idempotent: bool | None = None, retry: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One call, retried while the provider is away if repeating it is safe (module docstring); a
+        provider that stays away is ProviderUnreachable, an error answer ProviderError. It carries the
+        id of the agent request it serves (`X-Request-ID`), so both logs name the same id."""
         headers = {**request_id_headers(), **kwargs.pop("headers", {})}
-        try:
-            resp = self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise ProviderUnreachable(self.base_url, exc) from None
-        return self._check(resp)
+        repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        backoff = Backoff(self.retry_seconds if retry else 0.0)
+        retried = False
+        while True:
+            try:
+                resp = self._http.request(method, path, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                # A refused connection reached nobody, so even a non-idempotent call may be sent again.
+                if (repeatable or isinstance(exc, httpx.ConnectError)) and backoff.wait():
+                    retried = True
+                    continue
+                raise self._unavailable(f"it is unreachable ({str(exc) or type(exc).__name__})") from None
+            if resp.status_code in RETRY_STATUSES:
+                if repeatable and backoff.wait():
+                    retried = True
+                    continue
+                raise self._unavailable(f"it answered {resp.status_code}: {_error_detail(resp)}")
+            if retried and method == "DELETE" and resp.status_code == 404:
+                return resp  # an earlier attempt deleted it, and its answer was lost
+            return self._check(resp)
+
+    def _unavailable(self, reason: str) -> ProviderUnreachable:
+        return ProviderUnreachable(self.base_url, reason, retry_after=max(1, math.ceil(self.retry_seconds)))
 
     def _check(self, resp: httpx.Response) -> httpx.Response:
         self.bytes_received += len(resp.content)
@@ -115,7 +182,7 @@ class ProviderClient:
         """None if the provider's /readyz answers 200 within `timeout` seconds, else why not (naming
         the provider): a readiness probe must answer quickly even when the provider hangs."""
         try:
-            self._send("GET", "/readyz", timeout=timeout)
+            self._send("GET", "/readyz", timeout=timeout, retry=False)
         except ProviderError as exc:
             if isinstance(exc, ProviderUnreachable):
                 return exc.detail
@@ -181,7 +248,7 @@ class ProviderClient:
 
     def start_compute(self, session_id: str) -> AlignmentSession:
         return AlignmentSession.model_validate(
-            self._send("POST", f"/v1/alignments/{segment(session_id)}/compute").json()
+            self._send("POST", f"/v1/alignments/{segment(session_id)}/compute", idempotent=True).json()
         )
 
     def session(self, session_id: str) -> AlignmentSession:
@@ -200,7 +267,9 @@ class ProviderClient:
         """Feature-major batch: -> (reply header, one ciphertext per class, bytes sent, bytes received)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        resp = self._send("POST", "/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
+        resp = self._send(
+            "POST", "/v1/classify/batch", content=body, headers={"content-type": FRAME_MEDIA_TYPE}, idempotent=True
+        )
         reply, out = decode_frame(resp.content, ClassifyBatchReplyHeader, max_blobs=4096, max_blob_bytes=max_blob_bytes)
         return reply, out, len(body), len(resp.content)
 
@@ -211,8 +280,17 @@ class ProviderClient:
         measured on this call's own body and reply (the running totals are shared between threads)."""
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
-        resp = self._send("POST", "/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE})
+        resp = self._send(
+            "POST", "/v1/classify", content=body, headers={"content-type": FRAME_MEDIA_TYPE}, idempotent=True
+        )
         reply, out = decode_frame(
             resp.content, ClassifyReplyHeader, max_blobs=max(1, len(blobs)) * 64, max_blob_bytes=max_blob_bytes
         )
         return reply, out, len(body), len(resp.content)
+
+
+def _error_detail(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("detail", resp.text[:200]))
+    except ValueError:
+        return resp.text[:200] or resp.reason_phrase

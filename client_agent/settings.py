@@ -67,6 +67,12 @@ class ClientSettings(BaseSettings):
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
+    provider_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="how long calls that are safe to repeat are retried (backoff with jitter) while the provider "
+        "is away, before the agent answers 503 provider_unavailable; also the Retry-After it sends",
+    )
     body_read_timeout_seconds: float = Field(
         30.0, ge=0, description="longest wait for the next part of a request body before 408; 0 waits forever"
     )

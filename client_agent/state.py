@@ -67,10 +67,20 @@ class ClientState:
     def open(cls, settings: ClientSettings) -> ClientState:
         private_dir(settings.data_dir)
         provider = ProviderClient(
-            settings.provider_url, settings.provider_ca_cert, settings.request_timeout_seconds, settings.api_key()
+            settings.provider_url,
+            settings.provider_ca_cert,
+            settings.request_timeout_seconds,
+            settings.api_key(),
+            retry_seconds=settings.provider_retry_seconds,
         )
         keystore = KeyStore(settings.data_dir / "keys")
         release_leftover_alignment_keys(keystore, provider)
+        jobs = JobManager(
+            settings.data_dir / "jobs",
+            max_running=settings.max_running_alignments,
+            max_retained=settings.max_retained_alignments,
+        )
+        delete_abandoned_sessions(jobs.abandoned_sessions, provider)
         return cls(
             settings=settings,
             provider=provider,
@@ -78,11 +88,7 @@ class ClientState:
             keystore=keystore,
             inference_keys=InferenceKeys(keystore, provider, settings.client_name, settings.key_renew_margin_seconds),
             maps=MapStore(settings.data_dir / "maps"),
-            jobs=JobManager(
-                settings.data_dir / "jobs",
-                max_running=settings.max_running_alignments,
-                max_retained=settings.max_retained_alignments,
-            ),
+            jobs=jobs,
             provider_readiness=ProviderReadiness(provider, settings.provider_ready_cache_seconds),
         )
 
@@ -135,3 +141,18 @@ def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient
 
     if leftovers:
         threading.Thread(target=revoke, name="revoke-leftover-keys", daemon=True).start()
+
+
+def delete_abandoned_sessions(session_ids: list[str], provider: ProviderClient) -> None:
+    """Delete, in the background, the provider sessions of alignments the previous process did not
+    finish (their jobs are failed now); the provider's garbage collector reclaims any it cannot reach."""
+
+    def delete() -> None:
+        for session_id in session_ids:
+            try:
+                provider.delete_session(session_id)
+            except (ProviderError, httpx.HTTPError) as exc:
+                log.info("could not delete abandoned alignment session: %s", exc)
+
+    if session_ids:
+        threading.Thread(target=delete, name="delete-abandoned-sessions", daemon=True).start()

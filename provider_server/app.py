@@ -17,8 +17,10 @@ from helix_web.openapi import PROVIDER_ERRORS, error_responses
 from helix_web.request_id import RequestIdMiddleware
 from shared_protocol import PROTOCOL_VERSION
 
+from .retention import sweep_periodically
 from .routers import (
     admin_corpora,
+    admin_gc,
     admin_heads,
     admin_tenants,
     alignments,
@@ -43,6 +45,8 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         app.state.helix = state
         await asyncio.gather(run_in_threadpool(state.warm_up), run_in_threadpool(state.embedder))
         state.warmed = True
+        if settings.gc_interval_seconds > 0:
+            state.tasks.spawn(sweep_periodically(state.sweeper, settings.gc_interval_seconds))
         try:
             yield
         finally:
@@ -66,6 +70,7 @@ def create_app(settings: ProviderSettings | None = None) -> FastAPI:
         admin_heads,
         admin_corpora,
         admin_tenants,
+        admin_gc,
         metrics,
     )
     for module in routers:

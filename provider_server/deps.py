@@ -83,7 +83,9 @@ def get_inference(
 def get_alignments(
     state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
 ) -> AlignmentService:
-    return AlignmentService(state.store, state.blobs, state.settings, keys, state.pool, state.tasks, meter, audit)
+    return AlignmentService(
+        state.store, state.blobs, state.settings, keys, state.alignment_pool, state.tasks, meter, audit
+    )
 
 
 Catalog = Annotated[CatalogService, Depends(get_catalog)]

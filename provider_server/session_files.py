@@ -6,8 +6,11 @@ half-written ciphertext under a valid name; a full disk answers 507 (`private_fi
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from .private_files import private_dir, write_private
 
@@ -25,6 +28,15 @@ class SessionFiles:
         folder = private_dir(self.folder(session_id))
         for i, blob in enumerate(ciphertexts):
             write_private(folder / f"{start + i:06d}.ct", blob)
+
+    def write_targets(self, session_id: str, y: np.ndarray) -> Path:
+        """The provider's embeddings a computation reads (`y.npy`), kept with the session's ciphertexts
+        so they go with them: a content-addressed blob would outlive every session that used it."""
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(y), allow_pickle=False)
+        target = private_dir(self.folder(session_id)) / "y.npy"
+        write_private(target, buf.getvalue())
+        return target
 
     def paths(self, session_id: str, count: int) -> list[str]:
         folder = self.folder(session_id)

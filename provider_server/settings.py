@@ -52,6 +52,19 @@ class ProviderSettings(BaseSettings):
     alignment_key_ttl_seconds: int = 3600
     max_key_ttl_seconds: int = 30 * 24 * 3600
     session_ttl_seconds: int = 6 * 3600
+    gc_interval_seconds: float = Field(
+        600.0, ge=0, description="seconds between garbage collection sweeps; 0 sweeps only on POST /v1/admin/gc"
+    )
+    session_idle_ttl_seconds: int = Field(
+        3600, ge=0, description="a session with no chunk, computation or result for this long is abandoned"
+    )
+    result_ttl_seconds: int = Field(3600, ge=0, description="how long a finished alignment result is kept")
+    expired_key_retention_seconds: int = Field(
+        24 * 3600, ge=0, description="how long an expired key is remembered (its client hears 'expired')"
+    )
+    orphan_grace_seconds: int = Field(
+        3600, ge=0, description="age after which a blob no record names, or a temporary file, is removed"
+    )
     alignment_validation_folds: int = Field(
         5,
         ge=0,
@@ -59,7 +72,18 @@ class ProviderSettings(BaseSettings):
         description="K fixed validation folds a client may ask "
         "per-fold cross-covariances for (shared_protocol.folds); < 2 disables them",
     )
-    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, description="HE worker processes for classify"
+    )
+    alignment_workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        description="HE worker processes for alignment sessions (chunk checks and cross-covariances), "
+        "separate from the classify workers so an alignment never occupies the workers classify needs",
+    )
+    alignment_worker_nice: int = Field(
+        10, ge=0, le=19, description="niceness added to alignment workers, so classify gets the CPU first"
+    )
     noise_flooding_bits: int = Field(
         0,
         ge=0,

@@ -13,6 +13,7 @@ from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
 from .private_files import private_dir
+from .retention import Sweeper
 from .settings import ProviderSettings
 from .store import Store, open_store
 from .tasks import BackgroundTasks
@@ -41,8 +42,10 @@ class ProviderState:
     settings: ProviderSettings
     store: Store
     blobs: BlobStore
-    pool: HePool
+    pool: HePool  # classify
+    alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
+    sweeper: Sweeper
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
@@ -52,16 +55,24 @@ class ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
+        blobs = BlobStore(settings.data_dir / "blobs")
         return cls(
             settings=settings,
             store=store,
-            blobs=BlobStore(settings.data_dir / "blobs"),
+            blobs=blobs,
+            sweeper=Sweeper(store, blobs, settings),
             pool=HePool(settings.workers),
+            alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
             embedder=LazyEmbedder(settings),
         )
 
     def warm_up(self) -> None:
-        self.pool.warm_up(self.settings.parameter_sets)
+        """Start both pools' workers at once (blocking; call it off the event loop)."""
+        sets = self.settings.parameter_sets
+        other = threading.Thread(target=self.alignment_pool.warm_up, args=(sets,), name="warm-up-alignment")
+        other.start()
+        self.pool.warm_up(sets)
+        other.join()
 
     def readiness(self) -> list[str | None]:
         """The readiness checks: workers warmed up, database answering, data directory writable."""
@@ -81,4 +92,5 @@ class ProviderState:
     def close(self) -> None:
         self.tasks.cancel_all()
         self.pool.close()
+        self.alignment_pool.close()
         self.store.close()

@@ -38,7 +38,15 @@ def _work(state: ClientState, config: AlignmentConfig) -> JobWork:
     """The job's body: one alignment run, answering the id of the map it stored."""
 
     def work(progress: ProgressFn) -> str:
-        run = AlignmentRun(config, state.provider, state.embedder(), state.keystore, state.maps, progress)
+        run = AlignmentRun(
+            config,
+            state.provider,
+            state.embedder(),
+            state.keystore,
+            state.maps,
+            progress,
+            on_session=state.jobs.record_session,
+        )
         return run.run().meta.map_id
 
     return work

@@ -86,7 +86,7 @@ class AlignmentComputation:
             parameter_set=session.parameter_set,
             layout=layout,
             ciphertext_paths=tuple(self._files.paths(sid, session.num_ciphertexts)),
-            y_path=str(self._blobs.path(self._blobs.put_array(y.astype(np.float64)))),
+            y_path=str(await run_in_threadpool(self._files.write_targets, sid, y.astype(np.float64))),
             group_start=0,
             group_stop=0,
             y_scale_bits=y_scale_bits_for(y, session.data_scale_bits),

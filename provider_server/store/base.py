@@ -218,6 +218,19 @@ class Store(ABC):
     def list_audit(self, tenant_id: str | None, after_seq: int, limit: int) -> list[AuditRecord]:
         """Lines with seq > `after_seq`, ascending, at most `limit`; one tenant's, or all (None)."""
 
+    # -- retention (the garbage collector's view: `provider_server.retention`) -------------------
+    @abstractmethod
+    def all_keys(self) -> list[KeyRecord]:
+        """Every stored key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def delete_key(self, key_id: str) -> bool:
+        """Forget a key record (revoked, long expired or spent); its blobs are the caller's."""
+
+    @abstractmethod
+    def list_sessions(self) -> list[SessionRecord]:
+        """Every alignment session, oldest first."""
+
     # -- lifetime ---------------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...

@@ -657,6 +657,25 @@ class SqliteStore(Store):
             _release(c, row["tenant_id"], row["stored_bytes"])
         return True
 
+    # retention
+    def all_keys(self) -> list[KeyRecord]:
+        return [_key(r) for r in self._all("SELECT * FROM keys ORDER BY created_at")]
+
+    def delete_key(self, key_id: str) -> bool:
+        """Delete a key's record; an unrevoked key's bytes leave its tenant's storage count with it (a
+        revoked key's left at revocation)."""
+        with self._transaction() as c:
+            row = c.execute("SELECT tenant_id, stored_bytes, revoked FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is None:
+                return False
+            c.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
+            if not row["revoked"]:
+                _release(c, row["tenant_id"], row["stored_bytes"])
+        return True
+
+    def list_sessions(self) -> list[SessionRecord]:
+        return [_session(r) for r in self._all("SELECT * FROM sessions ORDER BY created_at")]
+
     # tenants and API keys
     def add_tenant(self, tenant: TenantRecord) -> None:
         self._insert("tenants", _tenant_row(tenant))

@@ -13,10 +13,13 @@ from .refill import REFILLER
 R = TypeVar("R")
 
 
-def init_worker() -> None:
-    """End this worker if the server process goes away, so a killed server never leaves workers
-    computing for nobody. (A watchdog on the parent pid, not PR_SET_PDEATHSIG: that signal fires
-    when the *thread* that forked the worker exits, and pools spawn workers from passing threads.)"""
+def init_worker(nice: int = 0) -> None:
+    """Lower this worker's priority by `nice` (alignment workers yield the CPU to classify workers),
+    and end it if the server process goes away, so a killed server never leaves workers computing
+    for nobody. (A watchdog on the parent pid, not PR_SET_PDEATHSIG: that signal fires when the
+    *thread* that forked the worker exits, and pools spawn workers from passing threads.)"""
+    if nice > 0:
+        os.nice(nice)
     parent = os.getppid()
 
     def watch() -> None:

@@ -280,3 +280,41 @@ def fresh_challenge(http: httpx.Client) -> tuple[str, bytes]:
     assert resp.status_code == 201, resp.text
     body = resp.json()
     return body["challenge_id"], bytes.fromhex(body["seed"])
+
+
+# --------------------------------------------------------------------------- own daemons for fault tests
+
+ADMIN_TOKEN_HEADER = {"Authorization": "Bearer pytest-admin-token-3f9c2a"}  # the token tests/conftest.py sets
+
+
+def admin_client(url: str, ca: str) -> httpx.Client:
+    return https_client(url, ca, headers=ADMIN_TOKEN_HEADER)
+
+
+def stock_provider(admin: httpx.Client, *, head_examples: int = 200, corpus_limit: int = 600) -> None:
+    """Head `sst2` (no published texts) and corpus `wiki` on a fresh provider (a client of dimension D
+    needs corpus_limit >= 2 (D + 1))."""
+    head = {"name": "sst2", "dataset": "sst2", "max_examples": head_examples, "in_distribution_texts": 0}
+    resp = admin.post("/v1/admin/heads", json=head)
+    assert resp.status_code == 201, resp.text
+    corpus = {"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": corpus_limit}
+    resp = admin.post("/v1/admin/corpora", json=corpus)
+    assert resp.status_code == 201, resp.text
+
+
+def align(agent: httpx.Client, *, deadline_s: float = 600.0, **body: Any) -> dict[str, Any]:
+    """Start an alignment on the agent and follow its job to the end; returns the final job."""
+    resp = agent.post("/v1/alignments", json={"head_id": "sst2", "corpus_id": "wiki", **body})
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    return poll_until(
+        lambda: agent.get(f"/v1/alignments/{job_id}").json(),
+        lambda job: job["state"] != "running",
+        deadline_s=deadline_s,
+        what=f"alignment job {job_id}",
+    )
+
+
+def tree_bytes(root: Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Total size of the files under `root`, leaving out top-level entries named in `skip`."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] not in skip)

@@ -309,14 +309,17 @@ def test_agent_refuses_a_300_char_map_id(agent: Any) -> None:
 
 def test_provider_down_is_503_naming_the_provider(client_agent_factory: Any) -> None:
     down = f"https://127.0.0.1:{free_port()}"
-    agent = client_agent_factory("client-agent-no-provider", HELIX_CLIENT_PROVIDER_URL=down)
+    agent = client_agent_factory(
+        "client-agent-no-provider", HELIX_CLIENT_PROVIDER_URL=down, HELIX_CLIENT_PROVIDER_RETRY_SECONDS="1"
+    )
     try:
         for method, path, body in (
             ("POST", "/v1/classify", {"texts": ["x"], "head_id": "sst2"}),
             ("POST", "/v1/alignments", {"head_id": "sst2", "corpus_id": "wiki"}),
         ):
             resp = kept_alive(agent.http.request(method, path, json=body))
-            assert_api_error(resp, 503, "provider_unreachable", down, "unreachable")
+            assert_api_error(resp, 503, "provider_unavailable", down, "unavailable")
+            assert resp.headers["retry-after"] == "1"
         assert agent.http.get("/v1/alignments").json() == []
     finally:
         agent.close()

@@ -551,3 +551,24 @@ def test_the_database_url_selects_the_store(tmp_path: Path) -> None:
     assert (tmp_path / "nested" / "provider.db").exists()
     with pytest.raises(ValueError, match="unsupported database URL"):
         open_store("postgresql://localhost/helix")
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+
+def test_all_keys_include_revoked_ones_and_are_deleted_once(store: Store) -> None:
+    store.add_key(key("k_late", minutes=5))
+    store.add_key(key("k_early", minutes=1))
+    store.revoke_key("k_late")
+    assert [k.key_id for k in store.all_keys()] == ["k_early", "k_late"]
+    assert store.delete_key("k_late") is True
+    assert store.delete_key("k_late") is False
+    assert store.get_key("k_late") is None
+    assert [k.key_id for k in store.all_keys()] == ["k_early"]
+
+
+def test_every_session_is_listed(store: Store) -> None:
+    assert store.list_sessions() == []
+    store.add_session(session("a_1"))
+    store.add_session(session("a_2"))
+    assert sorted(s.session_id for s in store.list_sessions()) == ["a_1", "a_2"]
