@@ -58,7 +58,7 @@ class ExtractionMode:
 
 def make_mode(quick: bool) -> ExtractionMode:
     if quick:
-        return ExtractionMode("quick", ((16, 3),), (0, 36), 2_500, 12, 5_000, 32)
+        return ExtractionMode("quick", ((16, 3),), (0, 36), 1_500, 10, 2_000, 16)
     return ExtractionMode("default", ((384, 2), (384, 4)), (0, 36, 44), 120_000, 18, 20_000, 256)
 
 
