@@ -10,7 +10,7 @@ the head on 99% of held-out inputs.
 Heads and inputs are synthetic: W with i.i.d. N(0, 1) entries, b with N(0, 0.25) entries, and held-out
 inputs uniform on the unit sphere (the shape of normalised sentence embeddings), so that logits are of
 order 1, as for a trained head on normalised embeddings. The default run measures d = 384 with k = 2 and
-k = 4 at flooding 0, 36 and 44 bits (ranking: 0 and 36), each attack stopped at 20,000 queries; --quick is
+k = 4 at flooding 0, 36 and 44 bits (ranking: 0 and 36), each attack stopped at 30,000 queries; --quick is
 a smoke test on a small head.
 """
 
@@ -61,7 +61,7 @@ class ExtractionMode:
 def make_mode(quick: bool) -> ExtractionMode:
     if quick:
         return ExtractionMode("quick", ((16, 3),), (0, 36), (0, 36), 1_500, 10, 2_000, 16)
-    return ExtractionMode("default", ((384, 2), (384, 4)), (0, 36, 44), (0, 36), 20_000, 16, 20_000, 256)
+    return ExtractionMode("default", ((384, 2), (384, 4)), (0, 36, 44), (0, 36), 30_000, 14, 20_000, 256)
 
 
 def _log(msg: str) -> None:

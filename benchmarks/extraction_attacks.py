@@ -5,7 +5,8 @@ budget has to stay below (upper bounds on an attacker's cost: a better attack ca
 
 * `logits`: the zero vector and the d unit vectors in one feature-major batch give b and W exactly (up to
   the provider's noise); then the unit vectors again, scaled by the largest power of two the headroom
-  allows (the provider cannot check |x|), which divides the flooding by that factor.
+  allows (the provider cannot check |x|), which divides the flooding by that factor, with the zero vector
+  repeated in the rest of that request to average the flooding off the bias.
 * `ranking`: the signs of the replies are, for every pair (i, j), a membership oracle of the halfspace
   z_i > z_j. Bisection along random segments finds points on each boundary z_0 = z_j; a hyperplane through
   them gives (W[:, 0] - W[:, j], b_0 - b_j) up to a positive scale; a few points on the boundaries
@@ -147,7 +148,11 @@ def logits_attack(oracle: HeadOracle, truth: Truth, budget: int) -> Progress:
     peak = float(np.abs(weight).max() + np.abs(bias).max())
     scale = 2.0 ** math.floor(HEADROOM_BITS - math.log2(max(peak, 1e-9)))
     if scale > 1.0 and progress.left() >= d:
-        weight = (oracle.ask_batch(scale * np.eye(d)) - bias) / scale
+        # The rest of the request repeats the zero vector: the bias cannot be scaled, only averaged.
+        zeros = max(0, min(MAX_QUERIES_PER_REQUEST, progress.left()) - d)
+        second = oracle.ask_batch(np.vstack([scale * np.eye(d), np.zeros((zeros, d))]))
+        bias = (answers[0] + second[d:].sum(axis=0)) / (1 + zeros)
+        weight = (second[:d] - bias) / scale
         progress.record(
             f"unit vectors x 2^{int(math.log2(scale))}",
             weight,
@@ -196,9 +201,10 @@ def ranking_attack(
     radius = float(np.clip(2.0 ** (HEADROOM_BITS - 3) / np.abs(oracle.ask(probe)).max(), 1.0, 2.0**12))
 
     # Segments through random centres along random directions; their ends are asked once for all pairs.
-    count = (3 * d) // 2 + 16
+    # About 80% of them cross a given boundary; a hyperplane fit needs well over d + 1 points.
+    count = 2 * d + 32
     centres = radius * _sphere(rng, count, d) * np.sqrt(rng.uniform(0.0, 1.0, (count, 1)))
-    reach = 2.0 * radius * _sphere(rng, count, d)
+    reach = 3.0 * radius * _sphere(rng, count, d)
     starts, ends = centres + reach, centres - reach
     ends_answers = oracle.ask(np.vstack([starts, ends]))
     sign_start, sign_end = np.sign(ends_answers[:count]), np.sign(ends_answers[count:])

@@ -44,7 +44,7 @@ def _case(head: dict[str, Any], mode: str, bits: int) -> dict[str, Any]:
 
 
 def test_quick_extraction_benchmark_measures_both_modes(tmp_path: Path) -> None:
-    res, doc = _run(tmp_path, "--quick", timeout=120)
+    res, doc = _run(tmp_path, "--quick", timeout=300)
     assert res["mode"] == "quick" and res["targets"] == {"w_relative_error": 1e-3, "agreement": 0.99}
     (head,) = res["heads"]
     d = head["d"]
