@@ -38,8 +38,8 @@ from helix_web.launcher import Daemon, client_env, free_port, provider_env
 from .timing import summary_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The last revision whose agent reloaded its key from disk and fetched the head on every classify.
-DEFAULT_BASELINE = "f27a20d"
+#: The last revision before tenants, the 4096-ring inference set and the idle-time reserve.
+DEFAULT_BASELINE = "a62b9c1"
 TEXTS = [
     "a gripping, beautifully acted film",
     "dull and far too long",
@@ -94,8 +94,9 @@ def _daemon(name: str, module: str, env: dict[str, str], port: int, tree: Path, 
     )
 
 
-def _set_up_provider(provider: Daemon, pki: DemoPKI, token: str) -> None:
-    """The benchmark's head (SST-2, 400 examples) and corpus (500 passages) on a running provider."""
+def _set_up_provider(provider: Daemon, pki: DemoPKI, token: str) -> str | None:
+    """The benchmark's head (SST-2, 400 examples) and corpus (500 passages) on a running provider, and
+    the API key of a tenant for the agent (None for a revision from before tenants)."""
     ca = ssl.create_default_context(cafile=str(pki.ca.cert))
     with httpx.Client(
         base_url=provider.url, verify=ca, timeout=600, headers={"Authorization": f"Bearer {token}"}
@@ -104,6 +105,31 @@ def _set_up_provider(provider: Daemon, pki: DemoPKI, token: str) -> None:
         _check(admin.post("/v1/admin/heads", json=head), 201)
         corpus = {"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 500}
         _check(admin.post("/v1/admin/corpora", json=corpus), 201)
+        tenant = admin.post("/v1/admin/tenants", json={"name": "bench"})
+        if tenant.status_code in (404, 405):
+            return None
+        tenant_id = _check(tenant, 201)["tenant_id"]
+        return str(_check(admin.post(f"/v1/admin/tenants/{tenant_id}/api-keys"), 201)["api_key"])
+
+
+def _accuracy(clients: dict[str, httpx.Client], datasets: Path, count: int = 200) -> dict[str, Any]:
+    """Each agent's labels for the same SST-2 validation texts: accuracy against the gold labels and how
+    often the two agents agree (the honest client's results must not change with the provider's
+    protection)."""
+    from helix_datasets import load_split
+
+    split = load_split(datasets, "sst2", "validation", limit=count, seed=0)
+    labels: dict[str, list[str]] = {}
+    for name, client in clients.items():
+        body = _check(client.post("/v1/classify", json={"head_id": "sst2", "texts": list(split.texts)}))
+        labels[name] = [r["label"] for r in body["results"]]
+    names = split.class_names
+    gold = [names[int(y)] for y in split.labels]
+    out: dict[str, Any] = {"texts": len(gold)}
+    for name, got in labels.items():
+        out[f"{name}_accuracy"] = sum(g == y for g, y in zip(got, gold, strict=True)) / len(gold)
+    out["agreement"] = sum(a == b for a, b in zip(labels["baseline"], labels["today"], strict=True)) / len(gold)
+    return out
 
 
 def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
@@ -131,7 +157,8 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
             )
             provider = _daemon(f"provider-{name}", "provider_server.cli", penv, p_port, tree, pki, work)
             daemons.append(provider)  # registered before it starts: stopped whatever fails later
-            _set_up_provider(provider.start(180.0), pki, token)
+            api_key = _set_up_provider(provider.start(180.0), pki, token)
+            extra = {"provider_api_key": api_key} if api_key else {}
             cenv = client_env(
                 pki=pki,
                 port=c_port,
@@ -140,6 +167,7 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
                 embedder="wordllama",
                 client_name=f"bench-{name}",
                 env_file=str(work / "none.env"),
+                **extra,
             )
             agents[name] = _daemon(f"agent-{name}", "client_agent.cli", cenv, c_port, tree, pki, work)
             daemons.append(agents[name])
@@ -148,6 +176,7 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
         try:
             for client in clients.values():
                 _align(client, "sst2", "wiki")
+            accuracy = _accuracy(clients, datasets)
             wall: dict[str, list[float]] = {name: [] for name in clients}
             served: dict[str, list[float]] = {name: [] for name in clients}
             he: dict[str, list[float]] = {name: [] for name in clients}
@@ -167,7 +196,12 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     finally:
         for daemon in daemons:
             daemon.stop()
-    out: dict[str, Any] = {"baseline_commit": commit, "requests_per_agent": requests, "agents": {}}
+    out: dict[str, Any] = {
+        "baseline_commit": commit,
+        "requests_per_agent": requests,
+        "agents": {},
+        "accuracy": accuracy,
+    }
     for name in wall:
         out["agents"][name] = {
             "rest_wall": summary_ms(wall[name]),
@@ -180,16 +214,16 @@ def run(baseline_rev: str, requests: int, work: Path) -> dict[str, Any]:
     return out
 
 
-DOC_HEAD = """# Client agent REST latency: today against an earlier revision
+DOC_HEAD = """# Client agent REST latency and accuracy: today against an earlier revision
 
-Generated by `python -m benchmarks.agent_rest` (raw numbers in `benchmarks/results/agent_rest.json`). Two
-systems on the same machine at the same time: a provider and a client agent from this tree, and a provider and
-a client agent unpacked from the baseline revision (one HE worker per provider). Each agent aligned to its
-provider's SST-2 head (400 training examples) on the same 500 Wikipedia passages with the WordLlama embedder;
-then single-text `POST /v1/classify` requests alternate between the two agents over loopback HTTPS with
-kept-alive connections. "REST" is the wall time the caller sees; "agent latency" and "agent HE" are the agent's
-own `latency_ms` and `he_latency_ms` fields. The baseline agent reloads its secret key from disk and fetches the
-head from the provider on every request; today's holds both in memory.
+Generated by `python -m benchmarks.agent_rest --baseline-rev REV` (raw numbers in
+`benchmarks/results/agent_rest.json`). Two systems on the same machine at the same time: a provider and a client
+agent from this tree, and a provider and a client agent unpacked from the baseline revision (one HE worker per
+provider). Each agent aligned to its provider's SST-2 head (400 training examples) on the same 500 Wikipedia
+passages with the WordLlama embedder (today's agent as a tenant with an API key, as every client now is); then
+single-text `POST /v1/classify` requests alternate between the two agents over loopback HTTPS with kept-alive
+connections. "REST" is the wall time the caller sees; "agent latency" and "agent HE" are the agent's own
+`latency_ms` and `he_latency_ms` fields. Accuracy: both agents label the same 200 SST-2 validation texts.
 
 """
 
@@ -206,6 +240,12 @@ def render(result: dict[str, Any]) -> str:
         f"\nbaseline / today: p50 x{result['ratio_p50_wall']:.2f}, p95 x{result['ratio_p95_wall']:.2f} "
         f"({result['requests_per_agent']} single-text requests per agent, alternating)"
     )
+    acc = result.get("accuracy")
+    if acc:
+        rows.append(
+            f"\nAccuracy on {acc['texts']} SST-2 validation texts: baseline {acc['baseline_accuracy']:.3f}, "
+            f"today {acc['today_accuracy']:.3f}; the two agents' labels agree on {acc['agreement']:.1%} of them."
+        )
     return "\n".join(rows)
 
 
