@@ -83,6 +83,7 @@ def running_pair(
 
     try:
         provider = make("provider", "provider_server.cli", penv, p_port).start(START_DEADLINE_S)
+        api_key = _tenant_api_key(provider.url, ca, token)
         cenv = client_env(
             pki=pki,
             port=c_port,
@@ -92,6 +93,7 @@ def running_pair(
             client_name="private-mc",
             env_file=none_env,
             request_timeout_seconds=str(REQUEST_TIMEOUT_S),
+            provider_api_key=api_key,
         )
         agent = make("agent", "client_agent.cli", cenv, c_port).start(START_DEADLINE_S)
         headers = {"Authorization": f"Bearer {token}"}
@@ -103,6 +105,17 @@ def running_pair(
     finally:
         for daemon in reversed(daemons):
             daemon.stop()
+
+
+def _tenant_api_key(url: str, ca: ssl.SSLContext, token: str) -> str:
+    """The agent's tenant on the fresh provider, and its API key."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, verify=ca, timeout=REQUEST_TIMEOUT_S, headers=headers) as admin:
+        tenant = admin.post("/v1/admin/tenants", json={"name": "private-mc"})
+        tenant.raise_for_status()
+        key = admin.post(f"/v1/admin/tenants/{tenant.json()['tenant_id']}/api-keys")
+        key.raise_for_status()
+        return str(key.json()["api_key"])
 
 
 def default_work_dir() -> Path:

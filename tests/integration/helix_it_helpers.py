@@ -291,15 +291,16 @@ def admin_client(url: str, ca: str) -> httpx.Client:
     return https_client(url, ca, headers=ADMIN_TOKEN_HEADER)
 
 
-def stock_provider(admin: httpx.Client, *, head_examples: int = 200, corpus_limit: int = 600) -> None:
+def stock_provider(admin: httpx.Client, *, head_examples: int = 200, corpus_limit: int = 600) -> str:
     """Head `sst2` (no published texts) and corpus `wiki` on a fresh provider (a client of dimension D
-    needs corpus_limit >= 2 (D + 1))."""
+    needs corpus_limit >= 2 (D + 1)), and a tenant `stock`; returns its API key for the agents."""
     head = {"name": "sst2", "dataset": "sst2", "max_examples": head_examples, "in_distribution_texts": 0}
     resp = admin.post("/v1/admin/heads", json=head)
     assert resp.status_code == 201, resp.text
     corpus = {"name": "wiki", "dataset": "wikipedia", "file": "passages.jsonl", "limit": corpus_limit}
     resp = admin.post("/v1/admin/corpora", json=corpus)
     assert resp.status_code == 201, resp.text
+    return create_tenant(admin, "stock")[1]
 
 
 def align(agent: httpx.Client, *, deadline_s: float = 600.0, **body: Any) -> dict[str, Any]:

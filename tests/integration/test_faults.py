@@ -42,15 +42,25 @@ def fault_provider(provider_service_factory: Any, pki: Any) -> Iterator[dict[str
     )
     svc.start()
     with admin_client(svc.url, str(pki.ca.cert)) as admin:
-        stock_provider(admin, corpus_limit=160)
+        api_key = stock_provider(admin, corpus_limit=160)
         big = {"name": "wiki-big", "dataset": "wikipedia", "file": "passages.jsonl", "limit": 600}
         assert admin.post("/v1/admin/corpora", json=big).status_code == 201
-        yield {"svc": svc, "admin": admin, "data_dir": Path(svc.env["HELIX_PROVIDER_DATA_DIR"])}
+        yield {
+            "svc": svc,
+            "admin": admin,
+            "data_dir": Path(svc.env["HELIX_PROVIDER_DATA_DIR"]),
+            "api_key": api_key,
+        }
     svc.stop()
 
 
 def agent_for(factory: Any, provider: dict[str, Any], name: str, **overrides: str) -> Any:
-    return factory(name, HELIX_CLIENT_PROVIDER_URL=provider["svc"].url, **overrides)
+    return factory(
+        name,
+        HELIX_CLIENT_PROVIDER_URL=provider["svc"].url,
+        HELIX_CLIENT_PROVIDER_API_KEY=provider["api_key"],
+        **overrides,
+    )
 
 
 def test_provider_killed_under_load_agent_answers_200_or_503_and_recovers(

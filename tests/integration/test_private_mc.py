@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helix_it_helpers import https_client
+from helix_it_helpers import create_tenant, https_client
 
 from helix_generation.private_mc import PrivateMcConfig, run_private_mc
 
@@ -56,9 +56,11 @@ def test_encrypted_answers_equal_plaintext_stitched_answers(
     ).start()
     admin = https_client(svc.url, str(pki.ca.cert), headers=admin_headers)
     try:
+        _, api_key = create_tenant(admin, "mc")
         agent = client_agent_factory(
             "client-agent-mc",
             HELIX_CLIENT_PROVIDER_URL=svc.url,
+            HELIX_CLIENT_PROVIDER_API_KEY=api_key,
             HELIX_CLIENT_CLIENT_NAME="pytest-mc-agent",
             HELIX_CLIENT_EMBEDDER=cfg.client_embedder,
         )

@@ -35,15 +35,23 @@ def gc_provider(provider_service_factory: Any, pki: Any) -> Iterator[dict[str, A
     svc.start()
     ca = str(pki.ca.cert)
     with admin_client(svc.url, ca) as admin:
-        stock_provider(admin, corpus_limit=SMALL_CORPUS)
-        yield {"svc": svc, "admin": admin, "data_dir": Path(svc.env["HELIX_PROVIDER_DATA_DIR"])}
+        api_key = stock_provider(admin, corpus_limit=SMALL_CORPUS)
+        yield {
+            "svc": svc,
+            "admin": admin,
+            "data_dir": Path(svc.env["HELIX_PROVIDER_DATA_DIR"]),
+            "api_key": api_key,
+        }
     svc.stop()
 
 
 @pytest.fixture(scope="module")
 def gc_agent(client_agent_factory: Any, gc_provider: dict[str, Any]) -> Any:
     return client_agent_factory(
-        "client-agent-gc", HELIX_CLIENT_PROVIDER_URL=gc_provider["svc"].url, HELIX_CLIENT_EMBEDDER=SMALL_EMBEDDER
+        "client-agent-gc",
+        HELIX_CLIENT_PROVIDER_URL=gc_provider["svc"].url,
+        HELIX_CLIENT_PROVIDER_API_KEY=gc_provider["api_key"],
+        HELIX_CLIENT_EMBEDDER=SMALL_EMBEDDER,
     )
 
 
