@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helix_it_helpers import admin_client, align, https_client, poll_until, stock_provider
+from helix_it_helpers import admin_client, align, bearer, https_client, poll_until, stock_provider
 
 from client_agent.jobs import INTERRUPTED
 
@@ -147,7 +147,9 @@ def test_agent_killed_mid_alignment_releases_session_and_key_on_restart(
     client_agent_factory: Any, fault_provider: dict[str, Any]
 ) -> None:
     agent = agent_for(client_agent_factory, fault_provider, "client-agent-crash")
-    http = https_client(fault_provider["svc"].url, str(agent.service.ca_cert))
+    http = https_client(
+        fault_provider["svc"].url, str(agent.service.ca_cert), headers=bearer(fault_provider["api_key"])
+    )
     job_id, session_id, key_id = kill_mid_alignment(agent)
     assert http.get(f"/v1/alignments/{session_id}").status_code == 200, "the session is left on the provider"
     assert http.get(f"/v1/keys/{key_id}").status_code == 200, "the key is left unrevoked"
@@ -174,16 +176,20 @@ def test_a_client_that_never_returns_is_reclaimed_by_the_provider(
     sweep comes once the session stopped computing."""
     agent = agent_for(client_agent_factory, fault_provider, "client-agent-gone")
     admin, data = fault_provider["admin"], fault_provider["data_dir"]
+    tenant = https_client(
+        fault_provider["svc"].url, str(agent.service.ca_cert), headers=bearer(fault_provider["api_key"])
+    )
     _, session_id, key_id = kill_mid_alignment(agent)  # and never started again
     poll_until(
-        lambda: admin.get(f"/v1/alignments/{session_id}").json()["state"],
+        lambda: tenant.get(f"/v1/alignments/{session_id}").json()["state"],
         lambda state: state != "computing",
         deadline_s=300,
         what="the abandoned session's computation",
     )
     report = admin.post("/v1/admin/gc").json()
     assert session_id in report["sessions"] and key_id in report["keys"], report
-    assert admin.get(f"/v1/alignments/{session_id}").status_code == 404
-    assert admin.get(f"/v1/keys/{key_id}").status_code == 404
+    assert tenant.get(f"/v1/alignments/{session_id}").status_code == 404
+    assert tenant.get(f"/v1/keys/{key_id}").status_code == 404
     assert not (data / "sessions" / session_id).exists()
+    tenant.close()
     agent.close()
