@@ -263,6 +263,44 @@ def cmd_membership(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_glue(args: argparse.Namespace) -> int:
+    """GLUE-style end-to-end table: accuracy and latency with the client's embedding time included."""
+    from .glue import end_to_end
+
+    spec = _sample_spec(args)
+    emb = Embeddings(args.cache_dir, progress=not args.quiet)
+    rows = []
+    for target, source in args.pair:
+        for folder in args.datasets:
+            row = end_to_end(
+                target,
+                source,
+                Path(folder),
+                args.public,
+                spec,
+                emb,
+                k=args.k,
+                encrypted_examples=args.encrypted_examples,
+                latency_queries=args.latency_queries,
+                head_c=args.head_c,
+            )
+            rows.append(row)
+            lat = row["latency_ms"]
+            print(
+                f"{target} <- {source} {row['dataset']}: native {row['provider_native_accuracy']:.3f}, "
+                f"mapped {row['plaintext_mapped_accuracy']:.3f}, encrypted client-held / provider-held "
+                f"{row['accuracy_on_encrypted_examples']['client_held']:.3f} / "
+                f"{row['accuracy_on_encrypted_examples']['provider_held']:.3f}; p50 total "
+                f"{lat['client_held']['total']['p50']:.1f} / {lat['provider_held']['total']['p50']:.1f} ms "
+                f"(embed {lat['client_held']['embed']['p50']:.1f} ms)",
+                flush=True,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"-> {args.out}")
+    return 0
+
+
 def cmd_matrix(args: argparse.Namespace) -> int:
     """CKA between every pair of models on one dataset's test texts (for the heatmap)."""
     from .similarity import linear_cka
@@ -361,6 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_sample_args(p)
     p.set_defaults(func=cmd_membership)
+
+    p = sub.add_parser("glue", help="GLUE-style end-to-end accuracy and latency (paper Table 3)")
+    p.add_argument("--pair", nargs=2, action="append", required=True, metavar=("TARGET", "SOURCE"))
+    p.add_argument("--datasets", nargs="+", required=True, help="labelled dataset folders (pair datasets welcome)")
+    p.add_argument("--public", type=Path, default=_datasets_root() / "wikipedia", help="public corpus folder or jsonl")
+    p.add_argument("--k", type=int, default=128, help="in-distribution texts added to the public corpus for the map")
+    p.add_argument("--encrypted-examples", type=int, default=200, help="test examples classified under encryption")
+    p.add_argument("--latency-queries", type=int, default=20, help="single-text queries timed end to end")
+    p.add_argument("--head-c", type=float, default=None, help="fix the head's C (default: cross-validated)")
+    p.add_argument("--out", type=Path, default=Path(".helix/eval-runs/glue.json"))
+    p.add_argument("--quiet", action="store_true")
+    _add_sample_args(p)
+    p.set_defaults(func=cmd_glue)
 
     p = sub.add_parser("matrix", help="CKA between all model pairs (heatmap data)")
     p.add_argument("--models", nargs="+", required=True)
