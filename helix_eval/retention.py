@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 HEAD_MAX_ITER = 3000
 #: C candidates for the cross-validated heads (inverse L2 strength on standardised features).
-C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+C_GRID = tuple(float(c) for c in np.logspace(-5, 2, 8))  # the grid of the probe bounds (bounds.py)
 HEAD_FOLDS = 5
 
 
