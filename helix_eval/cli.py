@@ -331,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="questions[:COUNT] or FOLDER[:COUNT]: extra public texts for the alignment corpus",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     _add_sample_args(p)
     p.set_defaults(func=cmd_embed)
 
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun experiments whose result file already exists")
     p.add_argument("--tag", default="", help="suffix for the result file names")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     _add_sample_args(p)
     p.set_defaults(func=cmd_run)
 
