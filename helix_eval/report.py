@@ -165,8 +165,9 @@ def markdown(runs: list[dict[str, Any]], summary: dict[str, Any], source: str = 
     out += [
         "## Public + k in-distribution samples",
         "",
-        f"Cells: `{default}` map / ridge 1e-4 map / few-shot head trained on the k samples alone (source space); "
-        "mean over the recorded seeds.",
+        f"Cells: `{default}` map / ridge 1e-4 map / few-shot head trained on the k samples alone (source space; "
+        "the same head recipe as the provider's: standardised, C by cross-validation on those k samples unless the "
+        "run fixed C); mean over the recorded seeds.",
         "",
         _table(["pair", "dataset", *[f"k={k}" for k in ks]], body),
         "",
@@ -323,8 +324,9 @@ def targets_markdown(t: dict[str, Any], default: str) -> str:
         f"{t['default_wins']}, worse in {t['paper_wins']} of {t['comparisons']} comparisons."
     )
     head += (
-        " `source own` is a head trained on the client's own embeddings of the same train split; "
-        "own/baseline is a rough ceiling for retention: a map cannot add information the client's embedding lacks."
+        " `source own` is a head trained on the client's own embeddings of the same train split (same recipe as "
+        "the provider's head); own/baseline is a rough ceiling for retention: a map cannot add information the "
+        "client's embedding lacks."
     )
     return (
         head
@@ -448,7 +450,7 @@ def bounds_table(rows: list[dict[str, Any]]) -> str:
             "pair",
             "dataset",
             "train pairs",
-            "baseline (head, C=1)",
+            "baseline (run's head)",
             "client probe (CV)",
             "provider probe (CV)",
             "baseline - client probe",
