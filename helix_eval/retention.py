@@ -52,6 +52,23 @@ class Head:
         return {"C": self.c, "classes": len(self.model[-1].classes_)}
 
 
+class FlooredScaler(StandardScaler):  # type: ignore[misc]  # scikit-learn ships no type information
+    """StandardScaler that treats numerically constant features as constant.
+
+    Why: some encoders have a coordinate that is zero up to float noise (MiniLM has one with standard
+    deviation ~1e-33). Dividing by that scale turns the noise into huge features, and a head trained on
+    them gives weights ~1e31 on raw inputs: harmless on the provider's own embeddings (the coordinate is
+    constant there), ruinous on mapped ones, and impossible to encrypt. Scales below 1e-6 of the median
+    scale are set to 1, as scikit-learn does for exactly constant features."""
+
+    def fit(self, x: np.ndarray, y: object = None, sample_weight: object = None) -> FlooredScaler:
+        super().fit(x, y, sample_weight)
+        scale = np.asarray(self.scale_)  # type: ignore[has-type]
+        floor = 1e-6 * float(np.median(scale))
+        self.scale_ = np.where(scale < floor, 1.0, scale)
+        return self
+
+
 def _splitter(labels: np.ndarray, seed: int) -> StratifiedKFold | KFold:
     """Stratified folds where every class has >= 2 rows (at most 5 folds), plain shuffled folds otherwise."""
     counts = np.unique(labels, return_counts=True)[1]
@@ -66,7 +83,7 @@ def train_head(x: np.ndarray, labels: np.ndarray, c: float | None = None, seed: 
     The same recipe for the provider's head, the client's own head and every few-shot baseline."""
     x, labels = np.asarray(x, dtype=np.float64), np.asarray(labels)
     if c is not None:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=HEAD_MAX_ITER, random_state=seed))
+        model = make_pipeline(FlooredScaler(), LogisticRegression(C=c, max_iter=HEAD_MAX_ITER, random_state=seed))
         model.fit(x, labels)
         return Head(model, float(c))
     cv = LogisticRegressionCV(
@@ -74,9 +91,9 @@ def train_head(x: np.ndarray, labels: np.ndarray, c: float | None = None, seed: 
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fold-size notices on tiny few-shot sets and sklearn API notices
-        cv_model = make_pipeline(StandardScaler(), cv).fit(x, labels)
+        cv_model = make_pipeline(FlooredScaler(), cv).fit(x, labels)
     chosen = float(np.ravel(cv_model[-1].C_)[0])
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=chosen, max_iter=HEAD_MAX_ITER, random_state=seed))
+    model = make_pipeline(FlooredScaler(), LogisticRegression(C=chosen, max_iter=HEAD_MAX_ITER, random_state=seed))
     model.fit(x, labels)
     return Head(model, chosen)
 
@@ -84,7 +101,7 @@ def train_head(x: np.ndarray, labels: np.ndarray, c: float | None = None, seed: 
 def head_recipe(c: float | None) -> dict[str, object]:
     """What the result files record about the head."""
     return {
-        "type": "StandardScaler + LogisticRegression (L2, lbfgs)",
+        "type": "standardise (scales below 1e-6 x median set to 1) + LogisticRegression (L2, lbfgs)",
         "C": c if c is not None else "cv",
         "c_grid": list(C_GRID) if c is None else None,
         "cv_folds": HEAD_FOLDS if c is None else None,

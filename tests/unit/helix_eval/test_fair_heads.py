@@ -50,3 +50,14 @@ def test_a_class_with_one_example_still_trains() -> None:
 def test_recipe_is_recorded() -> None:
     assert head_recipe(None)["C"] == "cv" and head_recipe(None)["c_grid"] == list(C_GRID)
     assert head_recipe(0.1)["C"] == 0.1 and head_recipe(0.1)["c_grid"] is None
+
+
+def test_a_numerically_constant_coordinate_does_not_blow_up_the_weights() -> None:
+    x, y = _topics(300, 3, 16, 4)
+    x[:, 5] = 1e-33 * np.random.default_rng(0).normal(size=len(x))  # zero up to float noise, as in MiniLM
+    head = train_head(x, y, seed=0)
+    w, _ = head.linear()
+    assert np.abs(w).max() < 1e3
+    shifted = x.copy()
+    shifted[:, 5] = 0.01  # a mapped embedding is not exactly zero there
+    assert head.accuracy(shifted, y) == head.accuracy(x, y)
