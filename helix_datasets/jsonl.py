@@ -16,9 +16,18 @@ DEFAULT_MAX_CLASSES = 256
 
 @dataclass(frozen=True)
 class LabelledSplit:
+    """Texts with integer labels. ``cut`` marks, per row, whether a part was truncated at load time
+    (empty when no limit was asked for), so a sample can say how many of its own rows lost text."""
+
     texts: list[str]
     labels: list[int]
     class_names: list[str]
+    cut: tuple[bool, ...] = ()
+
+    def pick(self, idx: list[int]) -> LabelledSplit:
+        """The rows ``idx`` (in that order), keeping each row's cut flag."""
+        cut = tuple(self.cut[i] for i in idx) if self.cut else ()
+        return LabelledSplit([self.texts[i] for i in idx], [self.labels[i] for i in idx], self.class_names, cut)
 
 
 def dataset_path(root: Path, dataset: str, filename: str) -> Path:
@@ -38,14 +47,31 @@ def _json_line(line: str, lineno: int) -> Any:
         raise ValueError(f"line {lineno}: JSON nested too deeply") from None
 
 
-def _row_text(row: dict[str, Any]) -> str:
+def _row_parts(row: dict[str, Any]) -> tuple[str, str | None]:
     text = row.get("text")
     if not isinstance(text, str):
         raise ValueError("each row needs a string 'text'")
     if not text.strip():
         raise ValueError("empty 'text'")
     pair = row.get("text_pair")
+    return text, None if pair is None else str(pair)
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    text, pair = _row_parts(row)
     return text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"
+
+
+def cut_parts(text: str, pair: str | None, max_chars: int | None) -> tuple[str, bool]:
+    """Join ``text`` and ``text_pair`` after cutting *each* to ``max_chars``; say whether anything was cut.
+
+    Why per part: cutting the joined string drops the second sentence of a long pair entirely, and a
+    pair task (entailment, paraphrase) without its second sentence is a different task."""
+    if max_chars is None:
+        return (text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"), False
+    was_cut = len(text) > max_chars or (pair is not None and len(pair) > max_chars)
+    joined = text[:max_chars] if pair is None else f"{text[:max_chars]}{PAIR_SEPARATOR}{pair[:max_chars]}"
+    return joined, was_cut
 
 
 def check_class_names(names: list[str], max_classes: int = DEFAULT_MAX_CLASSES) -> None:
@@ -60,17 +86,22 @@ def check_class_names(names: list[str], max_classes: int = DEFAULT_MAX_CLASSES) 
 
 
 def parse_labelled_jsonl(
-    lines: Iterable[str], class_names: list[str] | None = None, max_classes: int = DEFAULT_MAX_CLASSES
+    lines: Iterable[str],
+    class_names: list[str] | None = None,
+    max_classes: int = DEFAULT_MAX_CLASSES,
+    max_chars: int | None = None,
 ) -> LabelledSplit:
     """Rows {"text", "label", optional "text_pair"}; labels are ints (indices into class_names) or
     strings (class names, collected in first-seen order if class_names is not given).
 
     Labels are bounded and dense: without class names, integer labels must be exactly 0..k-1, so a
     row labelled 1000000 cannot make a million-class head; with or without names, at most
-    `max_classes` classes."""
+    `max_classes` classes. With ``max_chars``, ``text`` and ``text_pair`` are cut separately
+    (see :func:`cut_parts`) and ``cut`` records which rows lost characters."""
     if class_names is not None:
         check_class_names(list(class_names), max_classes)
     texts: list[str] = []
+    cut: list[bool] = []
     raw: list[int | str] = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -79,7 +110,9 @@ def parse_labelled_jsonl(
         if not isinstance(row, dict) or "label" not in row:
             raise ValueError(f"line {lineno}: expected an object with 'text' and 'label'")
         try:
-            texts.append(_row_text(row))
+            joined, was_cut = cut_parts(*_row_parts(row), max_chars)
+            texts.append(joined)
+            cut.append(was_cut)
         except ValueError as exc:
             raise ValueError(f"line {lineno}: {exc}") from None
         label = row["label"]
@@ -114,7 +147,7 @@ def parse_labelled_jsonl(
     check_class_names(names, max_classes)
     if len(set(labels)) < 2:
         raise ValueError("a classifier needs at least two distinct labels")
-    return LabelledSplit(texts=texts, labels=labels, class_names=names)
+    return LabelledSplit(texts=texts, labels=labels, class_names=names, cut=tuple(cut) if max_chars else ())
 
 
 def load_split(
@@ -124,6 +157,7 @@ def load_split(
     limit: int | None = None,
     seed: int = 0,
     max_classes: int = DEFAULT_MAX_CLASSES,
+    max_chars: int | None = None,
 ) -> LabelledSplit:
     path = dataset_path(root, dataset, f"{split}.jsonl")
     if not path.exists():
@@ -131,10 +165,9 @@ def load_split(
     names_path = dataset_path(root, dataset, "labels.json")
     names = json.loads(names_path.read_text()) if names_path.exists() else None
     with path.open(encoding="utf-8") as fh:
-        data = parse_labelled_jsonl(fh, names, max_classes)
+        data = parse_labelled_jsonl(fh, names, max_classes, max_chars)
     if limit is not None and limit < len(data.texts):
-        idx = sorted(random.Random(seed).sample(range(len(data.texts)), limit))
-        data = LabelledSplit([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.class_names)
+        data = data.pick(sorted(random.Random(seed).sample(range(len(data.texts)), limit)))
     return data
 
 

@@ -213,7 +213,10 @@ def run(
         "heads": {},
     }
     for head_id, dataset in HEADS:
-        print(f"[client] secure alignment against head {head_id} ...")
+        print(
+            f"[client] secure alignment against head {head_id} on public + k in-distribution data "
+            f"({args.corpus_size} public passages plus the head's published in-distribution texts) ..."
+        )
         time.perf_counter()
         job = _check(
             agent.post("/v1/alignments", json={"head_id": head_id, "corpus_id": corpus_id, "include_head_texts": True})
@@ -233,8 +236,10 @@ def run(
         if job["state"] != "done":
             raise RuntimeError(f"alignment failed: {job['error']}")
         meta = _check(agent.get(f"/v1/maps/{job['map_id']}"))
+        k_in = meta["num_samples"] - args.corpus_size
         print(
-            f"  map {meta['map_id']}: {meta['num_samples']} samples, {meta['alignment_seconds']:.1f} s, "
+            f"  map {meta['map_id']}: {meta['num_samples']} pairs (public {args.corpus_size} + k = {k_in} "
+            f"in-distribution), {meta['alignment_seconds']:.1f} s, "
             f"{meta['bytes_sent'] / 1e6:.1f} MB up, {meta['bytes_received'] / 1e6:.1f} MB down"
         )
         report["heads"][head_id] = evaluate_head(
@@ -338,6 +343,7 @@ def evaluate_head(
         "alignment_bytes_sent": meta["bytes_sent"],
         "alignment_bytes_received": meta["bytes_received"],
         "alignment_samples": meta["num_samples"],
+        "alignment_data": "public + k in-distribution (the head's published texts)",
         "map_id": meta["map_id"],
         "ridge_lambda": meta["ridge_lambda"],
     }
@@ -360,6 +366,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("per-query latency p50 (ms)", "latency_ms_p50", "{:.1f}"),
         ("per-query latency p95 (ms)", "latency_ms_p95", "{:.1f}"),
         ("bytes per query (up+down, KB)", "bytes_per_query", "{:.0f}"),
+        ("alignment pairs (public + k)", "alignment_samples", "{:d}"),
         ("alignment time (s)", "alignment_seconds", "{:.1f}"),
         ("alignment bytes up / down (MB)", None, None),
         ("test examples", "test_examples", "{:d}"),
@@ -369,7 +376,7 @@ def print_table(report: dict[str, Any]) -> None:
     print()
     print(
         f"HELIX demo: provider {report['provider_encoder']} <- client {report['client_embedder']}, "
-        f"corpus {report['corpus']}"
+        f"alignment data: public corpus {report['corpus']} + k in-distribution texts of each head"
     )
     print("-" * (width + 16 * len(names)))
     print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))

@@ -20,6 +20,9 @@ def default_cache_dir() -> Path:
 class Embeddings:
     """Lazily loaded cached embedders keyed by spec; ``embed(spec, texts)`` returns float64."""
 
+    #: Texts per cache write: an interrupted embedding keeps every finished chunk.
+    CHUNK = 250
+
     def __init__(self, cache_dir: Path | None = None, progress: bool = False) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.progress = progress
@@ -35,5 +38,14 @@ class Embeddings:
         return str(self.model(spec).model_id)
 
     def embed(self, spec: str, texts: list[str]) -> np.ndarray:
-        """Embeddings as float64 (the statistics are sums over thousands of rows)."""
-        return np.asarray(self.model(spec).embed(texts, progress=self.progress), dtype=np.float64)
+        """Embeddings as float64 (the statistics are sums over thousands of rows).
+
+        Texts go to the cache in chunks, so an interrupted run re-embeds at most one chunk."""
+        model = self.model(spec)
+        if len(texts) <= self.CHUNK:
+            return np.asarray(model.embed(texts, progress=self.progress), dtype=np.float64)
+        parts = [
+            np.asarray(model.embed(texts[i : i + self.CHUNK], progress=self.progress), dtype=np.float64)
+            for i in range(0, len(texts), self.CHUNK)
+        ]
+        return np.vstack(parts)

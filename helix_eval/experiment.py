@@ -7,17 +7,19 @@ text truncation, head recipe, each map method's parameters and what it chose.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from helix_alignment.methods import KAPPA_GRID, METHODS, fold_stats, solve_method, stats_of
+from helix_alignment.methods import CLIENT_DEFAULT_METHOD, KAPPA_GRID, METHODS, fold_stats, solve_method, stats_of
 
 from . import retention
 from .data import SampleSpec, load_labelled, load_mix_texts, load_public
 from .embedding import Embeddings
+from .folded import folded_report
 from .ood import ood_report
 from .similarity import similarity_report
 
@@ -53,6 +55,10 @@ class ExperimentConfig:
     public_mix: tuple[str, ...] = ()
     cv_folds: int = 5
     svcca_dims: tuple[int, ...] = (64, 128)
+    #: None: each head's C by cross-validation on its own training data; a number fixes C for every head.
+    head_c: float | None = None
+    #: OOD test-sample size (independent of the in-distribution test size).
+    ood_size: int = 500
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +67,7 @@ class ExperimentConfig:
             "dataset": str(self.dataset),
             "public": str(self.public),
             "ood": str(self.ood) if self.ood else None,
+            "ood_size": self.ood_size,
             "sample": self.sample.as_dict(),
             "methods": list(self.methods),
             "method_params": {m: _jsonable(METHODS[m].params) for m in self.methods},
@@ -72,7 +79,7 @@ class ExperimentConfig:
             "cv_folds": self.cv_folds,
             "svcca_dims": list(self.svcca_dims),
             "kappa_grid": list(KAPPA_GRID),
-            "head": {"type": "LogisticRegression", "C": retention.HEAD_C, "max_iter": retention.HEAD_MAX_ITER},
+            "head": retention.head_recipe(self.head_c),
         }
 
 
@@ -91,13 +98,19 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tu
     return m, {k: v for k, v in info.items() if k not in ("grid", "cv_losses")}
 
 
+def _silent(_: str) -> None:
+    return None
+
+
 def _mean_cos(a: np.ndarray, b: np.ndarray) -> float:
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(np.divide(np.sum(a * b, axis=1), den, out=np.zeros(len(a)), where=den > 0)))
 
 
-def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
-    """Run similarity, retention (in-distribution, public-only, public + k) and OOD for one pair."""
+def run_experiment(cfg: ExperimentConfig, emb: Embeddings, log: Callable[[str], None] = _silent) -> dict[str, Any]:
+    """Run similarity, retention (in-distribution, public-only, public + k) and OOD for one pair.
+
+    ``log`` receives one line per finished stage (progress on a long run)."""
     t0 = time.perf_counter()
     s = cfg.sample
     data = load_labelled(cfg.dataset, s)
@@ -113,13 +126,17 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
         y_pub = np.vstack([y_pub, emb.embed(cfg.target, mix)])
         x_pub = np.vstack([x_pub, emb.embed(cfg.source, mix)])
     lab_tr, lab_te = np.asarray(data.train.labels), np.asarray(data.test.labels)
+    log(f"embedded ({time.perf_counter() - t0:.0f} s)")
 
-    head = retention.train_head(y_tr, lab_tr, seed=s.seed)
+    head = retention.train_head(y_tr, lab_tr, c=cfg.head_c, seed=s.seed)
+    own_head = retention.train_head(x_tr, lab_tr, c=cfg.head_c, seed=s.seed)
     base_acc = head.accuracy(y_te, lab_te)
+    log(f"heads (C={head.c:g}, client own C={own_head.c:g}): baseline {base_acc:.3f}")
     result: dict[str, Any] = {
         "config": cfg.as_dict(),
         "dataset": data.name,
         "split_note": data.split_note,
+        "cut_rows": data.cut_rows,
         "target_model_id": emb.model_id(cfg.target),
         "source_model_id": emb.model_id(cfg.source),
         "dims": {"target": int(y_tr.shape[1]), "source": int(x_tr.shape[1])},
@@ -132,7 +149,8 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
         },
         "similarity": similarity_report(x_tr, y_tr, x_te, y_te, cfg.svcca_dims, s.seed),
         "baseline_accuracy": base_acc,
-        "source_own_accuracy": retention.train_head(x_tr, lab_tr, seed=s.seed).accuracy(x_te, lab_te),
+        "source_own_accuracy": own_head.accuracy(x_te, lab_te),
+        "heads": {"baseline": head.describe(), "source_own": own_head.describe()},
     }
 
     def evaluate(x_fit: np.ndarray, y_fit: np.ndarray, method: str, seed: int = 0) -> tuple[dict[str, Any], Any]:
@@ -152,25 +170,34 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
         settings["in_distribution"][method], maps[("in_distribution", method)] = evaluate(x_tr, y_tr, method)
         settings["public"][method], maps[("public", method)] = evaluate(x_pub, y_pub, method)
         settings["train_plus_public"][method] = evaluate(np.vstack([x_tr, x_pub]), np.vstack([y_tr, y_pub]), method)[0]
+        log(f"{method}: public {settings['public'][method]['accuracy']:.3f}")
+    if ("public", CLIENT_DEFAULT_METHOD) in maps:
+        result["provider_held"] = folded_report(head, maps[("public", CLIENT_DEFAULT_METHOD)], x_te, lab_te)
+        result["provider_held"]["method"] = CLIENT_DEFAULT_METHOD
     few: dict[str, Any] = {}
     for k in cfg.few_shot_sizes:
         fs_methods = [m for m in cfg.methods if m in cfg.few_shot_methods]
         per_method: dict[str, list[float]] = {m: [] for m in fs_methods}
         own: list[float] = []
+        own_c: list[float] = []
         for seed in cfg.few_shot_seeds:
             idx = retention.stratified_sample(lab_tr, k, seed)
             xf, yf = np.vstack([x_pub, x_tr[idx]]), np.vstack([y_pub, y_tr[idx]])
             for method in fs_methods:
                 per_method[method].append(evaluate(xf, yf, method, seed)[0]["accuracy"])
-            own.append(retention.train_head(x_tr[idx], lab_tr[idx], seed=seed).accuracy(x_te, lab_te))
+            few_head = retention.train_head(x_tr[idx], lab_tr[idx], c=cfg.head_c, seed=seed)
+            own.append(few_head.accuracy(x_te, lab_te))
+            own_c.append(few_head.c)
         few[str(k)] = {
             "few_shot_own_head": float(np.mean(own)),
             "few_shot_own_head_runs": own,
+            "few_shot_own_head_c": own_c,
             **{
                 m: {"accuracy": float(np.mean(v)), "retention": float(np.mean(v)) / base_acc, "runs": v}
                 for m, v in per_method.items()
             },
         }
+        log(f"public + {k}: few-shot head {np.mean(own):.3f}")
     settings["public_plus_k"] = few
     if cfg.corpus_sizes:
         sizes: dict[str, Any] = {}
@@ -184,7 +211,7 @@ def run_experiment(cfg: ExperimentConfig, emb: Embeddings) -> dict[str, Any]:
     result["settings"] = settings
 
     if cfg.ood is not None:
-        ood_data = load_labelled(cfg.ood, s)
+        ood_data = load_labelled(cfg.ood, s, test_size=cfg.ood_size)
         y_ood, x_ood = emb.embed(cfg.target, ood_data.test.texts), emb.embed(cfg.source, ood_data.test.texts)
         ood: dict[str, Any] = {
             "ood_dataset": ood_data.name,
