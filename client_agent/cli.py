@@ -12,19 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from helix_web.secrets import read_secret_file
+from helix_web.secrets import cli_token
 
 
 def _agent(args: argparse.Namespace) -> httpx.Client:
     """The API token comes from HELIX_CLIENT_API_TOKEN or a file (--token-file or HELIX_CLIENT_API_TOKEN_FILE),
     never from the command line, where every local user can read it."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True
-    token = os.environ.get("HELIX_CLIENT_API_TOKEN")
-    if args.token_file is not None:
-        try:
-            token = read_secret_file(Path(args.token_file), "API token")
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+    token = cli_token("HELIX_CLIENT_API_TOKEN", args.token_file, "API token")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=args.url, verify=verify, headers=headers, timeout=600)
 

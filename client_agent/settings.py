@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
-from helix_web.secrets import read_secret_file
+from helix_web.secrets import secret_setting
 
 #: What secure alignment can give the client: its own X^T X and 1^T X, and X^T Y_A and 1^T Y_A,
 #: whole or per validation fold (AlignmentCreate.validation_folds).
@@ -102,10 +102,8 @@ class ClientSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _token_from_file(self) -> ClientSettings:
-        if self.api_token_file is not None:
-            if self.api_token is not None:
-                raise ValueError("set HELIX_CLIENT_API_TOKEN or HELIX_CLIENT_API_TOKEN_FILE, not both")
-            self.api_token = SecretStr(read_secret_file(self.api_token_file, "API token"))
+        names = ("HELIX_CLIENT_API_TOKEN", "HELIX_CLIENT_API_TOKEN_FILE")
+        self.api_token = secret_setting(self.api_token, self.api_token_file, names, "API token")
         return self
 
     @field_validator("alignment_method")

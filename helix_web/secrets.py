@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from pydantic import SecretStr
 
 
 def read_secret_file(path: Path, what: str) -> str:
@@ -17,3 +20,24 @@ def read_secret_file(path: Path, what: str) -> str:
     if not value:
         raise ValueError(f"the {what} file {path} is empty")
     return value
+
+
+def secret_setting(value: SecretStr | None, file: Path | None, names: tuple[str, str], what: str) -> SecretStr | None:
+    """A secret setting given either directly or as a file (`names`: the two variables, for the error
+    when both are set)."""
+    if file is None:
+        return value
+    if value is not None:
+        raise ValueError(f"set {names[0]} or {names[1]}, not both")
+    return SecretStr(read_secret_file(file, what))
+
+
+def cli_token(env_var: str, token_file: str | None, what: str) -> str | None:
+    """A command-line tool's token: from `token_file` if given, else from the environment variable; a
+    bad file ends the tool with a message naming it."""
+    if token_file is None:
+        return os.environ.get(env_var) or None
+    try:
+        return read_secret_file(Path(token_file), what)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None

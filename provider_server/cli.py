@@ -12,18 +12,13 @@ from pathlib import Path
 import httpx
 
 from helix_web.private_files import write_private
-from helix_web.secrets import read_secret_file
+from helix_web.secrets import cli_token
 
 
 def _admin_client(args: argparse.Namespace) -> httpx.Client:
     """The admin token comes from HELIX_PROVIDER_ADMIN_TOKEN or a file (--token-file or
     HELIX_PROVIDER_ADMIN_TOKEN_FILE), never from the command line, where every local user can read it."""
-    token = os.environ.get("HELIX_PROVIDER_ADMIN_TOKEN")
-    if args.token_file is not None:
-        try:
-            token = read_secret_file(Path(args.token_file), "admin token")
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+    token = cli_token("HELIX_PROVIDER_ADMIN_TOKEN", args.token_file, "admin token")
     if not token:
         raise SystemExit("set HELIX_PROVIDER_ADMIN_TOKEN or --token-file (HELIX_PROVIDER_ADMIN_TOKEN_FILE)")
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(args.ca)) if args.ca else True

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
-from helix_web.secrets import read_secret_file
+from helix_web.secrets import secret_setting
 
 
 class ProviderSettings(BaseSettings):
@@ -115,10 +115,8 @@ class ProviderSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _token_from_file(self) -> ProviderSettings:
-        if self.admin_token_file is not None:
-            if self.admin_token is not None:
-                raise ValueError("set HELIX_PROVIDER_ADMIN_TOKEN or HELIX_PROVIDER_ADMIN_TOKEN_FILE, not both")
-            self.admin_token = SecretStr(read_secret_file(self.admin_token_file, "admin token"))
+        names = ("HELIX_PROVIDER_ADMIN_TOKEN", "HELIX_PROVIDER_ADMIN_TOKEN_FILE")
+        self.admin_token = secret_setting(self.admin_token, self.admin_token_file, names, "admin token")
         return self
 
     @field_validator("parameter_sets")
