@@ -85,10 +85,11 @@ def _system(name: str, tree: Path, work: Path, pki: DemoPKI, requests: int) -> d
             agents[role] = _daemon(f"agent-{name}-{role}", "client_agent.cli", cenv, port, tree, pki, work)
             daemons.append(agents[role])
             agents[role].start(180.0)
-            if role == "align" and agents[role].proc is not None:
+            proc = agents[role].proc
+            if role == "align" and proc is not None:
                 # The aligning client would run on its own machine; here it shares the cores, so it yields them
                 # (its embedding and encryption are not the provider's work under measurement).
-                os.setpriority(os.PRIO_PROCESS, agents[role].proc.pid, 19)
+                os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
         with (
             httpx.Client(base_url=agents["classify"].url, verify=ca, timeout=300) as classify,
             httpx.Client(base_url=agents["align"].url, verify=ca, timeout=300) as align,
