@@ -97,10 +97,14 @@ def render_targets(results: dict[str, Any], results_dir: Path | None) -> list[st
             + f" | {sm:,.0f} s (extrapolated) | {_mark(best <= TARGET_ALIGNMENT_S)} |"
         )
     cont = _load(results_dir / "contention.json") if results_dir else None
-    if cont:
+    if cont and {"baseline", "today"} <= set(cont.get("systems", {})):
+        base_c, today_c = cont["systems"]["baseline"], cont["systems"]["today"]
+        ratio = today_c["ratio_p99_busy_over_idle"]
         w(
-            "| classify p99 while an alignment runs (`benchmarks.contention`, its own run) | ≤ 2× idle | "
-            "see docs/benchmarks-contention.md | | – | – |"
+            "| classify p99 while alignments run, over idle p99 (`benchmarks.contention`, its own run; baseline "
+            f"revision {cont['baseline_commit'][:8]}) | ≤ 2× | {base_c['ratio_p99_busy_over_idle']:.1f}× | "
+            f"**{ratio:.2f}×** ({today_c['during_alignments']['p99_ms']:.1f} vs {today_c['idle']['p99_ms']:.1f} ms) "
+            f"| – | {_mark(ratio <= TARGET_CONTENTION_RATIO)} |"
         )
     w("")
     return out
