@@ -26,6 +26,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -263,20 +264,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks-agent-rest.md"), help="markdown ('' to skip)")
     ap.add_argument("--report-only", action="store_true", help="measure nothing: re-render --doc from --out")
     args = ap.parse_args(argv)
+    measure_and_report(
+        args, lambda work: run(args.baseline_rev, args.requests, work), render, DOC_HEAD, "helix-agent-bench-"
+    )
+    return 0
+
+
+def measure_and_report(
+    args: argparse.Namespace,
+    measure: Callable[[Path], dict[str, Any]],
+    render_result: Callable[[dict[str, Any]], str],
+    doc_head: str,
+    prefix: str,
+) -> None:
+    """What the two-revision benchmarks share: measure in a temporary work folder (or, with
+    --report-only, read --out), write the JSON to --out, print the table and write it to --doc."""
     out = Path(args.out)
     if args.report_only:
         result = json.loads(out.read_text(encoding="utf-8"))
     else:
-        with tempfile.TemporaryDirectory(prefix="helix-agent-bench-") as tmp:
-            result = run(args.baseline_rev, args.requests, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            result = measure(Path(tmp))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"[bench] wrote {out}", file=sys.stderr)
-    print(render(result))
+    print(render_result(result))
     if args.doc:
-        Path(args.doc).write_text(DOC_HEAD + render(result) + "\n", encoding="utf-8")
+        Path(args.doc).write_text(doc_head + render_result(result) + "\n", encoding="utf-8")
         print(f"[bench] wrote {args.doc}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

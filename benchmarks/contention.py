@@ -19,7 +19,6 @@ import os
 import secrets
 import ssl
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import httpx
 from helix_pki import DemoPKI, ensure_demo_pki
 from helix_web.launcher import Daemon, client_env, free_port, provider_env
 
-from .agent_rest import TEXTS, _align, _check, _daemon, _set_up_provider, unpack_revision
+from .agent_rest import TEXTS, _align, _check, _daemon, _set_up_provider, measure_and_report, unpack_revision
 from .timing import summary_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,19 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks-contention.md"), help="markdown ('' to skip)")
     ap.add_argument("--report-only", action="store_true", help="measure nothing: re-render --doc from --out")
     args = ap.parse_args(argv)
-    out = Path(args.out)
-    if args.report_only:
-        result = json.loads(out.read_text(encoding="utf-8"))
-    else:
-        with tempfile.TemporaryDirectory(prefix="helix-contention-") as tmp:
-            result = run(args.baseline_rev, 10 if args.quick else args.requests, Path(tmp))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"[bench] wrote {out}", file=sys.stderr)
-    print(render(result))
-    if args.doc:
-        Path(args.doc).write_text(DOC_HEAD + render(result) + "\n", encoding="utf-8")
-        print(f"[bench] wrote {args.doc}", file=sys.stderr)
+    requests = 10 if args.quick else args.requests
+    measure_and_report(args, lambda work: run(args.baseline_rev, requests, work), render, DOC_HEAD, "helix-contention-")
     return 0
 
 
