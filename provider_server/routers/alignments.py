@@ -1,4 +1,5 @@
-"""Secure alignment sessions (services/alignment.py): create, upload chunks, compute, fetch, delete."""
+"""Alignment sessions (services/alignment.py): create, upload chunks (client-held) or embeddings
+(provider-held), compute, fetch, delete."""
 
 from __future__ import annotations
 

@@ -9,7 +9,10 @@ with the Galois keys registered with the alignment key (`helix_he.cross_covarian
 Because the client chooses X, it chooses which D + 1 linear functionals of each column of Y_A it
 learns (with X = identity and D = n, Y_A itself). Every session therefore needs n >= 2 (D + 1)
 samples, the factor of `shared_protocol.folds`: each column keeps at least half of its n degrees
-of freedom hidden, whatever X is."""
+of freedom hidden, whatever X is.
+
+A provider-held session (the head's `map_holder` allowing it) takes X in plaintext row blocks instead
+and ends in a head derived for the tenant, the map folded in (`held_map`); it needs no key."""
 
 from __future__ import annotations
 
