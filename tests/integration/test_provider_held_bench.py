@@ -1,7 +1,7 @@
 """Provider-held against client-held map through the real daemons: accuracy and latency (slow; run with
 `-m slow -s`). The numbers in docs/security.md come from this run.
 
-The client embeds with MPNet (d_B = 768), the provider with MiniLM (d_A = 384). For each dataset a head
+The client embeds with WordLlama (d_B = 256), the provider with MiniLM (d_A = 384). For each dataset a head
 offering either holder is trained on 2,000 examples with 64 published texts; both alignments use the
 same 1,800 public Wikipedia passages plus those texts and the agent's default map method. Then the
 same test queries are classified through the agent with each alignment (accuracy, agreement, largest
@@ -24,7 +24,7 @@ from helix_datasets import load_split
 
 pytestmark = pytest.mark.slow
 
-CLIENT_EMBEDDER = "mpnet"
+CLIENT_EMBEDDER = "wordllama"
 DATASETS = ("sst2", "ag_news")
 TEST_QUERIES = 300
 TIMED_SINGLE_TEXTS = 30

@@ -32,8 +32,9 @@ ALIGNMENT_DEADLINE_S = 300.0
 #: Encrypted against plaintext logits of the same head (CKKS at the query scale is far more precise).
 ENCRYPTION_TOLERANCE = 1e-3
 #: Client-held against provider-held logits: the same method on the same statistics, one of them
-#: decrypted from CKKS (relative error ~1e-7 on X^T Y); measured differences are ~1e-4.
-SAME_MAP_TOLERANCE = 1e-2
+#: decrypted from CKKS, and two encrypted classifications; measured differences are <= 1e-4
+#: (docs/security.md), so 2e-3 leaves room without hiding a different map (those differ by ~0.1).
+SAME_MAP_TOLERANCE = 2e-3
 HEAD = {"dataset": "sst2", "max_examples": 400, "in_distribution_texts": 32}
 
 
