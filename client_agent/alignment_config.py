@@ -22,9 +22,12 @@ class AlignmentConfig:
     map_method: str = "ridge"
     map_params: Mapping[str, float | int] = field(default_factory=dict)
     poll_seconds: float = 0.25  # between looks at the provider's compute progress
+    map_holder: str = "client"  # or "provider": the provider solves the map and folds it into a head
 
     @classmethod
-    def for_request(cls, settings: ClientSettings, body: AlignmentRequest) -> AlignmentConfig:
+    def for_request(
+        cls, settings: ClientSettings, body: AlignmentRequest, map_holder: str = "client"
+    ) -> AlignmentConfig:
         method, params = choose_method(settings, body)
         return cls(
             head_id=body.head_id,
@@ -36,6 +39,7 @@ class AlignmentConfig:
             chunk_ciphertexts=settings.alignment_chunk_ciphertexts,
             map_method=method,
             map_params=params,
+            map_holder=map_holder,
         )
 
 

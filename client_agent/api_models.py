@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared_protocol.messages import Identifier
+
+#: Who holds an alignment's map: the client (it solves and stores the map) or the provider (it folds the
+#: map into a head of this tenant's own, and the agent classifies its own embeddings against that head).
+Holder = Literal["client", "provider"]
 
 
 class _Strict(BaseModel):
@@ -19,6 +25,10 @@ class AlignmentRequest(_Strict):
     ridge_lambda: float | None = Field(None, ge=0, description="given: a plain ridge map with this lambda")
     map_method: str | None = Field(None, description="default: the agent's alignment_method setting")
     include_head_texts: bool = True
+    map_holder: Holder | None = Field(
+        None,
+        description="who holds the map; default: the client, unless the head offers only provider-held maps",
+    )
 
 
 class AlignmentProgressView(_Strict):
@@ -61,6 +71,7 @@ class ClassifyResult(_Strict):
 class ClassifyResponse(_Strict):
     head_id: str
     map_id: str
+    map_holder: Holder = Field("client", description="provider: the map is folded into a head derived for us")
     output_mode: str = Field(description="the head's output mode: 'logits' or 'ranking'")
     results: list[ClassifyResult]
     latency_ms: float

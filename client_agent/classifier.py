@@ -18,7 +18,7 @@ from .state import ClientState
 
 @dataclass(frozen=True)
 class Classified:
-    head: HeadInfo
+    head: HeadInfo  # the head asked for
     map: StoredMap
     result: Classification
 
@@ -47,9 +47,15 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
     head = state.cache.head(head_id)
     embedder = state.embedder()
     stored = choose_map(state.maps, state.provider.base_url, head_id, embedder, map_id)
-    check_map(stored, embedder, head)  # before any key is registered: a refusal changes nothing
-    pset = state.inference_parameter_set(head)
+    # A provider-held alignment is classified against the head derived for us (the map folded in).
+    evaluated = state.cache.head(stored.meta.derived_head_id) if stored.meta.derived_head_id else head
+    check_map(stored, embedder, evaluated)  # before any key is registered: a refusal changes nothing
+    pset = state.inference_parameter_set(evaluated)
     max_bytes = state.cache.info().limits.max_ciphertext_bytes
+
+    def forget_heads() -> None:
+        state.cache.evict_head(head_id)
+        state.cache.evict_head(evaluated.id)
 
     def attempt(key: InferenceKey) -> Classified:
         try:
@@ -58,7 +64,7 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
                 embedder,
                 key.keys,
                 key.key_id,
-                head,
+                evaluated,
                 stored,
                 texts,
                 state.settings.classify_batch_size,
@@ -66,10 +72,10 @@ def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | N
             )
         except ProviderError as exc:
             if not is_dead_key(exc):
-                state.cache.evict_head(head_id)  # the head may be gone or changed: look it up again next time
+                forget_heads()  # a head may be gone or changed: look them up again next time
             raise
         except ReplyMismatch as exc:  # the head was replaced with another output mode
-            state.cache.evict_head(head_id)
+            forget_heads()
             raise ApiError(409, "head_changed", str(exc)) from None
         return Classified(head, stored, result)
 

@@ -77,11 +77,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def check_map(stored: StoredMap, embedder: Embedder, head: HeadInfo) -> None:
+    """The map (or, provider-held, the derived `head`) fits this embedder and the head it feeds."""
     if stored.meta.client_model_id != embedder.model_id:
         raise MapMismatch(
             f"map {stored.meta.map_id} was fitted for embedder {stored.meta.client_model_id!r}, "
             f"this agent embeds with {embedder.model_id!r}; run a new alignment"
         )
+    if stored.provider_held:
+        if head.id != stored.meta.derived_head_id or head.dim != stored.meta.source_dim:
+            raise MapMismatch(
+                f"alignment {stored.meta.map_id} is folded into head {stored.meta.derived_head_id!r} of "
+                f"{stored.meta.source_dim} inputs, not head {head.id!r} of {head.dim}"
+            )
+        return
     if stored.affine.target_dim != head.dim:
         raise MapMismatch(
             f"map {stored.meta.map_id} maps into {stored.affine.target_dim} dims, head {head.id} expects {head.dim}"
@@ -168,10 +176,12 @@ def classify_texts(
     batch_size: int,
     max_ciphertext_bytes: int,
 ) -> Classification:
+    """`head` is the head evaluated: the map's head for a client-held map (the agent maps x_B first),
+    the derived head for a provider-held one (the agent sends x_B itself: the map is inside the head)."""
     check_map(stored, embedder, head)
     t0 = time.perf_counter()
     x = embedder.embed(texts).astype(np.float64)
-    mapped = stored.affine.apply(x)
+    mapped = x if stored.provider_held else stored.affine.apply(x)
     t1 = time.perf_counter()
     outputs = classify_embeddings(provider, keys, key_id, head, mapped, batch_size, max_ciphertext_bytes)
     t2 = time.perf_counter()

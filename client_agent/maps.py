@@ -1,5 +1,8 @@
 """Stored alignment maps: weights as .npy (no pickle), metadata as JSON. A map records which
-embedder it was fitted for; using it with another embedder is refused."""
+embedder it was fitted for; using it with another embedder is refused.
+
+A provider-held alignment stores no map at all: its record holds the metadata and the id of the head
+the provider derived for this tenant (the map folded in), and no weights."""
 
 from __future__ import annotations
 
@@ -39,12 +42,32 @@ class MapMetadata(BaseModel):
     alignment_seconds: float
     bytes_sent: int
     bytes_received: int
+    map_holder: str = "client"  # records from before provider-held maps are client-held
+    derived_head_id: str | None = None  # provider-held: the head to classify our own embeddings with
+
+
+class ProviderHeldMap(LookupError):
+    """A provider-held alignment: the provider holds the map, the agent never had it."""
 
 
 @dataclass(frozen=True)
 class StoredMap:
     meta: MapMetadata
-    affine: AffineMap
+    held_affine: AffineMap | None  # None for a provider-held alignment
+
+    @property
+    def provider_held(self) -> bool:
+        return self.held_affine is None
+
+    @property
+    def affine(self) -> AffineMap:
+        """The client-held map; ProviderHeldMap for a provider-held alignment, which has none here."""
+        if self.held_affine is None:
+            raise ProviderHeldMap(
+                f"alignment {self.meta.map_id} is provider-held: the map is folded into head "
+                f"{self.meta.derived_head_id!r} at the provider, and the agent never held it"
+            )
+        return self.held_affine
 
 
 class MapStore:
@@ -64,13 +87,22 @@ class MapStore:
         self._lock = threading.Lock()
 
     def save(self, meta: dict[str, Any], affine: AffineMap) -> StoredMap:
+        return self._save({**meta, "source_dim": affine.source_dim, "target_dim": affine.target_dim}, affine)
+
+    def save_provider_held(self, meta: dict[str, Any]) -> StoredMap:
+        """The record of a provider-held alignment: metadata (with `derived_head_id` and both dimensions),
+        no weights."""
+        return self._save({**meta, "map_holder": "provider"}, None)
+
+    def _save(self, meta: dict[str, Any], affine: AffineMap | None) -> StoredMap:
         map_id = "m_" + secrets.token_hex(8)
-        md = MapMetadata(map_id=map_id, source_dim=affine.source_dim, target_dim=affine.target_dim, **meta)
+        md = MapMetadata(map_id=map_id, **meta)
         folder = self.root / map_id
         tmp = self.root / f".{map_id}.tmp"
         tmp.mkdir(mode=0o700)
-        write_private(tmp / "weight.npy", _npy(affine.weight))
-        write_private(tmp / "bias.npy", _npy(affine.bias))
+        if affine is not None:
+            write_private(tmp / "weight.npy", _npy(affine.weight))
+            write_private(tmp / "bias.npy", _npy(affine.bias))
         write_private(tmp / "meta.json", md.model_dump_json(indent=2).encode())
         os.replace(tmp, folder)  # a map appears complete or not at all
         stored = StoredMap(md, affine)
@@ -87,9 +119,11 @@ class MapStore:
                 self._maps.move_to_end(map_id)
                 return stored
         md = self._metadata(map_id)
-        affine = AffineMap(
-            np.load(folder / "weight.npy", allow_pickle=False), np.load(folder / "bias.npy", allow_pickle=False)
-        )
+        affine = None
+        if md.map_holder == "client":
+            affine = AffineMap(
+                np.load(folder / "weight.npy", allow_pickle=False), np.load(folder / "bias.npy", allow_pickle=False)
+            )
         stored = StoredMap(md, affine)
         self._remember(stored)
         return stored

@@ -36,6 +36,7 @@ from shared_protocol.messages import (
     ClassifyReplyHeader,
     CorpusInfo,
     CorpusTexts,
+    EmbeddingChunkHeader,
     HeadInfo,
     HeadTexts,
     KeyChallenge,
@@ -245,6 +246,16 @@ class ProviderClient:
         return AlignmentSession.model_validate(
             self._post_frame("PUT", f"/v1/alignments/{segment(session_id)}/chunks", header, blobs).json()
         )
+
+    def upload_embeddings(self, session_id: str, header: EmbeddingChunkHeader, blobs: list[bytes]) -> AlignmentSession:
+        """Provider-held alignments: row blocks of the client's embeddings of the public texts."""
+        return AlignmentSession.model_validate(
+            self._post_frame("PUT", f"/v1/alignments/{segment(session_id)}/embeddings", header, blobs).json()
+        )
+
+    def delete_head(self, head_id: str) -> None:
+        """Delete a head derived for this tenant by a provider-held alignment."""
+        self._send("DELETE", f"/v1/heads/{segment(head_id)}")
 
     def start_compute(self, session_id: str) -> AlignmentSession:
         return AlignmentSession.model_validate(

@@ -90,6 +90,13 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--dataset", required=True)
             p.add_argument("--split", default="train")
             p.add_argument("--max-examples", type=int)
+            p.add_argument(
+                "--map-holder",
+                choices=("client", "provider", "either"),
+                default="client",
+                help="who may hold the alignment map: the client (default), the provider (the head answers "
+                "only through maps folded into it), or either, as each alignment asks",
+            )
         if name == "add-corpus":
             p.add_argument("--name", required=True)
             p.add_argument("--dataset", default="wikipedia")
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
                         "dataset": args.dataset,
                         "split": args.split,
                         "max_examples": args.max_examples,
+                        "map_holder": args.map_holder,
                     },
                 )
             )

@@ -117,7 +117,8 @@ class Sweeper:
         idle = now - self._last_activity(session)
         if session.state == AlignmentState.done:
             return idle >= timedelta(seconds=s.result_ttl_seconds)
-        return idle >= timedelta(seconds=s.session_idle_ttl_seconds) or session.key_id not in usable_keys
+        key_gone = not session.provider_held and session.key_id not in usable_keys  # provider-held: no key
+        return idle >= timedelta(seconds=s.session_idle_ttl_seconds) or key_gone
 
     def _sweep_sessions(self, now: datetime, report: SweepReport) -> list[str]:
         usable = {k.key_id for k in self._store.all_keys() if not k.revoked and k.expires_at > now}

@@ -48,6 +48,8 @@ def head_info(h: HeadRecord, parameter_sets: list[str] | None = None) -> HeadInf
         in_distribution_texts=len(h.texts),
         output_mode=h.output_mode,
         parameter_sets=parameter_sets or [],
+        map_holder=h.map_holder,
+        base_head_id=h.base_head_id,
     )
 
 
@@ -90,20 +92,24 @@ def client_records(clients: list[tuple[str, list[KeyRecord]]]) -> list[ClientRec
 
 
 def session_view(s: SessionRecord) -> AlignmentSession:
-    layout = s.layout
+    if s.provider_held:
+        stride_bits, max_data_scale_bits = 0, 0
+    else:
+        layout = s.layout
+        stride_bits, max_data_scale_bits = layout.stride_bits, layout.max_data_scale_bits
     return AlignmentSession(
         missing_ciphertexts=s.missing[:MAX_MISSING_SHOWN],
         session_id=s.session_id,
         head_id=s.head_id,
         corpus_id=s.corpus_id,
-        key_id=s.key_id,
+        key_id=s.key_id or None,
         parameter_set=s.parameter_set,
         state=s.state,
         num_samples=s.num_samples,
         feature_dim=s.feature_dim,
         samples_per_ciphertext=s.samples_per_ciphertext,
-        stride_bits=layout.stride_bits,
-        max_data_scale_bits=layout.max_data_scale_bits,
+        stride_bits=stride_bits,
+        max_data_scale_bits=max_data_scale_bits,
         num_ciphertexts=s.num_ciphertexts,
         received_ciphertexts=len(s.received),
         computed_columns=s.computed_columns,
@@ -112,6 +118,9 @@ def session_view(s: SessionRecord) -> AlignmentSession:
         error=s.error,
         created_at=s.created_at,
         expires_at=s.expires_at,
+        map_holder=s.map_holder,
+        derived_head_id=s.derived_head_id,
+        map_choice=dict(s.map_choice),
     )
 
 

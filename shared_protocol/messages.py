@@ -83,6 +83,25 @@ class OutputMode(str, Enum):
     ranking = "ranking"
 
 
+class MapHolder(str, Enum):
+    """Who holds a head's alignment map: the admin's policy, set per head at creation.
+
+    `client` (the paper's Algorithm 1, the default): the client decrypts Enc(X^T Y_A) and 1^T Y_A,
+    solves the map M itself and classifies with Enc(x_B M + b) against the head (d_A inputs).
+    `provider` (Algorithm 2): the client uploads its embeddings X_B of the public texts, the provider
+    solves M, folds it into a head owned by that tenant alone (W' = M W, b' = b_M W + b) and the
+    client classifies with Enc(x_B) (d_B inputs); the client never holds M nor learns X^T Y_A.
+    `either`: the client chooses per alignment. docs/security.md says who learns what."""
+
+    client = "client"
+    provider = "provider"
+    either = "either"
+
+    def offers(self, holder: MapHolder) -> bool:
+        """Whether an alignment with the map held by `holder` (client or provider) is offered."""
+        return self == MapHolder.either or self == holder
+
+
 class HeadInfo(_Strict):
     """Public description of a classification head. Never carries W or b."""
 
@@ -99,6 +118,12 @@ class HeadInfo(_Strict):
         default_factory=list,
         description="the parameter sets the provider evaluates this head under, smallest round trip first; "
         "a classify request under another set is refused",
+    )
+    map_holder: MapHolder = Field(MapHolder.client, description="who may hold this head's alignment map")
+    base_head_id: Identifier | None = Field(
+        None,
+        description="set on a head derived by a provider-held alignment: the head its map was folded "
+        "into; only the tenant that ran the alignment sees or uses it, with its own embeddings as inputs",
     )
 
 
@@ -189,11 +214,17 @@ class AlignmentState(str, Enum):
     failed = "failed"
 
 
+#: Names of map parameters a client may set for a provider-held alignment (`helix_alignment.methods`).
+MapParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")]
+
+
 class AlignmentCreate(_Strict):
     head_id: Identifier
     corpus_id: Identifier
     corpus_sha256: Sha256Hex = Field(description="the client proves it embedded exactly these texts")
-    key_id: Identifier
+    key_id: Identifier | None = Field(
+        None, description="the alignment key the chunks are encrypted under; required unless map_holder is provider"
+    )
     feature_dim: int = Field(ge=1, description="the client's embedding dimension D")
     include_head_texts: bool = False
     client_model_id: str = Field("", max_length=256)
@@ -204,13 +235,27 @@ class AlignmentCreate(_Strict):
         "regularisation on held-out alignment data (their sum is X^T Y); reveals K cross-covariances "
         "instead of the sum",
     )
+    map_holder: MapHolder = Field(
+        MapHolder.client,
+        description="client: upload Enc(X) and fetch Enc(X^T Y); provider: upload X in plaintext (embeddings "
+        "of public texts) and let the provider solve and fold the map into a head of this tenant's own",
+    )
+    map_method: str | None = Field(
+        None,
+        max_length=64,
+        description="provider-held only: the map method the provider solves (helix_alignment.methods; "
+        "methods needing the provider's Y^T Y are refused); default ridge_scaled",
+    )
+    map_params: dict[MapParamName, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=8, description="provider-held only: the method's parameters (lam, kappa, rank)"
+    )
 
 
 class AlignmentSession(_Strict):
     session_id: Identifier
     head_id: Identifier
     corpus_id: Identifier
-    key_id: Identifier
+    key_id: Identifier | None = Field(description="None for a provider-held alignment (no ciphertexts)")
     parameter_set: str
     state: AlignmentState
     num_samples: int = Field(description="public corpus size plus published head texts if included")
@@ -230,6 +275,17 @@ class AlignmentSession(_Strict):
     error: str | None = None
     created_at: datetime
     expires_at: datetime
+    map_holder: MapHolder = Field(
+        MapHolder.client,
+        description="provider: the chunks are plaintext row blocks of X (samples_per_ciphertext rows per block, "
+        "num_ciphertexts blocks; PUT .../embeddings), and the result is `derived_head_id`",
+    )
+    derived_head_id: Identifier | None = Field(
+        None, description="provider-held, once done: the head with the map folded in, to classify Enc(x_B) with"
+    )
+    map_choice: dict[str, float] = Field(
+        default_factory=dict, description="provider-held, once done: what the map method chose (lambda, kappa, ...)"
+    )
 
 
 class AlignmentChunkHeader(_Strict):
@@ -260,6 +316,16 @@ class AlignmentResultHeader(_Strict):
         "blobs are then K runs of the groups above, fold 0 first, and X^T Y is their sum",
     )
     fold_y_sums: list[list[float]] = Field(default_factory=list, description="per-fold results only: 1^T Y_k per fold")
+
+
+class EmbeddingChunkHeader(_Strict):
+    """Frame header for PUT /v1/alignments/{id}/embeddings (provider-held alignments): row blocks
+    [start, start + count) of X, block i holding rows [i*m, min((i+1)*m, n)) as little-endian float64,
+    row-major, m = the session's samples_per_ciphertext. These are the client's embeddings of public
+    texts: they reveal what the map reveals, a linear surrogate of its encoder on public text."""
+
+    start: int = Field(ge=0)
+    count: int = Field(ge=1)
 
 
 # --- private inference -------------------------------------------------------------------------
@@ -323,6 +389,7 @@ class HeadCreateFromDataset(_Strict):
     regularization_c: RegularizationC = 1.0
     seed: Seed = 0
     output_mode: OutputMode = Field(OutputMode.logits, description="what classify replies reveal (see OutputMode)")
+    map_holder: MapHolder = Field(MapHolder.client, description="who may hold the alignment map (see MapHolder)")
 
 
 class HeadTrainingReport(_Strict):

@@ -7,13 +7,14 @@ from dataclasses import asdict
 from fastapi import APIRouter, Depends
 
 from helix_web.errors import ApiError, not_found
-from shared_protocol.messages import Identifier
+from shared_protocol.messages import HeadInfo, Identifier, MapHolder
 
 from ..alignment import AlignmentRun, ProgressFn
 from ..alignment_config import AlignmentConfig
 from ..api_errors import provider_errors_as_api_errors
 from ..api_models import AlignmentJobView, AlignmentProgressView, AlignmentRequest
 from ..deps import State, require_token
+from ..held_alignment import ProviderHeldRun
 from ..jobs import AlignmentJob, JobWork, TooManyJobs
 from ..settings import check_client_method
 from ..state import ClientState
@@ -35,10 +36,12 @@ def job_view(job: AlignmentJob) -> AlignmentJobView:
 
 
 def _work(state: ClientState, config: AlignmentConfig) -> JobWork:
-    """The job's body: one alignment run, answering the id of the map it stored."""
+    """The job's body: one alignment run (client- or provider-held), answering the id of the map, or of the
+    provider-held record, it stored."""
+    run_class = ProviderHeldRun if config.map_holder == "provider" else AlignmentRun
 
     def work(progress: ProgressFn) -> str:
-        run = AlignmentRun(
+        run = run_class(
             config,
             state.provider,
             state.embedder(),
@@ -62,13 +65,33 @@ def start_alignment(body: AlignmentRequest, state: State) -> AlignmentJobView:
     try:
         state.jobs.check_capacity()
         with provider_errors_as_api_errors():  # fail fast on unknown ids instead of inside the job
-            state.cache.head(body.head_id, refresh=True)
+            head = state.cache.head(body.head_id, refresh=True)
             state.provider.corpus(body.corpus_id)
-        config = AlignmentConfig.for_request(state.settings, body)
+        holder = choose_holder(head, body)
+        config = AlignmentConfig.for_request(state.settings, body, holder)
         job = state.jobs.start(body.head_id, body.corpus_id, _work(state, config))
     except TooManyJobs as exc:
         raise ApiError(429, "too_many_alignments", str(exc)) from None
     return job_view(job)
+
+
+def choose_holder(head: HeadInfo, body: AlignmentRequest) -> str:
+    """The request's map holder, else the client unless the head offers only provider-held maps; a
+    holder the head does not offer is refused here, as the provider would refuse it."""
+    if body.map_holder is not None:
+        holder = MapHolder(body.map_holder)
+    else:
+        holder = MapHolder.provider if head.map_holder == MapHolder.provider else MapHolder.client
+    if head.base_head_id is not None:
+        raise ApiError(409, "derived_head", f"head {head.id!r} was derived from {head.base_head_id!r}; align with that")
+    if not head.map_holder.offers(holder):
+        raise ApiError(
+            422,
+            "map_holder_not_offered",
+            f"head {head.id!r} offers only {head.map_holder.value}-held maps (its map_holder), "
+            f"not {holder.value}-held ones",
+        )
+    return holder.value
 
 
 @router.get("/alignments", response_model=list[AlignmentJobView])

@@ -37,6 +37,7 @@ def classify(body: ClassifyRequest, state: State) -> ClassifyResponse:
     return ClassifyResponse(
         head_id=head.id,
         map_id=done.map.meta.map_id,
+        map_holder="provider" if done.map.provider_held else "client",
         output_mode=result.output_mode.value,
         results=results,
         latency_ms=result.seconds * 1e3,

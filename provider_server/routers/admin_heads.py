@@ -15,6 +15,7 @@ from shared_protocol.messages import (
     HeadEvaluateResponse,
     HeadTrainingReport,
     Identifier,
+    MapHolder,
     OutputMode,
     ReferenceLogitsRequest,
     ReferenceLogitsResponse,
@@ -56,11 +57,12 @@ async def upload_head(
     regularization_c: float = Query(1.0, ge=1e-6, le=1e6, allow_inf_nan=False),
     seed: int = Query(0, ge=0, le=2**32 - 1),
     output_mode: OutputMode = Query(OutputMode.logits, description="what classify replies reveal"),
+    map_holder: MapHolder = Query(MapHolder.client, description="who may hold the alignment map"),
 ) -> HeadTrainingReport:
     """Train from a labelled JSONL upload: one {"text", "label"} object per line."""
     names = class_names.split(",") if class_names else None
     outcome = await catalog.train_from_upload(
-        name, task, await request.body(), names, in_distribution_texts, regularization_c, seed, output_mode
+        name, task, await request.body(), names, in_distribution_texts, regularization_c, seed, output_mode, map_holder
     )
     return views.trained(outcome)
 
@@ -77,6 +79,7 @@ class HeadFromWeights(BaseModel):
     bias: list[float] | None = Field(None, description="one per class; default zeros")
     texts: list[str] = Field(default_factory=list, max_length=128, description="published with the head")
     output_mode: OutputMode = OutputMode.logits
+    map_holder: MapHolder = MapHolder.client
 
 
 @router.post("/weights", response_model=HeadTrainingReport, status_code=201)
@@ -93,6 +96,7 @@ async def head_from_weights(body: HeadFromWeights, catalog: Catalog) -> HeadTrai
         bias=np.zeros(k) if body.bias is None else np.asarray(body.bias, dtype=np.float64),
         texts=tuple(body.texts),
         output_mode=body.output_mode,
+        map_holder=body.map_holder,
     )
     return views.trained(await catalog.create_from_weights(given))
 
@@ -110,4 +114,5 @@ def reference_logits(head_id: str, body: ReferenceLogitsRequest, catalog: Catalo
 
 @router.delete("/{head_id}", status_code=204)
 def delete_head(head_id: str, catalog: Catalog) -> None:
+    """Delete a head and every head derived from it by provider-held alignments."""
     catalog.delete_head(head_id)

@@ -1,4 +1,5 @@
-"""Secure alignment sessions (services/alignment.py): create, upload chunks, compute, fetch, delete."""
+"""Alignment sessions (services/alignment.py): create, upload chunks (client-held) or embeddings
+(provider-held), compute, fetch, delete."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from fastapi.responses import FileResponse
 from helix_web.frames import read_frame
 from helix_web.openapi import binary_body
 from shared_protocol.framing import FRAME_MEDIA_TYPE
-from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentSession
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentSession,
+    EmbeddingChunkHeader,
+    MapHolder,
+)
 
 from .. import views
 from ..deps import Alignments, State, Tenant
@@ -43,6 +50,27 @@ async def upload_chunk(
         max_blob_bytes=state.settings.max_ciphertext_bytes,
     )
     return views.session_view(await alignments.add_chunk(tenant, session, header, blobs))
+
+
+@router.put(
+    "/{session_id}/embeddings",
+    response_model=AlignmentSession,
+    openapi_extra=binary_body(
+        FRAME_MEDIA_TYPE, "a frame: EmbeddingChunkHeader and row blocks of X (provider-held alignments)"
+    ),
+)
+async def upload_embeddings(
+    session_id: str, request: Request, state: State, tenant: Tenant, alignments: Alignments
+) -> AlignmentSession:
+    """Provider-held alignments: the client's embeddings of the public texts, in plaintext row blocks."""
+    session = alignments.receiving(session_id, tenant.tenant_id, MapHolder.provider)
+    header, blobs = await read_frame(
+        request,
+        EmbeddingChunkHeader,
+        max_blobs=session.num_ciphertexts,
+        max_blob_bytes=state.settings.max_ciphertext_bytes,
+    )
+    return views.session_view(await alignments.add_embeddings(tenant, session, header, blobs))
 
 
 @router.post("/{session_id}/compute", response_model=AlignmentSession, status_code=202)

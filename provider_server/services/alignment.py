@@ -9,7 +9,10 @@ with the Galois keys registered with the alignment key (`helix_he.cross_covarian
 Because the client chooses X, it chooses which D + 1 linear functionals of each column of Y_A it
 learns (with X = identity and D = n, Y_A itself). Every session therefore needs n >= 2 (D + 1)
 samples, the factor of `shared_protocol.folds`: each column keeps at least half of its n degrees
-of freedom hidden, whatever X is."""
+of freedom hidden, whatever X is.
+
+A provider-held session (the head's `map_holder` allowing it) takes X in plaintext row blocks instead
+and ends in a head derived for the tenant, the map folded in (`held_map`); it needs no key."""
 
 from __future__ import annotations
 
@@ -23,7 +26,14 @@ from helix_he.context import CiphertextError
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
 from shared_protocol.folds import MIN_SAMPLES_PER_REVEALED_VALUE, fold_disclosure_error
-from shared_protocol.messages import AlignmentChunkHeader, AlignmentCreate, AlignmentState, KeyPurpose
+from shared_protocol.messages import (
+    AlignmentChunkHeader,
+    AlignmentCreate,
+    AlignmentState,
+    EmbeddingChunkHeader,
+    KeyPurpose,
+    MapHolder,
+)
 
 from ..blobs import BlobStore
 from ..clock import utcnow
@@ -36,6 +46,7 @@ from ..workers.jobs import ValidateChunkJob
 from ..workers.pool import HePool
 from .alignment_compute import AlignmentComputation
 from .audit import AuditLog
+from .held_map import BlockLayout, HeldMapComputation, check_blocks, check_map_method, refuse_derived_base
 from .keys import KeyService
 from .metering import Metering
 
@@ -79,12 +90,21 @@ class AlignmentService:
         self._files = SessionFiles(settings.data_dir / "sessions")
 
     def create(self, tenant: TenantRecord, body: AlignmentCreate) -> SessionRecord:
-        """A new session of this tenant in the layout both parties derive from the key and the sample
-        count; it is one of the tenant's sessions of the day and takes a creation token."""
-        s = self._settings
+        """A new session of this tenant in the layout both parties derive from the key (or, provider-held,
+        the block size) and the sample count; it is one of the tenant's sessions of the day and takes a
+        creation token."""
+        if body.map_holder == MapHolder.either:
+            raise Unprocessable("invalid_request", "map_holder of an alignment is client or provider, not either")
         head = self._store.get_head(body.head_id)
-        if head is None:
+        if head is None or not head.visible_to(tenant.tenant_id):
             raise Unknown("head", body.head_id)
+        refuse_derived_base(head)
+        if not head.map_holder.offers(body.map_holder):
+            raise Unprocessable(
+                "map_holder_not_offered",
+                f"head {head.id!r} offers only {head.map_holder.value}-held maps (its map_holder), "
+                f"not {body.map_holder.value}-held ones",
+            )
         corpus = self._store.get_corpus(body.corpus_id)
         if corpus is None:
             raise Unknown("corpus", body.corpus_id)
@@ -94,12 +114,31 @@ class AlignmentService:
                 f"corpus {body.corpus_id!r} has sha256 {corpus.sha256}, the client "
                 f"embedded {body.corpus_sha256}: fetch the texts again",
             )
-        key = self._keys.usable(body.key_id, KeyPurpose.alignment, tenant.tenant_id)
         num_samples = corpus.size + (len(head.texts) if body.include_head_texts else 0)
-        if num_samples > s.max_alignment_samples:
+        if body.map_holder == MapHolder.provider:
+            session = self._provider_held_session(tenant, body, num_samples, head.dim)
+        else:
+            session = self._client_held_session(tenant, body, num_samples, head.dim)
+        admission = self._meter.admit_creation(tenant, alignment=True)
+        try:
+            self._store.add_session(session)
+        except BaseException:
+            self._meter.refund(admission)
+            raise
+        self._audit.record(tenant.tenant_id, "alignment.created", subject=head.id, count=num_samples)
+        return session
+
+    def _client_held_session(
+        self, tenant: TenantRecord, body: AlignmentCreate, num_samples: int, output_columns: int
+    ) -> SessionRecord:
+        if body.map_method is not None or body.map_params:
             raise Unprocessable(
-                "too_many_samples", f"{num_samples} samples exceed the limit of {s.max_alignment_samples}"
+                "invalid_map_method", "map_method and map_params apply to provider-held alignments only"
             )
+        if body.key_id is None:
+            raise Unprocessable("key_required", "a client-held alignment needs key_id: the alignment key")
+        key = self._keys.usable(body.key_id, KeyPurpose.alignment, tenant.tenant_id)
+        self._check_sample_count(num_samples)
         n = get_parameter_set(key.parameter_set).poly_modulus_degree
         if body.feature_dim > n:
             raise Unprocessable(
@@ -116,7 +155,7 @@ class AlignmentService:
         layout = CrossCovarianceLayout.for_key(n, body.feature_dim, num_samples, len(key.galois_elements))
         folds = self._folds(body, num_samples)
         created = utcnow()
-        session = SessionRecord(
+        return SessionRecord(
             session_id="a_" + secrets.token_hex(12),
             head_id=body.head_id,
             corpus_id=body.corpus_id,
@@ -129,10 +168,10 @@ class AlignmentService:
             num_ciphertexts=layout.num_ciphertexts,
             received=(),
             computed_columns=0,
-            output_columns=head.dim,
+            output_columns=output_columns,
             error=None,
             created_at=created,
-            expires_at=min(created + timedelta(seconds=s.session_ttl_seconds), key.expires_at),
+            expires_at=min(created + timedelta(seconds=self._settings.session_ttl_seconds), key.expires_at),
             include_head_texts=body.include_head_texts,
             client_model_id=body.client_model_id,
             data_scale_bits=None,
@@ -140,14 +179,59 @@ class AlignmentService:
             validation_folds=folds,
             tenant_id=tenant.tenant_id,
         )
-        admission = self._meter.admit_creation(tenant, alignment=True)
-        try:
-            self._store.add_session(session)
-        except BaseException:
-            self._meter.refund(admission)
-            raise
-        self._audit.record(tenant.tenant_id, "alignment.created", subject=head.id, count=num_samples)
-        return session
+
+    def _provider_held_session(
+        self, tenant: TenantRecord, body: AlignmentCreate, num_samples: int, output_columns: int
+    ) -> SessionRecord:
+        """No key: X arrives in plaintext row blocks. The same sample floor as a client-held session
+        applies: the derived head's outputs are linear in X^T Y, so a client that can query it chose
+        which functionals of Y it sees, as it would with the map."""
+        s = self._settings
+        if body.key_id is not None or body.validation_folds:
+            raise Unprocessable(
+                "invalid_request",
+                "a provider-held alignment takes no key_id and no validation_folds (the provider solves the map)",
+            )
+        method, params = check_map_method(body)
+        self._check_sample_count(num_samples)
+        largest = max(get_parameter_set(p).poly_modulus_degree for p in s.parameter_sets)
+        if body.feature_dim > largest:
+            raise Unprocessable(
+                "feature_dim_too_large",
+                f"feature_dim {body.feature_dim} exceeds the largest ring dimension {largest}: the derived head "
+                "could not be evaluated",
+            )
+        error = disclosure_error(num_samples, body.feature_dim)
+        if error is not None:
+            raise Unprocessable("too_few_samples", error)
+        blocks = BlockLayout.for_session(num_samples, body.feature_dim, s.max_ciphertext_bytes)
+        created = utcnow()
+        return SessionRecord(
+            session_id="a_" + secrets.token_hex(12),
+            head_id=body.head_id,
+            corpus_id=body.corpus_id,
+            key_id="",
+            parameter_set="",
+            state=AlignmentState.receiving,
+            num_samples=num_samples,
+            feature_dim=body.feature_dim,
+            samples_per_ciphertext=blocks.rows,
+            num_ciphertexts=blocks.blocks,
+            received=(),
+            computed_columns=0,
+            output_columns=output_columns,
+            error=None,
+            created_at=created,
+            expires_at=created + timedelta(seconds=s.session_ttl_seconds),
+            include_head_texts=body.include_head_texts,
+            client_model_id=body.client_model_id,
+            data_scale_bits=None,
+            result_blob=None,
+            tenant_id=tenant.tenant_id,
+            map_holder=MapHolder.provider,
+            map_method=method,
+            map_params=params,
+        )
 
     def get(self, session_id: str, tenant_id: str) -> SessionRecord:
         """The session if it is this tenant's; another tenant's answers exactly like an unknown one."""
@@ -156,16 +240,41 @@ class AlignmentService:
             raise Unknown("alignment_session", session_id)
         return session
 
-    def receiving(self, session_id: str, tenant_id: str) -> SessionRecord:
-        """The session, if it may take a chunk now (live, receiving, its key still usable); the
-        chunk's frame is read only after this, with the session's ciphertext count as the limit."""
+    def receiving(self, session_id: str, tenant_id: str, holder: MapHolder = MapHolder.client) -> SessionRecord:
+        """The session, if it may take a chunk of this kind now (live, receiving, of the map holder the
+        upload is for, its key still usable); the chunk's frame is read only after this, with the
+        session's ciphertext (or block) count as the limit."""
         session = self._live(session_id, tenant_id)
         if session.state != AlignmentState.receiving:
             raise Conflict(
                 "session_not_receiving", f"session is {session.state.value}; chunks are accepted only while receiving"
             )
-        self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
+        if session.map_holder != holder:
+            expected = "PUT .../embeddings" if session.provider_held else "PUT .../chunks"
+            raise Conflict(
+                "wrong_upload",
+                f"the session is {session.map_holder.value}-held: its data is uploaded with {expected}",
+            )
+        if not session.provider_held:
+            self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
         return session
+
+    async def add_embeddings(
+        self, tenant: TenantRecord, session: SessionRecord, header: EmbeddingChunkHeader, blocks: list[bytes]
+    ) -> SessionRecord:
+        """Check and store row blocks [start, start + count) of a provider-held session's X; their
+        bytes are admitted to the tenant's storage like ciphertext chunks."""
+        if header.count != len(blocks):
+            raise BadRequest("malformed_frame", f"header says {header.count} blocks but {len(blocks)} were sent")
+        check_blocks(session, header.start, blocks)
+        held = set(session.received)
+        new_bytes = sum(len(b) for i, b in enumerate(blocks, header.start) if i not in held)
+        admission = self._meter.admit_storage(tenant, new_bytes)
+        try:
+            return await self._write_and_mark(session, header.start, blocks, 0, new_bytes)
+        except BaseException:
+            self._meter.refund(admission)
+            raise
 
     async def add_chunk(
         self, tenant: TenantRecord, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes]
@@ -207,7 +316,6 @@ class AlignmentService:
     async def _store_chunk(
         self, session: SessionRecord, header: AlignmentChunkHeader, ciphertexts: list[bytes], new_bytes: int
     ) -> SessionRecord:
-        end = header.start + header.count
         job = ValidateChunkJob(
             parameter_set=session.parameter_set,
             ciphertexts=tuple(ciphertexts),
@@ -218,15 +326,20 @@ class AlignmentService:
             await self._pool.run(job)
         except CiphertextError as exc:
             raise Unprocessable("invalid_ciphertext", str(exc)) from None
+        return await self._write_and_mark(session, header.start, ciphertexts, header.data_scale_bits, new_bytes)
+
+    async def _write_and_mark(
+        self, session: SessionRecord, start: int, blobs: list[bytes], data_scale_bits: int, new_bytes: int
+    ) -> SessionRecord:
         sid = session.session_id
         try:
-            await run_in_threadpool(self._files.write, sid, header.start, ciphertexts)
+            await run_in_threadpool(self._files.write, sid, start, blobs)
         except FileNotFoundError:  # the folder went away under the write: deleted meanwhile?
             if self._store.get_session(sid) is not None:
                 raise
             self._files.remove(sid)
             raise Unknown("alignment_session", sid) from None
-        updated = self._store.mark_received(sid, range(header.start, end), header.data_scale_bits, new_bytes)
+        updated = self._store.mark_received(sid, range(start, start + len(blobs)), data_scale_bits, new_bytes)
         if updated is None:  # deleted while the chunk was being checked or stored
             self._files.remove(sid)
             raise Unknown("alignment_session", sid)
@@ -243,6 +356,12 @@ class AlignmentService:
             raise Conflict(
                 "chunks_missing", f"{missing} of {session.num_ciphertexts} ciphertexts have not been uploaded"
             )
+        if session.provider_held:
+            if self._store.claim_for_compute(session_id):
+                held = HeldMapComputation(self._store, self._blobs, self._settings, self._files)
+                self._tasks.spawn(held.run(session_id))
+                self._audit.record(tenant_id, "alignment.computed", subject=session.head_id)
+            return self.get(session_id, tenant_id)
         self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
         if self._store.claim_for_compute(session_id):
             computation = AlignmentComputation(self._store, self._blobs, self._settings, self._pool, self._files)
@@ -253,6 +372,12 @@ class AlignmentService:
     def result_path(self, session_id: str, tenant_id: str) -> Path:
         """Where the finished result frame is stored (reading it is audited)."""
         session = self._live(session_id, tenant_id)
+        if session.provider_held:
+            raise Conflict(
+                "no_result_frame",
+                "a provider-held alignment has no result to fetch: its map is folded into the session's "
+                "derived_head_id once it is done",
+            )
         if session.state != AlignmentState.done or not session.result_blob:
             raise Conflict(
                 "result_not_ready",
@@ -270,6 +395,11 @@ class AlignmentService:
             self._blobs.delete(session.result_blob)
         self._files.remove(session_id)
         self._audit.record(tenant_id, "alignment.deleted", subject=session.head_id)
+
+    def _check_sample_count(self, num_samples: int) -> None:
+        limit = self._settings.max_alignment_samples
+        if num_samples > limit:
+            raise Unprocessable("too_many_samples", f"{num_samples} samples exceed the limit of {limit}")
 
     def _folds(self, body: AlignmentCreate, num_samples: int) -> int:
         """K if the client asked for per-fold results and they are offered and safe, else 0."""

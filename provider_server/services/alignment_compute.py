@@ -25,6 +25,7 @@ from ..settings import ProviderSettings
 from ..store import SessionRecord, Store
 from ..workers.jobs import CrossCovarianceJob
 from ..workers.pool import HePool
+from .targets import session_targets
 
 log = logging.getLogger("helix.provider.alignment")
 
@@ -121,15 +122,6 @@ class AlignmentComputation:
     def _targets(self, session: SessionRecord) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Y over the session's samples (corpus, then head texts if included) and, for per-fold
         results, each fold's sample indices."""
-        corpus = self._store.get_corpus(session.corpus_id)
-        head = self._store.get_head(session.head_id)
-        if corpus is None or head is None:
-            raise Conflict("session_orphaned", "the session's corpus or head was deleted")
-        y = self._blobs.get_array(corpus.embeddings_blob)
-        corpus_size = y.shape[0]
-        if session.include_head_texts and head.texts and head.texts_embeddings_blob:
-            y = np.vstack([y, self._blobs.get_array(head.texts_embeddings_blob)])
-        if y.shape[0] != session.num_samples:
-            raise Conflict("session_orphaned", "the corpus changed since the session was created")
+        y, corpus_size, _ = session_targets(self._store, self._blobs, session)
         k = session.validation_folds
         return y, (fold_rows(corpus_size, y.shape[0] - corpus_size, k) if k else None)

@@ -17,15 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from helix_datasets import LabelledSplit, load_split, load_texts, parse_labelled_jsonl
 from helix_embeddings import Embedder
 from shared_protocol.corpus import corpus_sha256
-from shared_protocol.messages import CorpusCreate, HeadCreateFromDataset, HeadEvaluateRequest, OutputMode
+from shared_protocol.messages import CorpusCreate, HeadCreateFromDataset, HeadEvaluateRequest, MapHolder, OutputMode
 
 from ..blobs import BlobStore
 from ..clock import utcnow
-from ..errors import BadRequest, Conflict, NotFound, Unknown, Unprocessable
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unknown, Unprocessable
 from ..settings import ProviderSettings
 from ..store import CorpusRecord, HeadRecord, KeyRecord, RecordExistsError, Store, TrainingReport
 from ..training import sample_texts, train_logistic_head
 from .head_sets import head_parameter_sets
+from .held_map import refuse_derived_base
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class HeadTraining:
     regularization_c: float
     seed: int
     output_mode: OutputMode = OutputMode.logits
+    map_holder: MapHolder = MapHolder.client
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class GivenHead:
     bias: np.ndarray  # (classes,)
     texts: tuple[str, ...] = ()
     output_mode: OutputMode = OutputMode.logits
+    map_holder: MapHolder = MapHolder.client
 
 
 @dataclass(frozen=True)
@@ -79,18 +82,31 @@ class CatalogService:
         self._settings = settings
 
     # -- heads ------------------------------------------------------------------------------------
-    def list_heads(self) -> list[HeadRecord]:
-        return self._store.list_heads()
+    def list_heads(self, tenant_id: str | None = None) -> list[HeadRecord]:
+        """Every head for the admin (None); for a tenant, the admin's heads and the tenant's own derived ones."""
+        heads = self._store.list_heads()
+        return heads if tenant_id is None else [h for h in heads if h.visible_to(tenant_id)]
 
     def parameter_sets(self, head: HeadRecord) -> list[str]:
         """The sets this head is evaluated under (`head_sets`)."""
         return head_parameter_sets(head, self._blobs, self._settings)
 
-    def head(self, head_id: str) -> HeadRecord:
+    def head(self, head_id: str, tenant_id: str | None = None) -> HeadRecord:
+        """The head, for the admin (None) or a tenant that may see it: another tenant's derived head
+        answers exactly like an unknown one."""
         head = self._store.get_head(head_id)
-        if head is None:
+        if head is None or (tenant_id is not None and not head.visible_to(tenant_id)):
             raise Unknown("head", head_id)
         return head
+
+    def delete_derived_head(self, head_id: str, tenant_id: str) -> None:
+        """A tenant deletes one of its derived heads; the admin's heads are the admin's to delete."""
+        head = self.head(head_id, tenant_id)
+        if head.base_head_id is None:
+            raise Forbidden(
+                "forbidden", f"head {head_id!r} is the provider's; only heads derived for you can be deleted"
+            )
+        self._store.delete_head(head_id)
 
     async def train_from_dataset(self, body: HeadCreateFromDataset) -> TrainingOutcome:
         self._ensure_new_head(body.name)
@@ -104,6 +120,7 @@ class CatalogService:
                 body.regularization_c,
                 body.seed,
                 body.output_mode,
+                body.map_holder,
             )
         )
 
@@ -117,6 +134,7 @@ class CatalogService:
         regularization_c: float,
         seed: int,
         output_mode: OutputMode = OutputMode.logits,
+        map_holder: MapHolder = MapHolder.client,
     ) -> TrainingOutcome:
         """Train from labelled JSONL: one {"text", "label"} object per line."""
         self._ensure_new_head(name)
@@ -127,7 +145,7 @@ class CatalogService:
         except ValueError as exc:
             raise Unprocessable("invalid_jsonl", str(exc)) from None
         return await self._train(
-            HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode)
+            HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode, map_holder)
         )
 
     async def create_from_weights(self, given: GivenHead) -> TrainingOutcome:
@@ -172,6 +190,7 @@ class CatalogService:
             encoder_model_id=emb.model_id,
             report=TrainingReport(train_examples=0, train_accuracy=0.0),
             output_mode=given.output_mode,
+            map_holder=given.map_holder,
         )
         try:
             self._store.add_head(head)
@@ -181,6 +200,7 @@ class CatalogService:
 
     async def evaluate(self, head_id: str, body: HeadEvaluateRequest) -> Evaluation:
         head = self.head(head_id)
+        refuse_derived_base(head)  # its inputs are a client's embeddings, which the provider cannot compute
         w, b = self._blobs.get_array(head.weights_blob), self._blobs.get_array(head.bias_blob)
         data = self._split(body.dataset, body.split, body.limit, body.seed)
         if len(data.class_names) != head.num_classes:
@@ -238,6 +258,7 @@ class CatalogService:
             encoder_model_id=emb.model_id,
             report=TrainingReport(train_examples=len(job.data.texts), train_accuracy=trained.train_accuracy),
             output_mode=job.output_mode,
+            map_holder=job.map_holder,
         )
         try:
             self._store.add_head(head)

@@ -19,7 +19,7 @@ from helix_he.linear_head import check_query_scale_bits, ranking_pairs
 from helix_he.packing import LinearHeadLayout
 from helix_he.params import get_parameter_set
 from helix_he.rlwe import SeededCiphertext
-from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, OutputMode
+from shared_protocol.messages import ClassifyBatchHeader, ClassifyHeader, KeyPurpose, MapHolder, OutputMode
 
 from ..blobs import BlobStore
 from ..errors import BadRequest, Unknown, Unprocessable
@@ -106,9 +106,9 @@ class InferenceService:
             )
             for i in range(0, len(queries), size)
         ]
-        admission = self._meter.admit_classify(tenant, head.id, len(queries))
+        admission = self._meter.admit_classify(tenant, head.counted_as, len(queries))
         results = await self._charged(admission, asyncio.gather(*(self._run(job) for job in jobs)))
-        self._audit.record(tenant.tenant_id, "classify", subject=head.id, count=len(queries))
+        self._audit.record(tenant.tenant_id, "classify", subject=head.counted_as, count=len(queries))
         replies = [blob for part in results for per_query in part for blob in per_query]
         outputs = head.num_classes if head.output_mode == OutputMode.logits else len(ranking_pairs(head.num_classes))
         return ClassifyResult(
@@ -161,17 +161,26 @@ class InferenceService:
             max_ciphertext_bytes=s.max_ciphertext_bytes,
             query_scale_bits=header.query_scale_bits,
         )
-        admission = self._meter.admit_classify(tenant, head.id, header.num_queries)
+        admission = self._meter.admit_classify(tenant, head.counted_as, header.num_queries)
         replies = await self._charged(admission, self._run(job))
-        self._audit.record(tenant.tenant_id, "classify.batch", subject=head.id, count=header.num_queries)
+        self._audit.record(tenant.tenant_id, "classify.batch", subject=head.counted_as, count=header.num_queries)
         return BatchResult(
             head=head, num_queries=header.num_queries, replies=replies, noise_flooding_bits=s.noise_flooding_bits
         )
 
     def _head_and_key(self, head_id: str, key_id: str, tenant_id: str) -> tuple[HeadRecord, KeyRecord]:
+        """The head (the admin's, or one derived for this tenant: another's answers as unknown) and the key.
+        A head whose map only the provider may hold answers through the heads derived from it alone:
+        queries in its own space would reach W without the map in between."""
         head = self._store.get_head(head_id)
-        if head is None:
+        if head is None or not head.visible_to(tenant_id):
             raise Unknown("head", head_id)
+        if head.base_head_id is None and head.map_holder == MapHolder.provider:
+            raise Unprocessable(
+                "map_holder_not_offered",
+                f"head {head_id!r} answers only through a provider-held map: run a provider-held alignment "
+                "and classify with the head it derives",
+            )
         key = self._keys.usable(key_id, KeyPurpose.inference, tenant_id)
         sets = head_parameter_sets(head, self._blobs, self._settings)
         if key.parameter_set not in sets:

@@ -63,7 +63,8 @@ class Store(ABC):
         """All heads, oldest first."""
 
     @abstractmethod
-    def delete_head(self, head_id: str) -> bool: ...
+    def delete_head(self, head_id: str) -> bool:
+        """Delete the head and, in the same transaction, every head derived from it (`base_head_id`)."""
 
     # -- corpora ----------------------------------------------------------------------------------
     @abstractmethod
@@ -145,6 +146,15 @@ class Store(ABC):
         session now holds its result instead of its chunks (which the computation deletes): its
         `stored_bytes` become `result_bytes`, and its tenant's storage changes by the difference
         (never refused: the session was admitted, and its result is bounded by its own size)."""
+
+    @abstractmethod
+    def complete_provider_held(
+        self, session_id: str, head: HeadRecord, choice: Sequence[tuple[str, float]], computed_columns: int
+    ) -> bool:
+        """A provider-held computation finished, in one transaction: store the derived `head`, mark the
+        session done with it (and what the map method chose), and release the session's chunk bytes from
+        its tenant's storage. False, and nothing stored, if the session or its base head is gone meanwhile;
+        RecordExistsError if the head's id is taken."""
 
     @abstractmethod
     def fail_session(self, session_id: str, error: str) -> None:

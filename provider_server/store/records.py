@@ -11,7 +11,7 @@ from datetime import datetime
 
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
-from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
+from shared_protocol.messages import AlignmentState, KeyPurpose, MapHolder, OutputMode
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,20 @@ class HeadRecord:
     encoder_model_id: str
     report: TrainingReport
     output_mode: OutputMode = OutputMode.logits  # what its classify replies reveal, set at creation
+    map_holder: MapHolder = MapHolder.client  # who may hold its alignment map, set at creation
+    # A head derived by a provider-held alignment: the head its map was folded into, and the tenant
+    # that ran it (the only one that sees or uses it). Both None for the admin's heads.
+    base_head_id: str | None = None
+    tenant_id: str | None = None
+
+    def visible_to(self, tenant_id: str) -> bool:
+        """The admin's heads are public; a derived head is its tenant's alone."""
+        return self.base_head_id is None or self.tenant_id == tenant_id
+
+    @property
+    def counted_as(self) -> str:
+        """The head a query of this one counts against (a derived head's queries are its base head's)."""
+        return self.base_head_id or self.id
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,17 @@ class SessionRecord:
     validation_folds: int = 0  # K per-fold results requested, 0 for one result over all samples
     tenant_id: str | None = None  # its owner; None only for sessions from before tenants (unreachable)
     stored_bytes: int = 0  # its chunks and result, charged to the owner's storage until it is deleted
+    # Provider-held alignments: the chunks are plaintext row blocks of X (no key: key_id is ""), the
+    # provider solves `map_method` with `map_params`, and the result is the derived head.
+    map_holder: MapHolder = MapHolder.client
+    map_method: str = ""
+    map_params: tuple[tuple[str, float], ...] = ()
+    derived_head_id: str | None = None
+    map_choice: tuple[tuple[str, float], ...] = ()  # what the method chose, once done
+
+    @property
+    def provider_held(self) -> bool:
+        return self.map_holder == MapHolder.provider
 
     @property
     def layout(self) -> CrossCovarianceLayout:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
+from shared_protocol.messages import AlignmentState, KeyPurpose, MapHolder, OutputMode
 
 from ..errors import StorageFull
 from .base import INTERRUPTED_ERROR, RecordExistsError, Store
@@ -141,6 +141,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         ),
     ),
+    Migration(
+        7,
+        "provider-held maps: who may hold a head's map, heads derived for one tenant, and provider-held "
+        "sessions (heads and sessions from before are client-held)",
+        (
+            "ALTER TABLE heads ADD COLUMN map_holder TEXT NOT NULL DEFAULT 'client'",
+            "ALTER TABLE heads ADD COLUMN base_head_id TEXT",
+            "ALTER TABLE heads ADD COLUMN tenant_id TEXT",
+            "CREATE INDEX heads_base ON heads (base_head_id)",
+            "ALTER TABLE sessions ADD COLUMN map_holder TEXT NOT NULL DEFAULT 'client'",
+            "ALTER TABLE sessions ADD COLUMN map_method TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE sessions ADD COLUMN map_params TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE sessions ADD COLUMN derived_head_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN map_choice TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -164,6 +180,8 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
     Runs once per such database; afterwards the version table says."""
     if not _columns(conn, "heads"):
         return 0
+    if "map_holder" in _columns(conn, "heads"):
+        return 7
     if _columns(conn, "tenants"):
         return 6
     if "output_mode" in _columns(conn, "heads"):
@@ -221,6 +239,9 @@ def _head(r: sqlite3.Row) -> HeadRecord:
         encoder_model_id=r["encoder_model_id"],
         report=TrainingReport(train_examples=report["train_examples"], train_accuracy=report["train_accuracy"]),
         output_mode=OutputMode(r["output_mode"]),
+        map_holder=MapHolder(r["map_holder"]),
+        base_head_id=r["base_head_id"],
+        tenant_id=r["tenant_id"],
     )
 
 
@@ -240,6 +261,9 @@ def _head_row(h: HeadRecord) -> dict[str, Any]:
         "encoder_model_id": h.encoder_model_id,
         "report": json.dumps({"train_examples": h.report.train_examples, "train_accuracy": h.report.train_accuracy}),
         "output_mode": h.output_mode.value,
+        "map_holder": h.map_holder.value,
+        "base_head_id": h.base_head_id,
+        "tenant_id": h.tenant_id,
     }
 
 
@@ -352,7 +376,16 @@ def _session(r: sqlite3.Row) -> SessionRecord:
         validation_folds=r["validation_folds"],
         tenant_id=r["tenant_id"],
         stored_bytes=r["stored_bytes"],
+        map_holder=MapHolder(r["map_holder"]),
+        map_method=r["map_method"],
+        map_params=_pairs(r["map_params"]),
+        derived_head_id=r["derived_head_id"],
+        map_choice=_pairs(r["map_choice"]),
     )
+
+
+def _pairs(text: str) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((str(k), float(v)) for k, v in json.loads(text).items()))
 
 
 def _session_row(s: SessionRecord) -> dict[str, Any]:
@@ -380,6 +413,11 @@ def _session_row(s: SessionRecord) -> dict[str, Any]:
         "validation_folds": s.validation_folds,
         "tenant_id": s.tenant_id,
         "stored_bytes": s.stored_bytes,
+        "map_holder": s.map_holder.value,
+        "map_method": s.map_method,
+        "map_params": json.dumps(dict(s.map_params)),
+        "derived_head_id": s.derived_head_id,
+        "map_choice": json.dumps(dict(s.map_choice)),
     }
 
 
@@ -527,7 +565,11 @@ class SqliteStore(Store):
         return [_head(r) for r in self._all("SELECT * FROM heads ORDER BY created_at")]
 
     def delete_head(self, head_id: str) -> bool:
-        return self._change("DELETE FROM heads WHERE id = ?", (head_id,)) > 0
+        with self._transaction() as c:
+            deleted = c.execute("DELETE FROM heads WHERE id = ?", (head_id,)).rowcount
+            if deleted:
+                c.execute("DELETE FROM heads WHERE base_head_id = ?", (head_id,))
+        return deleted > 0
 
     # corpora
     def add_corpus(self, corpus: CorpusRecord) -> None:
@@ -633,6 +675,29 @@ class SqliteStore(Store):
                 (AlignmentState.done.value, result_blob, computed_columns, result_bytes, session_id),
             )
             _add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
+
+    def complete_provider_held(
+        self, session_id: str, head: HeadRecord, choice: Sequence[tuple[str, float]], computed_columns: int
+    ) -> bool:
+        with self._transaction() as c:
+            row = c.execute(
+                "SELECT tenant_id, stored_bytes, head_id FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None or c.execute("SELECT 1 FROM heads WHERE id = ?", (row["head_id"],)).fetchone() is None:
+                return False
+            row_values = _head_row(head)
+            cols, marks = ", ".join(row_values), ", ".join("?" for _ in row_values)
+            try:
+                c.execute(f"INSERT INTO heads ({cols}) VALUES ({marks})", tuple(row_values.values()))
+            except sqlite3.IntegrityError as exc:
+                raise RecordExistsError(f"heads: {exc}") from None
+            c.execute(
+                "UPDATE sessions SET state = ?, derived_head_id = ?, map_choice = ?, computed_columns = ?, "
+                "stored_bytes = 0 WHERE session_id = ?",
+                (AlignmentState.done.value, head.id, json.dumps(dict(choice)), computed_columns, session_id),
+            )
+            _release(c, row["tenant_id"], row["stored_bytes"])
+        return True
 
     def fail_session(self, session_id: str, error: str) -> None:
         self._change(
