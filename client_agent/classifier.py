@@ -45,7 +45,7 @@ def choose_map(maps: MapStore, provider_url: str, head_id: str, embedder: Embedd
 def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | None) -> Classified:
     """Raises ApiError for the agent's own refusals, MapMismatch and ProviderError for the rest."""
     head = state.cache.head(head_id)
-    embedder = state.embedder()
+    embedder = state.query_embedder()
     stored = choose_map(state.maps, state.provider.base_url, head_id, embedder, map_id)
     check_map(stored, embedder, head)  # before any key is registered: a refusal changes nothing
     pset = state.inference_parameter_set(head)
