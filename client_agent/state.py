@@ -8,8 +8,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.private_files import private_dir
 from helix_web.readiness import writable_dir
@@ -144,7 +142,7 @@ def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient
                 continue
             try:
                 provider.revoke_key(stored.key_id)
-            except (ProviderError, httpx.HTTPError) as exc:
+            except ProviderError as exc:
                 log.info("could not revoke a leftover alignment key: %s", type(exc).__name__)
 
     if leftovers:
@@ -159,7 +157,7 @@ def delete_abandoned_sessions(session_ids: list[str], provider: ProviderClient) 
         for session_id in session_ids:
             try:
                 provider.delete_session(session_id)
-            except (ProviderError, httpx.HTTPError) as exc:
+            except ProviderError as exc:
                 log.info("could not delete abandoned alignment session: %s", exc)
 
     if session_ids:
