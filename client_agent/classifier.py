@@ -45,7 +45,7 @@ def choose_map(maps: MapStore, provider_url: str, head_id: str, embedder: Embedd
 def classify(state: ClientState, texts: list[str], head_id: str, map_id: str | None) -> Classified:
     """Raises ApiError for the agent's own refusals, MapMismatch and ProviderError for the rest."""
     head = state.cache.head(head_id)
-    embedder = state.embedder()
+    embedder = state.query_embedder()
     stored = choose_map(state.maps, state.provider.base_url, head_id, embedder, map_id)
     # A provider-held alignment is classified against the head derived for us (the map folded in).
     evaluated = state.cache.head(stored.meta.derived_head_id) if stored.meta.derived_head_id else head

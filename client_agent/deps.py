@@ -1,3 +1,6 @@
+"""FastAPI dependencies of the agent: the application state and the optional bearer token. `async def`: FastAPI
+would run a plain `def` dependency in its thread pool, a hop per request that costs more than the check."""
+
 from __future__ import annotations
 
 import secrets
@@ -10,14 +13,14 @@ from helix_web.errors import ApiError, bearer_token
 from .state import ClientState
 
 
-def get_state(request: Request) -> ClientState:
+async def get_state(request: Request) -> ClientState:
     return request.app.state.helix  # type: ignore[no-any-return]
 
 
 State = Annotated[ClientState, Depends(get_state)]
 
 
-def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
     token = state.settings.api_token
     if token is None:
         return

@@ -1,4 +1,4 @@
-"""httpx client for the provider's API. Verifies the provider's certificate against the configured
+"""Client for the provider's API (over `http_transport`). Verifies the provider's certificate against the configured
 CA; authenticates as its tenant with an API key (`Authorization: Bearer <api key>` on every call);
 speaks JSON for control messages and HELIX frames for ciphertexts.
 
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from helix_web.request_id import request_id_headers
@@ -44,6 +43,8 @@ from shared_protocol.messages import (
     KeyRegistrationHeader,
     ServiceInfo,
 )
+
+from .http_transport import ConnectFailed, HttpReply, HttpTransport, TransportError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,11 +112,11 @@ class ProviderClient:
         api_key: str | None = None,
         retry_seconds: float = 10.0,
     ) -> None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
+        verify = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else ssl.create_default_context()
         self.base_url = base_url.rstrip("/")
         self.retry_seconds = retry_seconds
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.base_url, verify=verify, timeout=timeout, headers=headers)
+        self._http = HttpTransport(self.base_url, verify, timeout, headers)
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -130,7 +131,7 @@ class ProviderClient:
 
     def _send(
         self, method: str, path: str, *, idempotent: bool | None = None, retry: bool = True, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> HttpReply:
         """One call, retried while the provider is away if repeating it is safe (module docstring); a
         provider that stays away is ProviderUnreachable, an error answer ProviderError. It carries the
         id of the agent request it serves (`X-Request-ID`), so both logs name the same id."""
@@ -141,12 +142,12 @@ class ProviderClient:
         while True:
             try:
                 resp = self._http.request(method, path, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 # A refused connection reached nobody, so even a non-idempotent call may be sent again.
-                if (repeatable or isinstance(exc, httpx.ConnectError)) and backoff.wait():
+                if (repeatable or isinstance(exc, ConnectFailed)) and backoff.wait():
                     retried = True
                     continue
-                raise self._unavailable(f"it is unreachable ({str(exc) or type(exc).__name__})") from None
+                raise self._unavailable(f"it is unreachable ({exc})") from None
             if resp.status_code in RETRY_STATUSES:
                 if repeatable and backoff.wait():
                     retried = True
@@ -159,7 +160,7 @@ class ProviderClient:
     def _unavailable(self, reason: str) -> ProviderUnreachable:
         return ProviderUnreachable(self.base_url, reason, retry_after=max(1, math.ceil(self.retry_seconds)))
 
-    def _check(self, resp: httpx.Response) -> httpx.Response:
+    def _check(self, resp: HttpReply) -> HttpReply:
         self.bytes_received += len(resp.content)
         if not resp.is_success:  # a redirect is no answer either: the client never follows one
             retry_after = resp.headers.get("retry-after")
@@ -174,7 +175,7 @@ class ProviderClient:
     def _get(self, path: str, model: type[M], **params: str | int) -> M:
         return model.model_validate(self._send("GET", path, params=params).json())
 
-    def _post_frame(self, method: str, path: str, header: BaseModel, blobs: list[bytes]) -> httpx.Response:
+    def _post_frame(self, method: str, path: str, header: BaseModel, blobs: list[bytes]) -> HttpReply:
         body = encode_frame(header, blobs)
         self.bytes_sent += len(body)
         return self._send(method, path, content=body, headers={"content-type": FRAME_MEDIA_TYPE})
@@ -300,7 +301,7 @@ class ProviderClient:
         return reply, out, len(body), len(resp.content)
 
 
-def _error_detail(resp: httpx.Response) -> str:
+def _error_detail(resp: HttpReply) -> str:
     try:
         return str(resp.json().get("detail", resp.text[:200]))
     except ValueError:

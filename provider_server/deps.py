@@ -1,5 +1,9 @@
 """FastAPI dependencies: the application state, admin authentication, and one service per room,
-built per request from the state's long-lived parts (constructor injection, no globals)."""
+built per request from the state's long-lived parts (constructor injection, no globals).
+
+The dependencies are `async def` although none of them awaits: FastAPI runs a plain `def` dependency in its
+thread pool, one thread hop each (seven on a classify), which cost more than the work they do (building a
+service object, one indexed Store read for the API key)."""
 
 from __future__ import annotations
 
@@ -21,14 +25,14 @@ from .state import ProviderState
 from .store import TenantRecord
 
 
-def get_state(request: Request) -> ProviderState:
+async def get_state(request: Request) -> ProviderState:
     return request.app.state.helix  # type: ignore[no-any-return]
 
 
 State = Annotated[ProviderState, Depends(get_state)]
 
 
-def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
     token = state.settings.admin_token
     if token is None or not token.get_secret_value():
         raise ApiError(403, "admin_disabled", "admin endpoints are disabled: set HELIX_PROVIDER_ADMIN_TOKEN")
@@ -39,11 +43,11 @@ def require_admin(state: State, authorization: Annotated[str | None, Header()] =
         raise ApiError(401, "unauthorized", "wrong admin token")
 
 
-def get_audit(state: State) -> AuditLog:
+async def get_audit(state: State) -> AuditLog:
     return AuditLog(state.store)
 
 
-def get_metering(state: State) -> Metering:
+async def get_metering(state: State) -> Metering:
     return Metering(state.store, state.settings)
 
 
@@ -51,14 +55,14 @@ Audit = Annotated[AuditLog, Depends(get_audit)]
 Meter = Annotated[Metering, Depends(get_metering)]
 
 
-def get_tenants(state: State, audit: Audit) -> TenantService:
+async def get_tenants(state: State, audit: Audit) -> TenantService:
     return TenantService(state.store, audit)
 
 
 Tenants = Annotated[TenantService, Depends(get_tenants)]
 
 
-def require_tenant(tenants: Tenants, authorization: Annotated[str | None, Header()] = None) -> TenantRecord:
+async def require_tenant(tenants: Tenants, authorization: Annotated[str | None, Header()] = None) -> TenantRecord:
     """The tenant of the request's API key: 401 without a live key, 403 for a disabled tenant."""
     return tenants.authenticate(authorization)
 
@@ -66,21 +70,21 @@ def require_tenant(tenants: Tenants, authorization: Annotated[str | None, Header
 Tenant = Annotated[TenantRecord, Depends(require_tenant)]
 
 
-def get_catalog(state: State) -> CatalogService:
+async def get_catalog(state: State) -> CatalogService:
     return CatalogService(state.store, state.blobs, state.embedder, state.settings)
 
 
-def get_keys(state: State, meter: Meter, audit: Audit) -> KeyService:
+async def get_keys(state: State, meter: Meter, audit: Audit) -> KeyService:
     return KeyService(state.store, state.blobs, state.settings, meter, audit)
 
 
-def get_inference(
+async def get_inference(
     state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
 ) -> InferenceService:
     return InferenceService(state.store, state.blobs, state.settings, keys, state.pool, meter, audit)
 
 
-def get_alignments(
+async def get_alignments(
     state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
 ) -> AlignmentService:
     return AlignmentService(
