@@ -1,7 +1,8 @@
-"""The contract every Store implementation keeps, run against each of them.
+"""The contract every Store keeps, run against each database it runs on: SQLite, and PostgreSQL on a
+private server (tests/pg_server.py).
 
-Routers and services rely on exactly this behaviour and nothing else; a new implementation (say,
-PostgreSQL) is added to STORES and must pass unchanged."""
+Routers and services rely on exactly this behaviour and nothing else; a new database is added to
+DATABASES and must pass unchanged."""
 
 from __future__ import annotations
 
@@ -33,19 +34,25 @@ from provider_server.store import (
     TrainingReport,
     open_store,
 )
-from provider_server.store.sqlite import SqliteStore
+from provider_server.store.sql import SqlStore
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-STORES: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda tmp: open_store(f"sqlite:///{tmp / 'provider.db'}"),
-}
+DATABASES = ("sqlite", "postgresql")
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = STORES[request.param](tmp_path)
+@pytest.fixture(params=DATABASES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database of each kind."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'provider.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
     try:
         yield s
     finally:
@@ -542,15 +549,23 @@ def test_the_audit_log_appends_and_pages(store: Store) -> None:
 # -- the factory ----------------------------------------------------------------------------------
 
 
-def test_the_database_url_selects_the_store(tmp_path: Path) -> None:
+def test_the_database_url_selects_the_store(tmp_path: Path, pg_url: str) -> None:
     s = open_store(f"sqlite:///{tmp_path / 'nested' / 'provider.db'}")
     try:
-        assert isinstance(s, SqliteStore)
+        assert isinstance(s, SqlStore) and s.dialect == "sqlite"
     finally:
         s.close()
     assert (tmp_path / "nested" / "provider.db").exists()
-    with pytest.raises(ValueError, match="unsupported database URL"):
-        open_store("postgresql://localhost/helix")
+    for url in (pg_url, pg_url.replace("postgresql+psycopg://", "postgresql://")):
+        s = open_store(url)
+        try:
+            assert isinstance(s, SqlStore) and s.dialect == "postgresql"
+        finally:
+            s.close()
+    for url in ("mysql://localhost/helix", "postgresql+psycopg2://u:secret@localhost/helix", "provider.db"):
+        with pytest.raises(ValueError, match="unsupported database URL") as info:
+            open_store(url)
+        assert "secret" not in str(info.value), "a password in a refused URL must not reach the logs"
 
 
 # -- retention ------------------------------------------------------------------------------------
