@@ -587,3 +587,15 @@ def test_every_session_is_listed(store: Store) -> None:
     store.add_session(session("a_1"))
     store.add_session(session("a_2"))
     assert sorted(s.session_id for s in store.list_sessions()) == ["a_1", "a_2"]
+
+
+# -- several processes ----------------------------------------------------------------------------
+
+
+def test_admissions_from_several_processes_never_exceed_a_limit(store: Store, store_url: str) -> None:
+    """Replicas share one database: the limit holds across processes, not only across threads."""
+    from tests.unit.provider_server.store.store_processes import run_together
+
+    admitted = run_together(4, store_url, "admit", "12", "29")
+    assert sum(int(n) for n in admitted) == 29
+    assert counters(store) == {("queries:sst2", DAY): 29}
