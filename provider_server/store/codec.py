@@ -25,7 +25,7 @@ from .records import (
     TrainingReport,
 )
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def head(r: Row) -> HeadRecord:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema; `version` is the schema version after it."""

@@ -111,11 +111,15 @@ _REVOKE_KEY = update(keys).where(_by(keys, "key_id")).values(revoked=True)
 _DELETE_KEY = delete(keys).where(_by(keys, "key_id"))
 _LOCK_CHALLENGE = select(challenges).where(_by(challenges, "challenge_id", "tenant_id")).with_for_update()
 _USE_CHALLENGE = update(challenges).where(_by(challenges, "challenge_id")).values(used=True)
-_PRUNE_CHALLENGES = delete(challenges).where(challenges.c.expires_at < bindparam("before", type_=challenges.c.expires_at.type))
+_PRUNE_CHALLENGES = delete(challenges).where(
+    challenges.c.expires_at < bindparam("before", type_=challenges.c.expires_at.type)
+)
 _GET_SESSION = select(sessions).where(_by(sessions, "session_id"))
 _LIST_SESSIONS = select(sessions).order_by(sessions.c.created_at)
 _LOCK_RECEIVED = select(sessions.c.received).where(_by(sessions, "session_id")).with_for_update()
-_LOCK_SESSION = select(sessions.c.tenant_id, sessions.c.stored_bytes).where(_by(sessions, "session_id")).with_for_update()
+_LOCK_SESSION = (
+    select(sessions.c.tenant_id, sessions.c.stored_bytes).where(_by(sessions, "session_id")).with_for_update()
+)
 _MARK_RECEIVED = (
     update(sessions)
     .where(_by(sessions, "session_id"))
@@ -149,7 +153,11 @@ _COMPLETE = (
         stored_bytes=bindparam("result_bytes"),
     )
 )
-_FAIL = update(sessions).where(_by(sessions, "session_id")).values(state=AlignmentState.failed.value, error=bindparam("new_error"))
+_FAIL = (
+    update(sessions)
+    .where(_by(sessions, "session_id"))
+    .values(state=AlignmentState.failed.value, error=bindparam("new_error"))
+)
 _INTERRUPT = (
     update(sessions)
     .where(sessions.c.state == AlignmentState.computing.value)
@@ -183,7 +191,9 @@ _USAGE = (
 )
 _INSERTS = {t.name: insert(t) for t in (heads, corpora, keys, challenges, sessions, tenants, api_keys)}
 _APPEND_AUDIT = insert(audit_log).returning(audit_log.c.seq)
-_LIST_AUDIT = select(audit_log).where(audit_log.c.seq > bindparam("after")).order_by(audit_log.c.seq).limit(bindparam("n"))
+_LIST_AUDIT = (
+    select(audit_log).where(audit_log.c.seq > bindparam("after")).order_by(audit_log.c.seq).limit(bindparam("n"))
+)
 _LIST_TENANT_AUDIT = (
     select(audit_log)
     .where(audit_log.c.tenant_id == bindparam("w_tenant_id"), audit_log.c.seq > bindparam("after"))
@@ -193,7 +203,7 @@ _LIST_TENANT_AUDIT = (
 
 
 def _upsert(dialect: str) -> Callable[[Table], Insert]:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert  # type: ignore[return-value]
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 class SqlStore(Store):

@@ -70,7 +70,9 @@ def test_a_provider_on_postgresql_registers_keys_classifies_and_meters(
         assert conn.execute("SELECT counter, value FROM usage_counters WHERE counter LIKE 'queries:%'").fetchall() == [
             ("queries:tiny", 4)
         ]
-        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE tenant_id = %s ORDER BY seq", [tenant_id])]
+        actions = [
+            r[0] for r in conn.execute("SELECT action FROM audit_log WHERE tenant_id = %s ORDER BY seq", [tenant_id])
+        ]
         assert "classify" in actions
     data_dir = Path(svc.env["HELIX_PROVIDER_DATA_DIR"])
     assert not (data_dir / "provider.db").exists(), "a provider on PostgreSQL must not also write SQLite"
