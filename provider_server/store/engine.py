@@ -1,16 +1,13 @@
 """SQLAlchemy engines for the Store's two databases, and what their errors mean to a request.
 
-SQLite: one connection for the whole process (requests run in a thread pool and SQLite serialises
-writers anyway, so the Store guards it with a lock), WAL so readers never wait for a writer, and
-transactions begun by hand: `BEGIN IMMEDIATE` for writes, taking the database's write lock up front
-so that two processes never both read-then-write, and no transaction at all for a single-statement
-read. The driver's own implicit BEGIN is switched off, so DDL runs inside our transactions too.
+SQLite: one connection for the whole process (a StaticPool; `transactions.py` guards it with a lock),
+WAL so readers never wait for a writer, and the driver's own implicit BEGIN switched off: transactions
+begin by hand, SQLAlchemy's (the migrations') with `BEGIN IMMEDIATE`, so DDL runs inside them and
+holds the database's write lock from the start.
 
-PostgreSQL (psycopg 3): a pool of connections shared by the threads; writes are READ COMMITTED
-transactions made safe by row locks and advisory locks (see `sql.py`), reads run in autocommit (one
-round trip, no BEGIN/COMMIT). psycopg prepares a statement on the server after it ran a few times on
-a connection, and SQLAlchemy caches each statement's compiled SQL, so the classify path pays for
-neither parsing nor planning once warm.
+PostgreSQL (psycopg 3): a pool of connections shared by the threads. psycopg prepares a statement on
+the server after it ran a few times on a connection, so the classify path pays for neither parsing nor
+planning once warm.
 """
 
 from __future__ import annotations
@@ -30,8 +27,6 @@ from sqlalchemy.pool import StaticPool
 from ..errors import StorageFull
 from .base import RecordExistsError
 
-#: The execution option that marks a connection's transaction as read-only (SQLite: no BEGIN at all).
-READ_ONLY = "helix_read_only"
 #: How long a SQLite writer waits for another process's write lock before it gives up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: PostgreSQL's SQLSTATE for a full disk, and for a duplicate key.
@@ -86,29 +81,26 @@ def _sqlite_engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        if not conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def reader(engine: Engine) -> Engine:
-    """The engine the Store reads through: no transaction on SQLite, autocommit on PostgreSQL."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine.execution_options(**{READ_ONLY: True})
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception (SQLAlchemy wraps it when it ran the statement)."""
+    return exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
 
 
-def is_duplicate(exc: DBAPIError) -> bool:
-    """Whether an IntegrityError says a record with this key (id, or unique name) is already stored."""
-    orig = exc.orig
+def is_duplicate(exc: BaseException) -> bool:
+    """Whether an integrity error says a record with this key (id, or unique name) is already stored."""
+    orig = _driver_error(exc)
     if isinstance(orig, sqlite3.IntegrityError):
         return True
     return getattr(orig, "sqlstate", None) == PG_UNIQUE_VIOLATION
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    orig = _driver_error(exc)
     if isinstance(orig, sqlite3.OperationalError):
         return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return getattr(orig, "sqlstate", None) == PG_DISK_FULL
@@ -120,11 +112,11 @@ def storage_errors() -> Iterator[None]:
     back by the time this raises, so nothing of the request was stored."""
     try:
         yield
-    except (DBAPIError, sqlite3.OperationalError) as exc:
+    except Exception as exc:
         if not _is_disk_full(exc):
             raise
         raise StorageFull("storage_full", "the provider's storage is full (database); nothing was stored") from None
 
 
-def duplicate_as_exists(table: str, exc: DBAPIError) -> RecordExistsError:
-    return RecordExistsError(f"{table}: {exc.orig}")
+def duplicate_as_exists(table: str, exc: BaseException) -> RecordExistsError:
+    return RecordExistsError(f"{table}: {_driver_error(exc)}")

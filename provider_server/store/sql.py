@@ -10,24 +10,21 @@ What must hold across requests holds in the database, for threads and for proces
   rows may not exist yet, so there is no row to lock). Appends to the audit log take one advisory
   lock too, so that sequence numbers become visible in order and a reader paging by `after_seq`
   never skips a line that commits late.
-Statements are built once, here, and run with parameters: SQLAlchemy reuses their compiled SQL.
+Statements are built once, here, and compiled once per database (`prepared.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import BigInteger, Engine, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import Table
 
 from shared_protocol.messages import AlignmentState
@@ -63,11 +60,12 @@ from .schema import (
     tenants,
     usage_counters,
 )
+from .transactions import Database, Tx
 
 #: The counter a key's and a session's stored bytes belong to (period "": it never resets).
 STORAGE_COUNTER = "storage"
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger())).label("locked"))
 #: The advisory lock key of the audit log's appends.
 _AUDIT_LOCK = 0x68656C6978_617564
 
@@ -134,7 +132,8 @@ _CLAIM = (
     update(sessions)
     .where(
         _by(sessions, "session_id"),
-        sessions.c.state.not_in([AlignmentState.computing.value, AlignmentState.done.value]),
+        sessions.c.state != AlignmentState.computing.value,
+        sessions.c.state != AlignmentState.done.value,
     )
     .values(state=AlignmentState.computing.value, computed_columns=0, error=None)
 )
@@ -180,14 +179,14 @@ _UPDATE_COUNTER = (
     .values(value=bindparam("new_value"))
 )
 _DELETE_COUNTER = delete(usage_counters).where(_by(usage_counters, "tenant_id", "counter", "period"))
-_USAGE = (
-    select(usage_counters.c.counter, usage_counters.c.period, usage_counters.c.value)
-    .where(
-        usage_counters.c.tenant_id == bindparam("w_tenant_id"),
-        usage_counters.c.period.in_(bindparam("periods", expanding=True)),
-        usage_counters.c.value > 0,
-    )
-    .order_by(usage_counters.c.counter, usage_counters.c.period)
+_USAGE = select(usage_counters.c.counter, usage_counters.c.period, usage_counters.c.value).where(
+    _by(usage_counters, "tenant_id", "period"), usage_counters.c.value > 0
+)
+_SET_DISABLED = update(tenants).where(_by(tenants, "tenant_id")).values(disabled=bindparam("new_disabled"))
+_SET_QUOTAS = (
+    update(tenants)
+    .where(_by(tenants, "tenant_id"))
+    .values({name: bindparam(f"new_{name}") for name in codec.quota_row(Quotas())})
 )
 _INSERTS = {t.name: insert(t) for t in (heads, corpora, keys, challenges, sessions, tenants, api_keys)}
 _APPEND_AUDIT = insert(audit_log).returning(audit_log.c.seq)
@@ -202,66 +201,78 @@ _LIST_TENANT_AUDIT = (
 )
 
 
-def _upsert(dialect: str) -> Callable[[Table], Insert]:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _put_bucket(dialect_insert: Any) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE of a tenant's bucket (the same SQL on both databases)."""
+    stmt = dialect_insert(rate_buckets)
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "bucket"],
+        set_={"tokens": stmt.excluded.tokens, "updated_at": stmt.excluded.updated_at},
+    )
+
+
+_PUT_BUCKET = {"postgresql": _put_bucket(postgresql.insert), "sqlite": _put_bucket(sqlite.insert)}
+_COUNTER_KEYS = [c.key for c in usage_counters.c]
+_AUDIT_KEYS = [c.key for c in audit_log.c if c.key != "seq"]
+
+
+def _statements(dialect: str) -> list[tuple[Any, list[str] | None]]:
+    """Every statement the Store runs, with the columns an INSERT fills (to prepare them)."""
+    plain = [v for k, v in globals().items() if k.startswith("_") and k.isupper() and isinstance(v, ClauseElement)]
+    inserts = [(stmt, [c.key for c in stmt.table.c]) for stmt in _INSERTS.values()]
+    return [
+        *[(stmt, None) for stmt in plain if stmt is not _INSERT_COUNTER and stmt is not _APPEND_AUDIT],
+        *inserts,
+        (_INSERT_COUNTER, _COUNTER_KEYS),
+        (_APPEND_AUDIT, _AUDIT_KEYS),
+        (_PUT_BUCKET[dialect], [c.key for c in rate_buckets.c]),
+    ]
 
 
 class SqlStore(Store):
     """The Store on a database URL (`sqlite:///...`, `postgresql+psycopg://...`); migrates at open."""
 
     def __init__(self, url: str) -> None:
-        self._engine: Engine = engines.create(engines.normalise_url(url))
-        self.dialect = self._engine.dialect.name
+        engine = engines.create(engines.normalise_url(url))
+        self.dialect = engine.dialect.name
         self._postgresql = self.dialect == "postgresql"
-        self._reader = engines.reader(self._engine)
-        # SQLite: one connection, so one thread at a time; PostgreSQL: the pool hands out one each.
-        self._lock: AbstractContextManager[Any] = nullcontext() if self._postgresql else threading.RLock()
-        ins = _upsert(self.dialect)
-        bucket = ins(rate_buckets)
-        self._put_bucket = bucket.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["tenant_id", "bucket"],
-            set_={"tokens": bucket.excluded.tokens, "updated_at": bucket.excluded.updated_at},  # type: ignore[attr-defined]
-        )
-        with self._lock, engines.storage_errors():
-            upgrade(self._engine)
+        with engines.storage_errors():
+            upgrade(engine)
+        self._db = Database(engine, _statements(self.dialect))
+
+    @property
+    def _engine(self) -> Engine:
+        return self._db.engine
 
     def close(self) -> None:
-        with self._lock:
-            self._engine.dispose()
+        self._db.close()
 
     # -- plumbing ---------------------------------------------------------------------------------
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """One write transaction; a full disk rolls it back and answers 507 (`StorageFull`)."""
-        with self._lock, engines.storage_errors(), self._engine.begin() as conn:
-            yield conn
+    def _one(self, stmt: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+        with self._db.read() as c:
+            return c.first(stmt, params)
 
-    def _one(self, stmt: Any, params: dict[str, Any]) -> Any:
-        with self._lock, self._reader.connect() as conn:
-            return conn.execute(stmt, params).mappings().first()
-
-    def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
-        with self._lock, self._reader.connect() as conn:
-            return list(conn.execute(stmt, params or {}).mappings())
+    def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._db.read() as c:
+            return c.all(stmt, params or {})
 
     def _insert(self, table: Table, row: dict[str, Any]) -> None:
         try:
-            with self._transaction() as c:
-                c.execute(_INSERTS[table.name], row)
-        except IntegrityError as exc:
+            with self._db.write() as c:
+                c.change(_INSERTS[table.name], row)
+        except Exception as exc:
             if engines.is_duplicate(exc):
                 raise engines.duplicate_as_exists(table.name, exc) from None
             raise
 
     def _change(self, stmt: Any, params: dict[str, Any] | None = None) -> int:
-        with self._transaction() as c:
-            return c.execute(stmt, params or {}).rowcount
+        with self._db.write() as c:
+            return c.change(stmt, params or {})
 
-    def _lock_tenant(self, c: Connection, tenant_id: str) -> None:
+    def _lock_tenant(self, c: Tx, tenant_id: str) -> None:
         """Serialise, across processes, the transactions that read and then change a tenant's counters
         or buckets (SQLite's write lock already does)."""
         if self._postgresql:
-            c.execute(_ADVISORY_LOCK, {"key": _lock_key("tenant", tenant_id)})
+            c.scalar(_ADVISORY_LOCK, {"key": _lock_key("tenant", tenant_id)})
 
     # -- heads ------------------------------------------------------------------------------------
     def add_head(self, head: HeadRecord) -> None:
@@ -303,12 +314,12 @@ class SqlStore(Store):
         return [codec.key(r) for r in self._all(_LIST_KEYS)]
 
     def revoke_key(self, key_id: str) -> bool:
-        with self._transaction() as c:
-            row = c.execute(_LOCK_KEY, _w(key_id=key_id)).first()
-            if row is None or row.revoked:
+        with self._db.write() as c:
+            row = c.first(_LOCK_KEY, _w(key_id=key_id))
+            if row is None or row["revoked"]:
                 return False
-            c.execute(_REVOKE_KEY, _w(key_id=key_id))
-            self._release(c, row.tenant_id, row.stored_bytes)
+            c.change(_REVOKE_KEY, _w(key_id=key_id))
+            self._release(c, row["tenant_id"], row["stored_bytes"])
         return True
 
     def all_keys(self) -> list[KeyRecord]:
@@ -317,13 +328,13 @@ class SqlStore(Store):
     def delete_key(self, key_id: str) -> bool:
         """Delete a key's record; an unrevoked key's bytes leave its tenant's storage count with it (a
         revoked key's left at revocation)."""
-        with self._transaction() as c:
-            row = c.execute(_LOCK_KEY, _w(key_id=key_id)).first()
+        with self._db.write() as c:
+            row = c.first(_LOCK_KEY, _w(key_id=key_id))
             if row is None:
                 return False
-            c.execute(_DELETE_KEY, _w(key_id=key_id))
-            if not row.revoked:
-                self._release(c, row.tenant_id, row.stored_bytes)
+            c.change(_DELETE_KEY, _w(key_id=key_id))
+            if not row["revoked"]:
+                self._release(c, row["tenant_id"], row["stored_bytes"])
         return True
 
     # -- key challenges ---------------------------------------------------------------------------
@@ -331,10 +342,10 @@ class SqlStore(Store):
         self._insert(challenges, codec.challenge_row(challenge))
 
     def take_challenge(self, challenge_id: str, tenant_id: str) -> ChallengeRecord | None:
-        with self._transaction() as c:
-            row = c.execute(_LOCK_CHALLENGE, _w(challenge_id=challenge_id, tenant_id=tenant_id)).mappings().first()
+        with self._db.write() as c:
+            row = c.first(_LOCK_CHALLENGE, _w(challenge_id=challenge_id, tenant_id=tenant_id))
             if row is not None:
-                c.execute(_USE_CHALLENGE, _w(challenge_id=challenge_id))
+                c.change(_USE_CHALLENGE, _w(challenge_id=challenge_id))
         return codec.challenge(row) if row else None
 
     def prune_challenges(self, expired_before: datetime) -> int:
@@ -354,18 +365,19 @@ class SqlStore(Store):
     def mark_received(
         self, session_id: str, indices: Iterable[int], data_scale_bits: int, added_bytes: int = 0
     ) -> SessionRecord | None:
-        with self._transaction() as c:
-            row = c.execute(_LOCK_RECEIVED, _w(session_id=session_id)).first()
+        with self._db.write() as c:
+            row = c.first(_LOCK_RECEIVED, _w(session_id=session_id))
             if row is None:
                 return None
-            got = set(json.loads(row.received)) | set(indices)
+            got = set(json.loads(row["received"])) | set(indices)
             params = {
                 "w_session_id": session_id,
                 "new_received": json.dumps(sorted(got)),
                 "new_scale": data_scale_bits,
                 "added": added_bytes,
             }
-            updated = c.execute(_MARK_RECEIVED, params).mappings().one()
+            updated = c.first(_MARK_RECEIVED, params)
+            assert updated is not None
         return codec.session(updated)
 
     def claim_for_compute(self, session_id: str) -> bool:
@@ -375,8 +387,8 @@ class SqlStore(Store):
         self._change(_ADD_COLUMNS, {**_w(session_id=session_id), "columns": columns})
 
     def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
-        with self._transaction() as c:
-            row = c.execute(_LOCK_SESSION, _w(session_id=session_id)).first()
+        with self._db.write() as c:
+            row = c.first(_LOCK_SESSION, _w(session_id=session_id))
             if row is None:
                 return
             params = {
@@ -385,10 +397,10 @@ class SqlStore(Store):
                 "new_columns": computed_columns,
                 "result_bytes": result_bytes,
             }
-            c.execute(_COMPLETE, params)
-            if row.tenant_id is not None:
-                self._lock_tenant(c, row.tenant_id)
-                self._add(c, row.tenant_id, STORAGE_COUNTER, "", result_bytes - row.stored_bytes)
+            c.change(_COMPLETE, params)
+            if row["tenant_id"] is not None:
+                self._lock_tenant(c, row["tenant_id"])
+                self._add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
 
     def fail_session(self, session_id: str, error: str) -> None:
         self._change(_FAIL, {**_w(session_id=session_id), "new_error": error})
@@ -397,12 +409,12 @@ class SqlStore(Store):
         return self._change(_INTERRUPT)
 
     def delete_session(self, session_id: str) -> bool:
-        with self._transaction() as c:
-            row = c.execute(_LOCK_SESSION, _w(session_id=session_id)).first()
+        with self._db.write() as c:
+            row = c.first(_LOCK_SESSION, _w(session_id=session_id))
             if row is None:
                 return False
-            c.execute(_DELETE_SESSION, _w(session_id=session_id))
-            self._release(c, row.tenant_id, row.stored_bytes)
+            c.change(_DELETE_SESSION, _w(session_id=session_id))
+            self._release(c, row["tenant_id"], row["stored_bytes"])
         return True
 
     # -- tenants and API keys ---------------------------------------------------------------------
@@ -419,15 +431,13 @@ class SqlStore(Store):
     def update_tenant(
         self, tenant_id: str, *, disabled: bool | None = None, quotas: Quotas | None = None
     ) -> TenantRecord | None:
-        values: dict[str, Any] = {}
-        if disabled is not None:
-            values["disabled"] = disabled
-        if quotas is not None:
-            values.update(codec.quota_row(quotas))
-        with self._transaction() as c:
-            if values:
-                c.execute(update(tenants).where(tenants.c.tenant_id == tenant_id).values(**values))
-            row = c.execute(_GET_TENANT, _w(tenant_id=tenant_id)).mappings().first()
+        with self._db.write() as c:
+            if disabled is not None:
+                c.change(_SET_DISABLED, {**_w(tenant_id=tenant_id), "new_disabled": disabled})
+            if quotas is not None:
+                new = {f"new_{name}": value for name, value in codec.quota_row(quotas).items()}
+                c.change(_SET_QUOTAS, {**_w(tenant_id=tenant_id), **new})
+            row = c.first(_GET_TENANT, _w(tenant_id=tenant_id))
         return codec.tenant(row) if row else None
 
     def add_api_key(self, key: ApiKeyRecord) -> None:
@@ -445,12 +455,12 @@ class SqlStore(Store):
 
     # -- usage, quotas and rate limits ------------------------------------------------------------
     def admit(self, tenant_id: str, charges: Sequence[Charge], bucket: Bucket | None, now: datetime) -> Refusal | None:
-        with self._transaction() as c:
+        with self._db.write() as c:
             self._lock_tenant(c, tenant_id)
             tokens = None
             if bucket is not None:
-                row = c.execute(_GET_BUCKET, _w(tenant_id=tenant_id, bucket=bucket.name)).first()
-                tokens = refill(bucket, row.tokens if row else None, row.updated_at if row else None, now)
+                row = c.first(_GET_BUCKET, _w(tenant_id=tenant_id, bucket=bucket.name))
+                tokens = refill(bucket, row["tokens"] if row else None, row["updated_at"] if row else None, now)
                 if tokens < 1.0:
                     return Refusal(bucket.name, wait_seconds=(1.0 - tokens) / bucket.rate_per_second)
             for charge in charges:
@@ -458,13 +468,13 @@ class SqlStore(Store):
                     return Refusal(charge.counter)
             if bucket is not None and tokens is not None:
                 params = {"tenant_id": tenant_id, "bucket": bucket.name, "tokens": tokens - 1.0, "updated_at": now}
-                c.execute(self._put_bucket, params)
+                c.change(_PUT_BUCKET[self.dialect], params)
             for charge in charges:
                 self._add(c, tenant_id, charge.counter, charge.period, charge.amount)
         return None
 
     def refund(self, tenant_id: str, charges: Sequence[Charge]) -> None:
-        with self._transaction() as c:
+        with self._db.write() as c:
             self._lock_tenant(c, tenant_id)
             for charge in charges:
                 self._add(c, tenant_id, charge.counter, charge.period, -charge.amount)
@@ -472,40 +482,42 @@ class SqlStore(Store):
     def usage(self, tenant_id: str, periods: Sequence[str]) -> list[Counter]:
         if not periods:
             return []
-        rows = self._all(_USAGE, {**_w(tenant_id=tenant_id), "periods": list(periods)})
+        with self._db.read() as c:
+            rows = [r for p in sorted(set(periods)) for r in c.all(_USAGE, _w(tenant_id=tenant_id, period=p))]
+        rows.sort(key=lambda r: (r["counter"], r["period"]))
         return [Counter(counter=r["counter"], period=r["period"], value=r["value"]) for r in rows]
 
     @staticmethod
-    def _value(c: Connection, tenant_id: str, charge: Charge) -> int:
-        value = c.execute(_GET_COUNTER, _w(tenant_id=tenant_id, counter=charge.counter, period=charge.period)).scalar()
+    def _value(c: Tx, tenant_id: str, charge: Charge) -> int:
+        value = c.scalar(_GET_COUNTER, _w(tenant_id=tenant_id, counter=charge.counter, period=charge.period))
         return int(value) if value is not None else 0
 
-    def _add(self, c: Connection, tenant_id: str | None, counter: str, period: str, amount: int) -> None:
+    def _add(self, c: Tx, tenant_id: str | None, counter: str, period: str, amount: int) -> None:
         """Add to a counter (never below zero), under the tenant's lock; a counter back at zero has no
         row, so a charge given back leaves the table as it was."""
         if tenant_id is None or amount == 0:
             return
         key = _w(tenant_id=tenant_id, counter=counter, period=period)
-        old = c.execute(_GET_COUNTER, key).scalar()
+        old = c.scalar(_GET_COUNTER, key)
         value = max(0, (int(old) if old is not None else 0) + amount)
         if old is None and value > 0:
-            c.execute(_INSERT_COUNTER, {"tenant_id": tenant_id, "counter": counter, "period": period, "value": value})
+            c.change(_INSERT_COUNTER, {"tenant_id": tenant_id, "counter": counter, "period": period, "value": value})
         elif old is not None and value > 0:
-            c.execute(_UPDATE_COUNTER, {**key, "new_value": value})
+            c.change(_UPDATE_COUNTER, {**key, "new_value": value})
         elif old is not None:
-            c.execute(_DELETE_COUNTER, key)
+            c.change(_DELETE_COUNTER, key)
 
-    def _release(self, c: Connection, tenant_id: str | None, stored_bytes: int) -> None:
+    def _release(self, c: Tx, tenant_id: str | None, stored_bytes: int) -> None:
         if tenant_id is not None:
             self._lock_tenant(c, tenant_id)
             self._add(c, tenant_id, STORAGE_COUNTER, "", -stored_bytes)
 
     # -- audit log --------------------------------------------------------------------------------
     def append_audit(self, record: AuditRecord) -> AuditRecord:
-        with self._transaction() as c:
+        with self._db.write() as c:
             if self._postgresql:
-                c.execute(_ADVISORY_LOCK, {"key": _AUDIT_LOCK})
-            seq = c.execute(_APPEND_AUDIT, codec.audit_row(record)).scalar_one()
+                c.scalar(_ADVISORY_LOCK, {"key": _AUDIT_LOCK})
+            seq = c.scalar(_APPEND_AUDIT, codec.audit_row(record))
         return replace(record, seq=int(seq))
 
     def list_audit(self, tenant_id: str | None, after_seq: int, limit: int) -> list[AuditRecord]:
