@@ -210,7 +210,17 @@ def _put_bucket(dialect_insert: Any) -> Any:
     )
 
 
+def _bump_counter(dialect_insert: Any) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE adding to a tenant's counter (a positive amount: never zero)."""
+    stmt = dialect_insert(usage_counters)
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "counter", "period"],
+        set_={"value": usage_counters.c.value + stmt.excluded.value},
+    )
+
+
 _PUT_BUCKET = {"postgresql": _put_bucket(postgresql.insert), "sqlite": _put_bucket(sqlite.insert)}
+_BUMP_COUNTER = {"postgresql": _bump_counter(postgresql.insert), "sqlite": _bump_counter(sqlite.insert)}
 _COUNTER_KEYS = [c.key for c in usage_counters.c]
 _AUDIT_KEYS = [c.key for c in audit_log.c if c.key != "seq"]
 
@@ -225,6 +235,7 @@ def _statements(dialect: str) -> list[tuple[Any, list[str] | None]]:
         (_INSERT_COUNTER, _COUNTER_KEYS),
         (_APPEND_AUDIT, _AUDIT_KEYS),
         (_PUT_BUCKET[dialect], [c.key for c in rate_buckets.c]),
+        (_BUMP_COUNTER[dialect], _COUNTER_KEYS),
     ]
 
 
@@ -470,7 +481,11 @@ class SqlStore(Store):
                 params = {"tenant_id": tenant_id, "bucket": bucket.name, "tokens": tokens - 1.0, "updated_at": now}
                 c.change(_PUT_BUCKET[self.dialect], params)
             for charge in charges:
-                self._add(c, tenant_id, charge.counter, charge.period, charge.amount)
+                if charge.amount > 0:  # one statement, whether the counter has a row yet or not
+                    row = {"tenant_id": tenant_id, "counter": charge.counter, "period": charge.period}
+                    c.change(_BUMP_COUNTER[self.dialect], {**row, "value": charge.amount})
+                else:
+                    self._add(c, tenant_id, charge.counter, charge.period, charge.amount)
         return None
 
     def refund(self, tenant_id: str, charges: Sequence[Charge]) -> None:
