@@ -259,12 +259,10 @@ class SqlStore(Store):
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _one(self, stmt: Any, params: dict[str, Any]) -> dict[str, Any] | None:
-        with self._db.read() as c:
-            return c.first(stmt, params)
+        return self._db.reading(lambda c: c.first(stmt, params))
 
     def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._db.read() as c:
-            return c.all(stmt, params or {})
+        return self._db.reading(lambda c: c.all(stmt, params or {}))
 
     def _insert(self, table: Table, row: dict[str, Any]) -> None:
         try:
@@ -497,8 +495,9 @@ class SqlStore(Store):
     def usage(self, tenant_id: str, periods: Sequence[str]) -> list[Counter]:
         if not periods:
             return []
-        with self._db.read() as c:
-            rows = [r for p in sorted(set(periods)) for r in c.all(_USAGE, _w(tenant_id=tenant_id, period=p))]
+        rows = self._db.reading(
+            lambda c: [r for p in sorted(set(periods)) for r in c.all(_USAGE, _w(tenant_id=tenant_id, period=p))]
+        )
         rows.sort(key=lambda r: (r["counter"], r["period"]))
         return [Counter(counter=r["counter"], period=r["period"], value=r["value"]) for r in rows]
 

@@ -5,21 +5,24 @@ anyway), guarded by a lock; a write begins with `BEGIN IMMEDIATE`, so it holds t
 lock from its first read and two processes never both read-then-write; a read runs alone, in no
 transaction (WAL: it never waits for a writer). PostgreSQL: a connection from the engine's pool per
 call; a read in autocommit (one round trip), a write in one READ COMMITTED transaction. A connection
-that broke (the server restarted, say) is dropped from the pool rather than handed out again.
+that broke (the server restarted, say) is dropped from the pool rather than handed out again, and a
+read that met one is tried once more on a fresh connection (a write is not: it may have committed).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.sql import ClauseElement
 
 from .engine import storage_errors
 from .prepared import Prepared
+
+T = TypeVar("T")
 
 
 class Tx:
@@ -76,6 +79,17 @@ class Database:
                 self._sqlite = None
             self.engine.dispose()
 
+    def reading(self, fn: Callable[[Tx], T]) -> T:
+        """`fn` in a read; on PostgreSQL once more if the pooled connection it got had broken."""
+        try:
+            with self.read() as tx:
+                return fn(tx)
+        except Exception as exc:
+            if not (self.postgresql and isinstance(exc, ConnectionLost)):
+                raise
+        with self.read() as tx:
+            return fn(tx)
+
     @contextmanager
     def read(self) -> Iterator[Tx]:
         if self._sqlite is not None:
@@ -120,9 +134,17 @@ class Database:
                 if conn.autocommit != autocommit:
                     conn.autocommit = autocommit
                 yield conn
-        except BaseException:
+        except Exception as exc:
             if conn.broken or conn.closed:
+                # The others idle in the pool are as old: most likely the server restarted.
                 proxy.invalidate()
+                self.engine.dispose()
+                raise ConnectionLost(f"the connection to PostgreSQL broke: {exc}") from exc
             raise
         finally:
             proxy.close()
+
+
+class ConnectionLost(Exception):
+    """A PostgreSQL connection broke under a statement (its cause is the driver's error); the pool was
+    emptied, so the next call connects anew."""
