@@ -94,7 +94,7 @@ def _w(**values: Any) -> dict[str, Any]:
     return {f"w_{name}": value for name, value in values.items()}
 
 
-# Statements of both databases (the dialect-specific upserts are built per Store).
+# Statements of both databases (the upserts, whose constructs are dialect-specific, are built below for each).
 _GET_HEAD = select(heads).where(_by(heads, "id"))
 _LIST_HEADS = select(heads).order_by(heads.c.created_at)
 _DELETE_HEAD = delete(heads).where(_by(heads, "id"))
