@@ -33,7 +33,9 @@ class Tx:
         self._prepared = prepared
 
     def _run(self, stmt: ClauseElement, params: Mapping[str, Any]) -> Prepared:
-        p = self._prepared[id(stmt)]
+        p = self._prepared.get(id(stmt))
+        if p is None:  # a statement built outside sql.py's module-level list
+            raise LookupError(f"statement not prepared for this Store: {stmt}")
         self._cursor.execute(p.sql, p.params(params))
         return p
 
@@ -54,9 +56,6 @@ class Tx:
         """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
         self._run(stmt, params)
         return int(self._cursor.rowcount)
-
-    def sql(self, sql: str, params: Any = ()) -> None:
-        self._cursor.execute(sql, params)
 
 
 class Database:
