@@ -1,4 +1,5 @@
-"""What lives as long as the application: store, blobs, worker pool, embedder, background tasks.
+"""What lives as long as the application: store, blobs, worker pools, embedder, background tasks and
+the head-training jobs this server runs.
 
 Created in the lifespan and reached through dependencies (no globals); services receive the parts
 they need from it (`deps.py`)."""
@@ -6,7 +7,8 @@ they need from it (`deps.py`)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.readiness import writable_dir
@@ -14,6 +16,7 @@ from helix_web.readiness import writable_dir
 from .blobs import BlobStore
 from .private_files import private_dir
 from .retention import Sweeper
+from .services.training_jobs import TrainingJobs
 from .settings import ProviderSettings
 from .store import Store, open_store
 from .tasks import BackgroundTasks
@@ -28,12 +31,15 @@ class LazyEmbedder:
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
 
+    @property
+    def cache_dir(self) -> Path:
+        """The on-disk embedding cache (shared with training processes: `workers.training`)."""
+        return self._settings.data_dir / "embedding-cache"
+
     def __call__(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = CachedEmbedder(
-                    load_embedder(self._settings.encoder), self._settings.data_dir / "embedding-cache"
-                )
+                self._embedder = CachedEmbedder(load_embedder(self._settings.encoder), self.cache_dir)
             return self._embedder
 
 
@@ -46,7 +52,8 @@ class ProviderState:
     alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
     sweeper: Sweeper
-    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    tasks: BackgroundTasks
+    jobs: TrainingJobs  # head trainings
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
 
@@ -55,7 +62,10 @@ class ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
+        store.interrupt_running_jobs()
         blobs = BlobStore(settings.data_dir / "blobs")
+        embedder = LazyEmbedder(settings)
+        tasks = BackgroundTasks()
         return cls(
             settings=settings,
             store=store,
@@ -63,7 +73,9 @@ class ProviderState:
             sweeper=Sweeper(store, blobs, settings),
             pool=HePool(settings.workers),
             alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
-            embedder=LazyEmbedder(settings),
+            embedder=embedder,
+            tasks=tasks,
+            jobs=TrainingJobs(store, blobs, embedder, embedder.cache_dir, settings, tasks),
         )
 
     def warm_up(self) -> None:
@@ -90,6 +102,7 @@ class ProviderState:
         return None
 
     def close(self) -> None:
+        self.jobs.close()
         self.tasks.cancel_all()
         self.pool.close()
         self.alignment_pool.close()

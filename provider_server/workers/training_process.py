@@ -1,0 +1,95 @@
+"""The server's handle on one head training's process (`workers.training`): start it, await what it
+sends back, kill it.
+
+Spawned, not forked: the server holds torch threads, which do not survive fork. The answer is read
+by a thread of its own, so awaiting it never holds a thread of the request pool for a whole training;
+killing the process ends that read at once (the pipe reaches its end)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+from typing import Any
+
+from .training import TrainedArrays, TrainingWork, run_training
+
+#: How long `kill` waits for the killed process to be reaped (SIGKILL cannot be refused).
+REAP_SECONDS = 10.0
+
+
+class TrainingCrashed(Exception):
+    """The process ended without a result, or reported a failure (the message says which)."""
+
+
+class TrainingProcess:
+    def __init__(self, work: TrainingWork) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._results, child_end = ctx.Pipe(duplex=False)
+        self._child_end = child_end
+        self._process = ctx.Process(target=run_training, args=(work, child_end), name="helix-head-training")
+        self._process.daemon = True  # ended with the server even if nothing else does it
+        self._join_lock = threading.Lock()  # the reading thread and `kill` both reap it
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def start(self) -> int:
+        """Start the process (blocking while it reads its work; call it off the event loop); its pid."""
+        self._process.start()
+        self._child_end.close()  # only the child writes: its end closes when it dies, ending our read
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def result(self) -> asyncio.Future[TrainedArrays]:
+        """A future of the process's answer: its arrays, or TrainingCrashed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[TrainedArrays] = loop.create_future()
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        def read() -> None:
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                status, payload = self._results.recv()
+                if status == "ok":
+                    value = payload
+                else:
+                    error = TrainingCrashed(str(payload))
+            except (EOFError, OSError):
+                self._join()
+                code = self._process.exitcode
+                error = TrainingCrashed(f"the training process ended without a result (exit code {code})")
+            finally:
+                self._results.close()
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
+                loop.call_soon_threadsafe(settle, value, error)
+
+        threading.Thread(target=read, name="helix-training-result", daemon=True).start()
+        return future
+
+    def kill(self) -> None:
+        """SIGKILL the process (if it runs) and reap it, so its pid is gone when this returns."""
+        if self._process.pid is None:
+            return
+        if self._process.exitcode is None:
+            self._process.kill()
+        self._join()
+
+    def reap(self) -> None:
+        """Wait for a process that sent its answer to exit (it does right after sending)."""
+        if self._process.pid is not None:
+            self._join()
+
+    def _join(self) -> None:
+        with self._join_lock:
+            self._process.join(REAP_SECONDS)
