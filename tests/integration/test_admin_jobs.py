@@ -145,9 +145,8 @@ def test_an_async_training_succeeds_and_its_head_classifies(jobs_provider: dict[
 
     # the upload endpoint runs as a job too
     rows = b"\n".join(b'{"text": "%s", "label": %d}' % (t.encode(), i % 2) for i, t in enumerate(["a", "b", "c", "d"]))
-    resp = admin.post(
-        "/v1/admin/heads/upload", params={"name": "jobs-upload", "in_distribution_texts": 0}, content=rows, headers=ASYNC
-    )
+    params = {"name": "jobs-upload", "in_distribution_texts": 0}
+    resp = admin.post("/v1/admin/heads/upload", params=params, content=rows, headers=ASYNC)
     assert resp.status_code == 202, resp.text
     done = follow(admin, resp.json()["job_id"], lambda j: j["state"] in FINISHED, "the async upload training")
     assert done["state"] == "succeeded" and done["report"]["train_examples"] == 4, done
