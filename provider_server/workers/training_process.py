@@ -30,11 +30,7 @@ class TrainingProcess:
         self._child_end = child_end
         self._process = ctx.Process(target=run_training, args=(work, child_end), name="helix-head-training")
         self._process.daemon = True  # ended with the server even if nothing else does it
-        self._join_lock = threading.Lock()  # the reading thread and `kill` both reap it
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
+        self._lock = threading.Lock()  # the reading thread and `kill` both reap it
 
     def start(self) -> int:
         """Start the process (blocking while it reads its work; call it off the event loop); its pid."""
@@ -81,9 +77,10 @@ class TrainingProcess:
         """SIGKILL the process (if it runs) and reap it, so its pid is gone when this returns."""
         if self._process.pid is None:
             return
-        if self._process.exitcode is None:
-            self._process.kill()
-        self._join()
+        with self._lock:  # never signal a pid another thread has just reaped (and the system may reuse)
+            if self._process.exitcode is None:
+                self._process.kill()
+            self._process.join(REAP_SECONDS)
 
     def reap(self) -> None:
         """Wait for a process that sent its answer to exit (it does right after sending)."""
@@ -91,5 +88,5 @@ class TrainingProcess:
             self._join()
 
     def _join(self) -> None:
-        with self._join_lock:
+        with self._lock:
             self._process.join(REAP_SECONDS)
