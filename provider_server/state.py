@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.readiness import writable_dir
@@ -31,15 +30,12 @@ class LazyEmbedder:
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
 
-    @property
-    def cache_dir(self) -> Path:
-        """The on-disk embedding cache (shared with training processes: `workers.training`)."""
-        return self._settings.data_dir / "embedding-cache"
-
     def __call__(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = CachedEmbedder(load_embedder(self._settings.encoder), self.cache_dir)
+                self._embedder = CachedEmbedder(
+                    load_embedder(self._settings.encoder), self._settings.data_dir / "embedding-cache"
+                )
             return self._embedder
 
 
@@ -75,7 +71,7 @@ class ProviderState:
             alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
             embedder=embedder,
             tasks=tasks,
-            jobs=TrainingJobs(store, blobs, embedder, embedder.cache_dir, settings, tasks),
+            jobs=TrainingJobs(store, blobs, embedder, settings, tasks),
         )
 
     def warm_up(self) -> None:

@@ -1,5 +1,5 @@
-"""The server's handle on one head training's process (`workers.training`): start it, await what it
-sends back, kill it.
+"""The server's handle on one head training's process (`workers.training`): start it, send it the
+embedded data, await what it sends back, kill it.
 
 Spawned, not forked: the server holds torch threads, which do not survive fork. The answer is read
 by a thread of its own, so awaiting it never holds a thread of the request pool for a whole training;
@@ -13,7 +13,7 @@ import multiprocessing
 import threading
 from typing import Any
 
-from .training import TrainedArrays, TrainingWork, run_training
+from .training import FittedHead, FitWork, run_training
 
 #: How long `kill` waits for the killed process to be reaped (SIGKILL cannot be refused).
 REAP_SECONDS = 10.0
@@ -24,25 +24,33 @@ class TrainingCrashed(Exception):
 
 
 class TrainingProcess:
-    def __init__(self, work: TrainingWork) -> None:
+    def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self._results, child_end = ctx.Pipe(duplex=False)
+        self._channel, child_end = ctx.Pipe(duplex=True)
         self._child_end = child_end
-        self._process = ctx.Process(target=run_training, args=(work, child_end), name="helix-head-training")
+        self._process = ctx.Process(target=run_training, args=(child_end,), name="helix-head-training")
         self._process.daemon = True  # ended with the server even if nothing else does it
         self._lock = threading.Lock()  # the reading thread and `kill` both reap it
 
     def start(self) -> int:
-        """Start the process (blocking while it reads its work; call it off the event loop); its pid."""
+        """Start the process (blocking for a moment; call it off the event loop); its pid."""
         self._process.start()
-        self._child_end.close()  # only the child writes: its end closes when it dies, ending our read
+        self._child_end.close()  # the child's end closes when it dies, ending our read
         assert self._process.pid is not None
         return self._process.pid
 
-    def result(self) -> asyncio.Future[TrainedArrays]:
-        """A future of the process's answer: its arrays, or TrainingCrashed."""
+    def send(self, work: FitWork) -> None:
+        """Hand the process its data (blocking while it reads; call it off the event loop)."""
+        try:
+            self._channel.send(work)
+        except OSError as exc:  # it died (killed, say): the answer says so
+            raise TrainingCrashed(f"the training process is gone ({exc})") from None
+
+    def result(self) -> asyncio.Future[FittedHead]:
+        """A future of the process's answer (after `send`): its arrays, or TrainingCrashed."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[TrainedArrays] = loop.create_future()
+        future: asyncio.Future[FittedHead] = loop.create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a late failure is no error
 
         def settle(value: Any, error: BaseException | None) -> None:
             if future.done():
@@ -56,7 +64,7 @@ class TrainingProcess:
             value: Any = None
             error: BaseException | None = None
             try:
-                status, payload = self._results.recv()
+                status, payload = self._channel.recv()
                 if status == "ok":
                     value = payload
                 else:
@@ -66,7 +74,7 @@ class TrainingProcess:
                 code = self._process.exitcode
                 error = TrainingCrashed(f"the training process ended without a result (exit code {code})")
             finally:
-                self._results.close()
+                self._channel.close()
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
                 loop.call_soon_threadsafe(settle, value, error)
 

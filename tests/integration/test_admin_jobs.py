@@ -4,8 +4,8 @@ a cancelled training's process is gone when DELETE answers and leaves no head, b
 a second training while one runs is refused with 429; a provider killed mid-training reports the job
 failed after its restart; a training past its timeout fails cleanly, waited for (504) or as a job.
 
-Long trainings are the full SST-2 training split (20,000 texts): loading the encoder and embedding them
-takes far longer than the few polls each test needs before it acts."""
+Long trainings are the full SST-2 training split (20,000 texts): embedding them takes far longer than
+the few polls each test needs before it acts; the training process exists from the job's start."""
 
 from __future__ import annotations
 
@@ -192,15 +192,15 @@ def test_a_provider_killed_mid_training_reports_the_job_failed_after_restart(job
 
 
 def test_a_training_past_its_timeout_fails_cleanly(jobs_provider: dict[str, Any]) -> None:
-    """With a 1 s limit no training finishes (starting the process and loading the encoder alone take
-    longer), whether the request waits for it or not."""
+    """With a 1 s limit a training of 2,000 texts never finishes (embedding them alone takes longer),
+    whether the request waits for it or not."""
     admin, svc, data_dir = jobs_provider["admin"], jobs_provider["svc"], jobs_provider["data_dir"]
     svc.stop()
     svc.env["HELIX_PROVIDER_HEAD_TRAINING_TIMEOUT_SECONDS"] = "1"
     svc.start()
     blobs_before = stored_files(data_dir)
     workers = children(svc.proc.pid)
-    body = {"name": "jobs-too-slow", "dataset": "sst2", "max_examples": 300, "seed": 7, "in_distribution_texts": 0}
+    body = {"name": "jobs-too-slow", "dataset": "sst2", "max_examples": 2000, "seed": 7, "in_distribution_texts": 0}
 
     resp = admin.post("/v1/admin/heads", json=body)
     assert_api_error(resp, 504, "training_timeout", "jobs-too-slow", "1 s", "nothing was stored")
