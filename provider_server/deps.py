@@ -21,6 +21,7 @@ from .services.inference import InferenceService
 from .services.keys import KeyService
 from .services.metering import Metering
 from .services.tenants import TenantService
+from .services.training_jobs import TrainingJobs
 from .state import ProviderState
 from .store import TenantRecord
 
@@ -92,7 +93,12 @@ async def get_alignments(
     )
 
 
+def get_training_jobs(state: State) -> TrainingJobs:
+    return state.jobs
+
+
 Catalog = Annotated[CatalogService, Depends(get_catalog)]
+Jobs = Annotated[TrainingJobs, Depends(get_training_jobs)]
 Keys = Annotated[KeyService, Depends(get_keys)]
 Inference = Annotated[InferenceService, Depends(get_inference)]
 Alignments = Annotated[AlignmentService, Depends(get_alignments)]

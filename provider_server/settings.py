@@ -84,6 +84,15 @@ class ProviderSettings(BaseSettings):
     alignment_worker_nice: int = Field(
         10, ge=0, le=19, description="niceness added to alignment workers, so classify gets the CPU first"
     )
+    head_training_timeout_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="a head training running longer than this is stopped (its process killed) and fails; "
+        "nothing of it is stored",
+    )
+    max_training_jobs: int = Field(
+        2, ge=1, description="head trainings queued or running at once; more are refused with 429"
+    )
     noise_flooding_bits: int = Field(
         0,
         ge=0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import INTERRUPTED_ERROR, RecordExistsError, Store
+from .base import INTERRUPTED_ERROR, JOB_INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import (
     ApiKeyRecord,
     AuditRecord,
@@ -14,6 +14,7 @@ from .records import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     Refusal,
@@ -24,6 +25,7 @@ from .records import (
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "JOB_INTERRUPTED_ERROR",
     "ApiKeyRecord",
     "AuditRecord",
     "Bucket",
@@ -32,6 +34,7 @@ __all__ = [
     "CorpusRecord",
     "Counter",
     "HeadRecord",
+    "JobRecord",
     "KeyRecord",
     "Quotas",
     "RecordExistsError",

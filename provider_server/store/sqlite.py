@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared_protocol.messages import AlignmentState, KeyPurpose, MapHolder, OutputMode
+from shared_protocol.messages import AlignmentState, JobState, KeyPurpose, MapHolder, OutputMode
 
 from ..errors import StorageFull
-from .base import INTERRUPTED_ERROR, RecordExistsError, Store
+from .base import INTERRUPTED_ERROR, JOB_INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import (
     ApiKeyRecord,
     AuditRecord,
@@ -32,6 +32,7 @@ from .records import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     Refusal,
@@ -157,6 +158,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE sessions ADD COLUMN map_choice TEXT NOT NULL DEFAULT '{}'",
         ),
     ),
+    Migration(
+        8,
+        "admin jobs (head trainings run as jobs, their state kept across restarts)",
+        (
+            """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, head_id TEXT NOT NULL,
+            created_at TEXT NOT NULL, timeout_seconds REAL NOT NULL, started_at TEXT, finished_at TEXT,
+            pid INTEGER, seconds REAL, error_code TEXT, error TEXT)""",
+            "CREATE INDEX jobs_created ON jobs (created_at)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -180,7 +192,10 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
     Runs once per such database; afterwards the version table says."""
     if not _columns(conn, "heads"):
         return 0
+    if _columns(conn, "jobs"):
+        return 8
     if "map_holder" in _columns(conn, "heads"):
+        return 7
         return 7
     if _columns(conn, "tenants"):
         return 6
@@ -488,6 +503,49 @@ def _audit(r: sqlite3.Row) -> AuditRecord:
         count=r["count"],
         request_id=r["request_id"],
     )
+
+
+def _dt_or_none(text: str | None) -> datetime | None:
+    return _dt(text) if text else None
+
+
+def _job(r: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=r["job_id"],
+        kind=r["kind"],
+        state=JobState(r["state"]),
+        head_id=r["head_id"],
+        created_at=_dt(r["created_at"]),
+        timeout_seconds=r["timeout_seconds"],
+        started_at=_dt_or_none(r["started_at"]),
+        finished_at=_dt_or_none(r["finished_at"]),
+        pid=r["pid"],
+        seconds=r["seconds"],
+        error_code=r["error_code"],
+        error=r["error"],
+    )
+
+
+def _job_row(j: JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": j.job_id,
+        "kind": j.kind,
+        "state": j.state.value,
+        "head_id": j.head_id,
+        "created_at": _iso(j.created_at),
+        "timeout_seconds": j.timeout_seconds,
+        "started_at": _iso(j.started_at) if j.started_at else None,
+        "finished_at": _iso(j.finished_at) if j.finished_at else None,
+        "pid": j.pid,
+        "seconds": j.seconds,
+        "error_code": j.error_code,
+        "error": j.error,
+    }
+
+
+#: "state IN (queued, running)" as SQL with its arguments.
+_ACTIVE = "state IN (?, ?)"
+_ACTIVE_ARGS = (JobState.queued.value, JobState.running.value)
 
 
 @contextmanager
@@ -857,6 +915,86 @@ class SqliteStore(Store):
                 (tenant_id, after_seq, limit),
             )
         return [_audit(r) for r in rows]
+
+    # admin jobs
+    def add_job(self, job: JobRecord, max_active: int) -> bool:
+        row = _job_row(job)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            with self._transaction() as c:
+                (active,) = c.execute(
+                    f"SELECT COUNT(*) FROM jobs WHERE kind = ? AND {_ACTIVE}", (job.kind, *_ACTIVE_ARGS)
+                ).fetchone()
+                if active >= max_active:
+                    return False
+                c.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
+        except sqlite3.IntegrityError as exc:
+            raise RecordExistsError(f"jobs: {exc}") from None
+        return True
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return _job(row) if row else None
+
+    def list_jobs(self, limit: int) -> list[JobRecord]:
+        return [_job(r) for r in self._all("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))]
+
+    def start_job(self, job_id: str, now: datetime) -> bool:
+        return (
+            self._change(
+                "UPDATE jobs SET state = ?, started_at = ? WHERE job_id = ? AND state = ?",
+                (JobState.running.value, _iso(now), job_id, JobState.queued.value),
+            )
+            > 0
+        )
+
+    def set_job_pid(self, job_id: str, pid: int | None) -> None:
+        self._change("UPDATE jobs SET pid = ? WHERE job_id = ?", (pid, job_id))
+
+    def cancel_job(self, job_id: str, now: datetime, reason: str) -> tuple[JobRecord, bool] | None:
+        with self._transaction() as c:
+            changed = c.execute(
+                f"UPDATE jobs SET state = ?, finished_at = ?, pid = NULL, error_code = ?, error = ? "
+                f"WHERE job_id = ? AND {_ACTIVE}",
+                (JobState.cancelled.value, _iso(now), "job_cancelled", reason, job_id, *_ACTIVE_ARGS),
+            ).rowcount
+            row = c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return (_job(row), changed > 0) if row else None
+
+    def fail_job(self, job_id: str, now: datetime, error_code: str, error: str) -> bool:
+        return (
+            self._change(
+                f"UPDATE jobs SET state = ?, finished_at = ?, pid = NULL, error_code = ?, error = ? "
+                f"WHERE job_id = ? AND {_ACTIVE}",
+                (JobState.failed.value, _iso(now), error_code, error, job_id, *_ACTIVE_ARGS),
+            )
+            > 0
+        )
+
+    def complete_job(self, job_id: str, now: datetime, head: HeadRecord, seconds: float) -> bool:
+        row = _head_row(head)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            with self._transaction() as c:
+                changed = c.execute(
+                    "UPDATE jobs SET state = ?, finished_at = ?, pid = NULL, seconds = ? "
+                    "WHERE job_id = ? AND state = ?",
+                    (JobState.succeeded.value, _iso(now), seconds, job_id, JobState.running.value),
+                ).rowcount
+                if changed == 0:
+                    return False
+                c.execute(f"INSERT INTO heads ({cols}) VALUES ({marks})", tuple(row.values()))
+        except sqlite3.IntegrityError as exc:
+            raise RecordExistsError(f"heads: {exc}") from None
+        return True
+
+    def interrupt_running_jobs(self) -> int:
+        return self._change(
+            f"UPDATE jobs SET state = ?, finished_at = ?, pid = NULL, error_code = ?, error = ? WHERE {_ACTIVE}",
+            (JobState.failed.value, _iso(datetime.now(UTC)), "job_interrupted", JOB_INTERRUPTED_ERROR, *_ACTIVE_ARGS),
+        )
 
 
 def refill(bucket: Bucket, tokens: float | None, updated_at: datetime | None, now: datetime) -> float:
