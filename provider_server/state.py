@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_shards import ShardExecutor, make_executor
 from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
@@ -46,6 +47,8 @@ class ProviderState:
     alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
     sweeper: Sweeper
+    #: Where big alignments' shards run when a cluster is configured (`executor = ray`); local otherwise.
+    shard_executor: ShardExecutor
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
@@ -64,6 +67,7 @@ class ProviderState:
             pool=HePool(settings.workers),
             alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
             embedder=LazyEmbedder(settings),
+            shard_executor=make_executor(settings.executor, address=settings.ray_address, workers=settings.ray_workers),
         )
 
     def warm_up(self) -> None:
@@ -93,4 +97,5 @@ class ProviderState:
         self.tasks.cancel_all()
         self.pool.close()
         self.alignment_pool.close()
+        self.shard_executor.close()
         self.store.close()
