@@ -10,6 +10,7 @@ CPUs are then free for the reduction and for the next job."""
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,8 @@ from .executor import ShardTask
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger("helix.shards")
 
 
 class _ShardWorker:
@@ -71,6 +74,7 @@ class RayExecutor:
                     configure_logging=False,
                 )
                 self._started_here = True
+                log.info("shard work runs on the Ray cluster at %s", self.address or "started here")
         return ray
 
     def _submit_all(self, task: ShardTask[Any, T, R], items: Iterable[T]) -> Iterator[Any]:
@@ -78,6 +82,7 @@ class RayExecutor:
         ray = self._ray()
         worker_cls, _ = _remotes()
         actors = [worker_cls.remote(task.setup) for _ in range(self.workers)]
+        log.info("%s on %d Ray workers", getattr(task.run, "__name__", "shard task"), len(actors))
         try:
             pending: deque[Any] = deque()
             for i, item in enumerate(items):
