@@ -7,8 +7,8 @@ daemons or HTTPS in between, so each phase is timed alone:
 
 - embed: MiniLM (d = 384) embeddings of n public texts (the Wikipedia corpus in the datasets folder,
   repeated when it has fewer). They are cached on disk with the time they took, so a later run measures
-  the HE phases only; above --embed-up-to texts the embedding is not run but projected from the
-  measured per-shard cost (and the cached texts repeated);
+  the HE phases only; above --embed-up-to texts the embedding is not run but scaled linearly from the
+  measured size (its embeddings repeated as X: the HE phases' cost does not depend on the values);
 - encrypt: X in chunks of --chunk ciphertexts, under the ring the client would choose for d = 384;
 - upload: the ciphertext bytes, and the provider's check of every chunk (`validate_alignment_ciphertexts`);
   their transfer time is left to the projection (bandwidth is an assumption, not a measurement here);
@@ -87,7 +87,7 @@ def _embeddings(
     embedder = load_embedder(EMBEDDER)
     if n > up_to:
         smaller = _embeddings(texts[:up_to], cache, executors, shard_texts, up_to)
-        x = np.vstack([smaller["x"]] * -(-n // up_to))[:n]  # the texts repeat with the same period
+        x = np.vstack([smaller["x"]] * -(-n // up_to))[:n]  # the HE phases' cost does not depend on the values
         meta: dict[str, Any] = {
             "measured": False,
             "shard_seconds": smaller["shard_seconds"],

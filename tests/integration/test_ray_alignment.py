@@ -2,7 +2,11 @@
 session's Ray cluster, the provider computes its cross-covariance in shards there and adds them in a
 tree. The map must equal the one the local path (the session's provider and an agent without Ray)
 gets for the same texts: same head and corpus settings, same client embedder; the two results differ
-only by CKKS noise, far below the tolerance."""
+only by CKKS noise, far below the tolerance.
+
+Slow (run with -m slow): a provider of its own and two agents cost more than the default suite's
+budget for Ray tests; the executors themselves are checked there (tests/unit/helix_shards,
+tests/unit/provider_server/test_alignment_shards.py)."""
 
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ def aligned_map(agent: Any, **body: Any) -> StoredMap:
     return stored
 
 
+@pytest.mark.slow
 def test_alignment_on_ray_gives_the_local_paths_map(
     client_agent_factory: Any, ray_provider: dict[str, Any], ray_cluster: RayCluster
 ) -> None:
