@@ -183,6 +183,10 @@ def _size(n: int, args: argparse.Namespace, work: Path, executors: dict[str, Sha
                     ex, session_keys, layout, paths, y, y_bits, None, args.shard_ciphertexts
                 )
             )
+        elif args.local_provider_up_to and n > args.local_provider_up_to:
+            out.setdefault("errors", {})[name] = args.local_provider_skip_reason
+            out["phases_s"][name].update(provider=None, total=None)
+            continue
         else:
             job = CrossCovarianceJob(
                 parameter_set=pset,
@@ -196,7 +200,13 @@ def _size(n: int, args: argparse.Namespace, work: Path, executors: dict[str, Sha
                 public_key_path=str(folder / "pk"),
                 galois_keys_path=str(folder / "gk"),
             )
-            res, seconds = timed(lambda: _pool_cross_covariance(job, args.workers, groups))
+            try:
+                res, seconds = timed(lambda: _pool_cross_covariance(job, args.pool_workers or args.workers, groups))
+            except Exception as exc:  # e.g. a worker stopped by the out-of-memory killer: a result too
+                out.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+                out["phases_s"][name].update(provider=None, total=None)
+                print(f"[bench] provider n={n} {name} failed: {exc}", file=sys.stderr)
+                continue
         results[name] = res
         out["phases_s"][name]["provider"] = seconds
         out["phases_s"][name]["total"] = sum(out["phases_s"][name].values())
@@ -265,6 +275,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "shard_ciphertexts": args.shard_ciphertexts,
             "embed_shard_texts": args.embed_shard_texts,
             "workers": args.workers,
+            "pool_workers": args.pool_workers or args.workers,
         },
         "sizes": sizes,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -304,9 +315,12 @@ def render(result: dict[str, Any]) -> str:
     for size in result["sizes"]:
         for name, ph in size["phases_s"].items():
             embed = f"{ph['embed']:.1f}" + ("" if size["embedding_measured"] else " (projected)")
+            failed = size.get("errors", {}).get(name)
+            provider, total = (f"failed: {failed}", "-") if failed else (f"{ph['provider']:.1f}", f"{ph['total']:.1f}")
+            error = "-" if failed else f"{size['max_abs_error'][name]:.1e}"
             rows.append(
                 f"| {size['texts']:,} | {name} | {embed} | {ph['encrypt']:.1f} | {ph['upload_check']:.1f} | "
-                f"{ph['provider']:.1f} | {ph['total']:.1f} | {size['max_abs_error'][name]:.1e} |"
+                f"{provider} | {total} | {error} |"
             )
     rows += ["", "Per shard, one core each:", ""]
     rows += [
@@ -334,7 +348,8 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     rows.append(
         f"\nMeasured {result['measured_at']} on {m['cores']} cores (load average {m['load_average_at_end']:.1f} "
-        f"at the end); {result['settings']['workers']} workers per executor."
+        f"at the end); {result['settings']['workers']} Ray workers, "
+        f"{result['settings'].get('pool_workers', result['settings']['workers'])} provider pool workers."
     )
     return "\n".join(rows)
 
@@ -352,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embed-shard-texts", type=int, default=2048, help="texts per embedding shard on Ray")
     ap.add_argument("--embed-up-to", type=int, default=16384, help="embed at most this many texts; project beyond")
     ap.add_argument("--workers", type=int, default=2, help="provider pool workers and Ray workers")
+    ap.add_argument("--pool-workers", type=int, default=0, help="provider pool workers if not --workers (memory)")
+    ap.add_argument("--local-provider-up-to", type=int, default=0, help="skip the pool path above this many texts")
+    ap.add_argument(
+        "--local-provider-skip-reason",
+        default="not run: the whole-session path held 6.7 GB per worker at 65,536 texts (out of memory here)",
+    )
     ap.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start a local one)")
     ap.add_argument("--cache-dir", default=str(ROOT / ".helix" / "bench-embeddings"), help="embedding cache")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "alignment_scale.json"))
