@@ -89,7 +89,15 @@ async def get_alignments(
     state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
 ) -> AlignmentService:
     return AlignmentService(
-        state.store, state.blobs, state.settings, keys, state.alignment_pool, state.tasks, meter, audit
+        state.store,
+        state.blobs,
+        state.settings,
+        keys,
+        state.alignment_pool,
+        state.tasks,
+        meter,
+        audit,
+        state.shard_executor,
     )
 
 

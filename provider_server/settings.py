@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+from helix_shards import ExecutorKind
 from helix_web.secrets import secret_setting
 
 
@@ -92,6 +93,18 @@ class ProviderSettings(BaseSettings):
     )
     max_training_jobs: int = Field(
         2, ge=1, description="head trainings queued or running at once; more are refused with 429"
+    )
+    executor: ExecutorKind = Field(
+        "local",
+        description="where alignment cross-covariances run: local (the alignment workers above) or ray (shards of "
+        "ciphertexts on a Ray cluster, partial results added in a tree; needs the `ray` extra)",
+    )
+    ray_address: str | None = Field(
+        None, description="the Ray cluster to join (e.g. ray://head:10001 or auto); unset starts a local one"
+    )
+    ray_workers: int = Field(2, ge=1, description="Ray workers (one CPU each) computing shards at once")
+    alignment_shard_ciphertexts: int = Field(
+        256, ge=1, description="client ciphertexts per shard of a cross-covariance on a Ray cluster"
     )
     noise_flooding_bits: int = Field(
         0,

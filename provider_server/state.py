@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_shards import ShardExecutor, make_executor
 from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
@@ -50,6 +51,8 @@ class ProviderState:
     sweeper: Sweeper
     tasks: BackgroundTasks
     jobs: TrainingJobs  # head trainings
+    #: Where big alignments' shards run when a cluster is configured (`executor = ray`); local otherwise.
+    shard_executor: ShardExecutor
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
 
@@ -72,6 +75,7 @@ class ProviderState:
             embedder=embedder,
             tasks=tasks,
             jobs=TrainingJobs(store, blobs, embedder, settings, tasks),
+            shard_executor=make_executor(settings.executor, address=settings.ray_address, workers=settings.ray_workers),
         )
 
     def warm_up(self) -> None:
@@ -102,4 +106,5 @@ class ProviderState:
         self.tasks.cancel_all()
         self.pool.close()
         self.alignment_pool.close()
+        self.shard_executor.close()
         self.store.close()
