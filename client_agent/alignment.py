@@ -7,6 +7,7 @@ own; `run()` calls them in order and always revokes and forgets the single-use k
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from helix_alignment import AffineMap, SufficientStats
 from helix_alignment.methods import METHODS, solve_method, sum_stats
 from helix_embeddings import Embedder
 from helix_he.context import he_context
-from helix_he.cross_covariance import decrypt_cross_covariance, encrypt_alignment_data
+from helix_he.cross_covariance import decrypt_cross_covariance
 from helix_he.keys import ClientKeys
 from helix_he.packing import CrossCovarianceLayout, next_pow2, stride_bits_for
 from shared_protocol.corpus import corpus_sha256
@@ -38,6 +39,7 @@ from .alignment_config import AlignmentConfig
 from .keystore import KeyStore, StoredKey
 from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient, ProviderError
+from .shards import AlignmentShards
 
 
 class AlignmentError(RuntimeError):
@@ -140,8 +142,10 @@ class AlignmentRun:
         maps: MapStore,
         progress: ProgressFn | None = None,
         on_session: Callable[[str], None] | None = None,
+        shards: AlignmentShards | None = None,
     ) -> None:
         self.config = config
+        self.shards = shards or AlignmentShards()
         self._on_session = on_session or (lambda session_id: None)
         self.provider = provider
         self.embedder = embedder
@@ -212,7 +216,7 @@ class AlignmentRun:
 
     def embed(self, texts: list[str]) -> Embedded:
         self._progress(phase="embedding")
-        x = self.embedder.embed(texts).astype(np.float64)
+        x = self.shards.embed(self.embedder, texts)
         # |x| <= 1 entrywise keeps every encrypted sum inside the modulus (the provider assumes it).
         return Embedded(x, float(np.max(np.abs(x))) or 1.0)
 
@@ -262,18 +266,17 @@ class AlignmentRun:
     def upload(
         self, session: AlignmentSession, key: AlignmentKey, layout: CrossCovarianceLayout, embedded: Embedded
     ) -> AlignmentSession:
-        """Encrypt and send X in chunks, so neither side holds all ciphertexts at once."""
+        """Encrypt and send X in chunks, so neither side holds all ciphertexts at once (with a cluster
+        executor, a few chunks are encrypted ahead while earlier ones are sent)."""
         chunk = self.config.chunk_ciphertexts
         self._progress(
             phase="uploading", total_ciphertexts=layout.num_ciphertexts, total_columns=session.output_columns
         )
-        x_unit = embedded.unit
-        for start in range(0, layout.num_ciphertexts, chunk):
-            count = min(chunk, layout.num_ciphertexts - start)
-            blobs = encrypt_alignment_data(key.keys, x_unit, layout, start, count)
-            header = AlignmentChunkHeader(start=start, count=count, data_scale_bits=layout.data_scale_bits)
-            session = self.provider.upload_chunk(session.session_id, header, blobs)
-            self._progress(uploaded_ciphertexts=session.received_ciphertexts)
+        with contextlib.closing(self.shards.encrypt(key.keys, embedded.unit, layout, chunk)) as chunks:
+            for start, count, blobs in chunks:
+                header = AlignmentChunkHeader(start=start, count=count, data_scale_bits=layout.data_scale_bits)
+                session = self.provider.upload_chunk(session.session_id, header, blobs)
+                self._progress(uploaded_ciphertexts=session.received_ciphertexts)
         return session
 
     def compute(self, session: AlignmentSession) -> AlignmentSession:

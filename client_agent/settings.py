@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_alignment.methods import CLIENT_DEFAULT_METHOD, METHODS
+from helix_shards import ExecutorKind
 from helix_web.secrets import secret_setting
 
 #: What secure alignment can give the client: its own X^T X and 1^T X, and X^T Y_A and 1^T Y_A,
@@ -65,6 +66,18 @@ class ClientSettings(BaseSettings):
     )
     alignment_rank: int | None = Field(None, ge=1, description="rank of reduced_rank maps; default: the method's")
     alignment_chunk_ciphertexts: int = Field(24, ge=1, le=512)
+    executor: ExecutorKind = Field(
+        "local",
+        description="where an alignment embeds and encrypts its shards: local (in the job's thread) or ray "
+        "(a Ray cluster of the client's own, with the `ray` extra installed; it receives the alignment's secret key)",
+    )
+    ray_address: str | None = Field(
+        None, description="the Ray cluster to join (e.g. ray://head:10001 or auto); unset starts a local one"
+    )
+    ray_workers: int = Field(2, ge=1, description="Ray workers (one CPU each) embedding or encrypting at once")
+    embed_shard_texts: int = Field(
+        2048, ge=1, description="texts per embedding shard on a Ray cluster (locally all texts are one shard)"
+    )
     classify_batch_size: int = Field(128, ge=1)
     request_timeout_seconds: float = 600.0
     provider_retry_seconds: float = Field(

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_shards import make_executor
 from helix_web.private_files import private_dir
 from helix_web.readiness import writable_dir
 from shared_protocol.messages import HeadInfo, KeyPurpose
@@ -20,6 +21,7 @@ from .maps import MapStore
 from .provider_cache import ProviderCache
 from .provider_client import ProviderClient, ProviderError
 from .settings import ClientSettings
+from .shards import AlignmentShards
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class ClientState:
     maps: MapStore
     jobs: JobManager
     provider_readiness: ProviderReadiness
+    shards: AlignmentShards
     _embedder: Embedder | None = None
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,6 +91,11 @@ class ClientState:
             maps=MapStore(settings.data_dir / "maps"),
             jobs=jobs,
             provider_readiness=ProviderReadiness(provider, settings.provider_ready_cache_seconds),
+            shards=AlignmentShards(
+                make_executor(settings.executor, address=settings.ray_address, workers=settings.ray_workers),
+                embedder_spec=settings.embedder,
+                embed_shard_texts=settings.embed_shard_texts if settings.executor != "local" else 0,
+            ),
         )
 
     @property
@@ -126,6 +134,7 @@ class ClientState:
     def close(self) -> None:
         self.jobs.close()
         self.provider.close()
+        self.shards.close()
 
 
 def release_leftover_alignment_keys(keystore: KeyStore, provider: ProviderClient) -> None:

@@ -21,6 +21,7 @@ from .services.inference import InferenceService
 from .services.keys import KeyService
 from .services.metering import Metering
 from .services.tenants import TenantService
+from .services.training_jobs import TrainingJobs
 from .state import ProviderState
 from .store import TenantRecord
 
@@ -88,11 +89,24 @@ async def get_alignments(
     state: State, keys: Annotated[KeyService, Depends(get_keys)], meter: Meter, audit: Audit
 ) -> AlignmentService:
     return AlignmentService(
-        state.store, state.blobs, state.settings, keys, state.alignment_pool, state.tasks, meter, audit
+        state.store,
+        state.blobs,
+        state.settings,
+        keys,
+        state.alignment_pool,
+        state.tasks,
+        meter,
+        audit,
+        state.shard_executor,
     )
 
 
+def get_training_jobs(state: State) -> TrainingJobs:
+    return state.jobs
+
+
 Catalog = Annotated[CatalogService, Depends(get_catalog)]
+Jobs = Annotated[TrainingJobs, Depends(get_training_jobs)]
 Keys = Annotated[KeyService, Depends(get_keys)]
 Inference = Annotated[InferenceService, Depends(get_inference)]
 Alignments = Annotated[AlignmentService, Depends(get_alignments)]

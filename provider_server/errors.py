@@ -82,6 +82,19 @@ class Unavailable(ProviderError):
     status_code = 503
 
 
+class TimedOut(ProviderError):
+    """Work the provider stopped because it ran past its time limit (a head training); nothing of it
+    was stored."""
+
+    status_code = 504
+
+
+class Failed(ProviderError):
+    """Work that failed inside the provider (a training process that crashed or raised)."""
+
+    status_code = 500
+
+
 class StorageFull(ProviderError):
     """The provider's disk (or its quota, or a file-size limit) refused a write; nothing was stored."""
 

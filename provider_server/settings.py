@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helix_he.budget import MAX_NOISE_FLOODING_BITS
 from helix_he.params import DEFAULT_PARAMETER_SET, PARAMETER_SETS
+from helix_shards import ExecutorKind
 from helix_web.secrets import secret_setting
 
 
@@ -87,6 +88,27 @@ class ProviderSettings(BaseSettings):
     )
     alignment_worker_nice: int = Field(
         10, ge=0, le=19, description="niceness added to alignment workers, so classify gets the CPU first"
+    )
+    head_training_timeout_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="a head training running longer than this is stopped (its process killed) and fails; "
+        "nothing of it is stored",
+    )
+    max_training_jobs: int = Field(
+        2, ge=1, description="head trainings queued or running at once; more are refused with 429"
+    )
+    executor: ExecutorKind = Field(
+        "local",
+        description="where alignment cross-covariances run: local (the alignment workers above) or ray (shards of "
+        "ciphertexts on a Ray cluster, partial results added in a tree; needs the `ray` extra)",
+    )
+    ray_address: str | None = Field(
+        None, description="the Ray cluster to join (e.g. ray://head:10001 or auto); unset starts a local one"
+    )
+    ray_workers: int = Field(2, ge=1, description="Ray workers (one CPU each) computing shards at once")
+    alignment_shard_ciphertexts: int = Field(
+        256, ge=1, description="client ciphertexts per shard of a cross-covariance on a Ray cluster"
     )
     noise_flooding_bits: int = Field(
         0,

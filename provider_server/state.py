@@ -1,4 +1,5 @@
-"""What lives as long as the application: store, blobs, worker pool, embedder, background tasks.
+"""What lives as long as the application: store, blobs, worker pools, embedder, background tasks and
+the head-training jobs this server runs.
 
 Created in the lifespan and reached through dependencies (no globals); services receive the parts
 they need from it (`deps.py`)."""
@@ -6,14 +7,16 @@ they need from it (`deps.py`)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from helix_embeddings import CachedEmbedder, Embedder, load_embedder
+from helix_shards import ShardExecutor, make_executor
 from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
 from .private_files import private_dir
 from .retention import Sweeper
+from .services.training_jobs import TrainingJobs
 from .settings import ProviderSettings
 from .store import Store, open_store
 from .tasks import BackgroundTasks
@@ -46,7 +49,10 @@ class ProviderState:
     alignment_pool: HePool  # chunk validation and cross-covariances
     embedder: LazyEmbedder
     sweeper: Sweeper
-    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    tasks: BackgroundTasks
+    jobs: TrainingJobs  # head trainings
+    #: Where big alignments' shards run when a cluster is configured (`executor = ray`); local otherwise.
+    shard_executor: ShardExecutor
     #: Set once the HE workers and the encoder are loaded (the lifespan's start-up).
     warmed: bool = False
 
@@ -55,7 +61,10 @@ class ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
         store.interrupt_running_sessions()
+        store.interrupt_running_jobs()
         blobs = BlobStore(settings.data_dir / "blobs")
+        embedder = LazyEmbedder(settings)
+        tasks = BackgroundTasks()
         return cls(
             settings=settings,
             store=store,
@@ -63,7 +72,10 @@ class ProviderState:
             sweeper=Sweeper(store, blobs, settings),
             pool=HePool(settings.workers),
             alignment_pool=HePool(settings.alignment_workers, nice=settings.alignment_worker_nice),
-            embedder=LazyEmbedder(settings),
+            embedder=embedder,
+            tasks=tasks,
+            jobs=TrainingJobs(store, blobs, embedder, settings, tasks),
+            shard_executor=make_executor(settings.executor, address=settings.ray_address, workers=settings.ray_workers),
         )
 
     def warm_up(self) -> None:
@@ -90,7 +102,9 @@ class ProviderState:
         return None
 
     def close(self) -> None:
+        self.jobs.close()
         self.tasks.cancel_all()
         self.pool.close()
         self.alignment_pool.close()
+        self.shard_executor.close()
         self.store.close()

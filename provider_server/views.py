@@ -15,6 +15,7 @@ from shared_protocol.accounts import (
 )
 from shared_protocol.corpus import corpus_sha256
 from shared_protocol.messages import (
+    AdminJob,
     AlignmentSession,
     ClassifyBatchReplyHeader,
     ClassifyReplyHeader,
@@ -30,7 +31,17 @@ from .clock import utcnow
 from .services.catalog import TrainingOutcome
 from .services.inference import BatchResult, ClassifyResult
 from .services.metering import ALIGNMENTS, QUERIES, STORAGE, Metering, day_of, next_day
-from .store import ApiKeyRecord, AuditRecord, CorpusRecord, HeadRecord, KeyRecord, SessionRecord, Store, TenantRecord
+from .store import (
+    ApiKeyRecord,
+    AuditRecord,
+    CorpusRecord,
+    HeadRecord,
+    JobRecord,
+    KeyRecord,
+    SessionRecord,
+    Store,
+    TenantRecord,
+)
 
 MAX_MISSING_SHOWN = 256  # enough for a client to resume an interrupted upload chunk by chunk
 
@@ -68,6 +79,24 @@ def training_report(h: HeadRecord, seconds: float = 0.0) -> HeadTrainingReport:
 
 def trained(outcome: TrainingOutcome) -> HeadTrainingReport:
     return training_report(outcome.head, outcome.seconds)
+
+
+def job_view(job: JobRecord, head: HeadRecord | None = None) -> AdminJob:
+    """An admin job; `head` is the head it stored (succeeded jobs), shown as its training report."""
+    return AdminJob(
+        job_id=job.job_id,
+        kind=job.kind,
+        state=job.state,
+        head_id=job.head_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        timeout_seconds=job.timeout_seconds,
+        pid=job.pid,
+        report=training_report(head, job.seconds or 0.0) if head is not None else None,
+        error=job.error,
+        error_code=job.error_code,
+    )
 
 
 def corpus_info(c: CorpusRecord) -> CorpusInfo:

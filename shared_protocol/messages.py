@@ -399,6 +399,36 @@ class HeadTrainingReport(_Strict):
     seconds: float
 
 
+class JobState(str, Enum):
+    """Where an admin job is: waiting to start, working, or finished one of three ways."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class AdminJob(_Strict):
+    """Long admin work (a head training) run as a job: answered 202 with `Prefer: respond-async`,
+    followed at /v1/admin/jobs/{job_id}, cancelled with DELETE there."""
+
+    job_id: Identifier
+    kind: str = Field("head_training", description="what the job does (head_training)")
+    state: JobState
+    head_id: Identifier = Field(description="the head the job trains (the requested name)")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timeout_seconds: float = Field(description="the job is stopped, and fails, when it runs longer than this")
+    pid: int | None = Field(None, description="the training process on the provider's host while the job runs")
+    report: HeadTrainingReport | None = Field(None, description="when succeeded, while the trained head exists")
+    error: str | None = Field(None, description="why the job failed or was cancelled")
+    error_code: str | None = Field(
+        None, description="the stable code a synchronous request would have answered with (e.g. training_timeout)"
+    )
+
+
 class CorpusCreate(_Strict):
     """Add a public corpus: either literal texts or a sample of a dataset folder's JSONL file."""
 

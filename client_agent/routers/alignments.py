@@ -49,6 +49,7 @@ def _work(state: ClientState, config: AlignmentConfig) -> JobWork:
             state.maps,
             progress,
             on_session=state.jobs.record_session,
+            shards=state.shards,
         )
         return run.run().meta.map_id
 

@@ -1,15 +1,21 @@
-"""Admin (bearer admin token): train heads on the provider's own data, evaluate and delete them."""
+"""Admin (bearer admin token): train heads on the provider's own data, evaluate and delete them.
+
+A training waits for its head (201) unless the request says `Prefer: respond-async`: then it answers
+202 with the job at once (`routers.admin_jobs`). Either way it runs as a job (`services.training_jobs`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from helix_web.openapi import binary_body
 from shared_protocol.messages import (
+    AdminJob,
+    ErrorResponse,
     HeadCreateFromDataset,
     HeadEvaluateRequest,
     HeadEvaluateResponse,
@@ -22,9 +28,10 @@ from shared_protocol.messages import (
 )
 
 from .. import views
-from ..deps import Catalog, require_admin
+from ..deps import Catalog, Jobs, require_admin
 from ..errors import Unprocessable
-from ..services.catalog import GivenHead
+from ..prefer import RESPOND_ASYNC, prefers_async
+from ..services.catalog import GivenHead, HeadTraining
 
 router = APIRouter(prefix="/v1/admin/heads", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -34,15 +41,49 @@ def list_heads(catalog: Catalog) -> list[HeadTrainingReport]:
     return [views.training_report(h) for h in catalog.list_heads()]
 
 
-@router.post("", response_model=HeadTrainingReport, status_code=201)
-async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrainingReport:
-    return views.trained(await catalog.train_from_dataset(body))
+#: What a training endpoint answers besides 201 (waited for) and the errors every endpoint may answer.
+TRAINING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": AdminJob,
+        "description": "with `Prefer: respond-async`: the training runs as a job (Location: /v1/admin/jobs/{job_id})",
+    },
+    504: {
+        "model": ErrorResponse,
+        "description": "the training ran past head_training_timeout_seconds and was stopped; nothing was stored",
+    },
+}
+PREFER = Header(description="`respond-async` (RFC 7240): answer 202 with a job at once instead of 201 once trained")
+
+
+async def _train(training: HeadTraining, jobs: Jobs, request: Request) -> HeadTrainingReport | JSONResponse:
+    """Synchronously (201 with the report, as before) or, if the client prefers, as a job (202)."""
+    if not prefers_async(request.headers.getlist("prefer")):
+        return views.trained(await jobs.train(training))
+    job = jobs.submit(training)
+    return JSONResponse(
+        views.job_view(job).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/admin/jobs/{job.job_id}", "Preference-Applied": RESPOND_ASYNC},
+    )
+
+
+@router.post("", response_model=HeadTrainingReport, status_code=201, responses=TRAINING_RESPONSES)
+async def create_head(
+    body: HeadCreateFromDataset,
+    request: Request,
+    catalog: Catalog,
+    jobs: Jobs,
+    prefer: Annotated[str | None, PREFER] = None,
+) -> HeadTrainingReport | JSONResponse:
+    """Train a head on the provider's own embeddings of a dataset split."""
+    return await _train(catalog.dataset_training(body), jobs, request)
 
 
 @router.post(
     "/upload",
     response_model=HeadTrainingReport,
     status_code=201,
+    responses=TRAINING_RESPONSES,
     openapi_extra=binary_body(
         "application/x-ndjson", 'labelled JSONL: one {"text": ..., "label": ...} object per line'
     ),
@@ -50,6 +91,7 @@ async def create_head(body: HeadCreateFromDataset, catalog: Catalog) -> HeadTrai
 async def upload_head(
     request: Request,
     catalog: Catalog,
+    jobs: Jobs,
     name: Annotated[Identifier, Query()],
     task: str = Query("custom"),
     class_names: str | None = Query(None, description="comma-separated, in label order"),
@@ -58,13 +100,14 @@ async def upload_head(
     seed: int = Query(0, ge=0, le=2**32 - 1),
     output_mode: OutputMode = Query(OutputMode.logits, description="what classify replies reveal"),
     map_holder: MapHolder = Query(MapHolder.client, description="who may hold the alignment map"),
-) -> HeadTrainingReport:
+    prefer: Annotated[str | None, PREFER] = None,
+) -> HeadTrainingReport | JSONResponse:
     """Train from a labelled JSONL upload: one {"text", "label"} object per line."""
     names = class_names.split(",") if class_names else None
-    outcome = await catalog.train_from_upload(
+    training = catalog.upload_training(
         name, task, await request.body(), names, in_distribution_texts, regularization_c, seed, output_mode, map_holder
     )
-    return views.trained(outcome)
+    return await _train(training, jobs, request)
 
 
 class HeadFromWeights(BaseModel):

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from helix_he.context import CiphertextError
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
+from helix_shards import ShardExecutor
 from shared_protocol.folds import MIN_SAMPLES_PER_REVEALED_VALUE, fold_disclosure_error
 from shared_protocol.messages import (
     AlignmentChunkHeader,
@@ -78,6 +79,7 @@ class AlignmentService:
         tasks: BackgroundTasks,
         meter: Metering,
         audit: AuditLog,
+        executor: ShardExecutor | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -87,6 +89,7 @@ class AlignmentService:
         self._tasks = tasks
         self._meter = meter
         self._audit = audit
+        self._executor = executor
         self._files = SessionFiles(settings.data_dir / "sessions")
 
     def create(self, tenant: TenantRecord, body: AlignmentCreate) -> SessionRecord:
@@ -364,7 +367,9 @@ class AlignmentService:
             return self.get(session_id, tenant_id)
         self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
         if self._store.claim_for_compute(session_id):
-            computation = AlignmentComputation(self._store, self._blobs, self._settings, self._pool, self._files)
+            computation = AlignmentComputation(
+                self._store, self._blobs, self._settings, self._pool, self._files, self._executor
+            )
             self._tasks.spawn(computation.run(session_id))
             self._audit.record(tenant_id, "alignment.computed", subject=session.head_id)
         return self.get(session_id, tenant_id)

@@ -1,8 +1,11 @@
 """The computation of an alignment session, run as a background task after all chunks arrived.
 
-Enc(X_aug^T Y_A) against the provider's plaintext embeddings of the same public texts: the work is
-split into one piece of result groups per worker, and with validation folds every piece returns its
-groups for each fold in turn, so the pieces are re-interleaved into one fold-major result."""
+Enc(X_aug^T Y_A) against the provider's plaintext embeddings of the same public texts. On the
+provider's own worker pool (the default) the work is split into one piece of result groups per
+worker, and with validation folds every piece returns its groups for each fold in turn, so the
+pieces are re-interleaved into one fold-major result. On a cluster executor (`executor = ray`) the
+ciphertexts are split into shards instead, whose partial results are added in a tree
+(`alignment_shards`): a big corpus then spreads over as many machines as the cluster has."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from helix_he.budget import y_scale_bits_for
+from helix_shards import ShardExecutor
 from shared_protocol.folds import fold_rows
 from shared_protocol.framing import encode_frame
 from shared_protocol.messages import AlignmentResultHeader
@@ -25,6 +29,7 @@ from ..settings import ProviderSettings
 from ..store import SessionRecord, Store
 from ..workers.jobs import CrossCovarianceJob
 from ..workers.pool import HePool
+from .alignment_shards import SessionKeys, sharded_cross_covariance
 from .targets import session_targets
 
 log = logging.getLogger("helix.provider.alignment")
@@ -51,13 +56,20 @@ def fold_major(parts: list[list[bytes]], folds: int) -> list[bytes]:
 
 class AlignmentComputation:
     def __init__(
-        self, store: Store, blobs: BlobStore, settings: ProviderSettings, pool: HePool, files: SessionFiles
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: ProviderSettings,
+        pool: HePool,
+        files: SessionFiles,
+        executor: ShardExecutor | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
         self._pool = pool
         self._files = files
+        self._executor = executor if executor is not None and executor.distributed else None
 
     async def run(self, session_id: str) -> None:
         """Compute and store the result; any failure is recorded on the session, never left "computing"."""
@@ -102,14 +114,34 @@ class AlignmentComputation:
             self._store.add_computed_columns(sid, sum(len(g) for g in groups[lo:hi]))
             return res
 
-        results = await asyncio.gather(*(piece(lo, hi) for lo, hi in piece_bounds(len(groups), self._pool.workers)))
-        replies = fold_major([part for part, _ in results], len(folds) if folds else 1)
+        if self._executor is not None:
+            replies, scale = await run_in_threadpool(
+                sharded_cross_covariance,
+                self._executor,
+                SessionKeys(
+                    session.parameter_set,
+                    self._blobs.path(key.public_key_blob).read_bytes(),
+                    self._blobs.path(key.galois_keys_blob).read_bytes(),
+                    self._settings.max_ciphertext_bytes,
+                ),
+                layout,
+                base.ciphertext_paths,
+                y.astype(np.float64),
+                base.y_scale_bits,
+                folds,
+                self._settings.alignment_shard_ciphertexts,
+            )
+            self._store.add_computed_columns(sid, session.output_columns)
+        else:
+            results = await asyncio.gather(*(piece(lo, hi) for lo, hi in piece_bounds(len(groups), self._pool.workers)))
+            replies = fold_major([part for part, _ in results], len(folds) if folds else 1)
+            scale = results[0][1]
         header = AlignmentResultHeader(
             session_id=sid,
             feature_dim=session.feature_dim,
             output_columns=session.output_columns,
             stride_bits=layout.stride_bits,
-            value_scale=results[0][1],
+            value_scale=scale,
             y_sum=y.sum(axis=0).tolist(),
             fold_sizes=[len(r) for r in folds or []],
             fold_y_sums=[y[r].sum(axis=0).tolist() for r in folds or []],

@@ -1,7 +1,8 @@
 """What the provider offers: heads (trained on its own data), public corpora, and who registered.
 
-Training and corpus embedding are heavy (the provider's encoder runs over every text), so they run
-off the event loop; the name checks run before that work and again, atomically, when storing."""
+Training and corpus embedding are heavy (the provider's encoder runs over every text): corpus embedding
+runs off the event loop, a training runs as a job in a process of its own (`services.training_jobs`).
+The name checks run before that work and again, atomically, when storing."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from ..clock import utcnow
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unknown, Unprocessable
 from ..settings import ProviderSettings
 from ..store import CorpusRecord, HeadRecord, KeyRecord, RecordExistsError, Store, TrainingReport
-from ..training import sample_texts, train_logistic_head
 from .head_sets import head_parameter_sets
 from .held_map import refuse_derived_base
 
@@ -108,23 +108,23 @@ class CatalogService:
             )
         self._store.delete_head(head_id)
 
-    async def train_from_dataset(self, body: HeadCreateFromDataset) -> TrainingOutcome:
+    def dataset_training(self, body: HeadCreateFromDataset) -> HeadTraining:
+        """What to train for a head from a dataset folder's split (checked: the name is free, the data
+        loads); the training itself is a job (`services.training_jobs`)."""
         self._ensure_new_head(body.name)
         data = self._split(body.dataset, body.split, body.max_examples, body.seed)
-        return await self._train(
-            HeadTraining(
-                body.name,
-                body.task or body.dataset,
-                data,
-                body.in_distribution_texts,
-                body.regularization_c,
-                body.seed,
-                body.output_mode,
-                body.map_holder,
-            )
+        return HeadTraining(
+            body.name,
+            body.task or body.dataset,
+            data,
+            body.in_distribution_texts,
+            body.regularization_c,
+            body.seed,
+            body.output_mode,
+            body.map_holder,
         )
 
-    async def train_from_upload(
+    def upload_training(
         self,
         name: str,
         task: str,
@@ -135,8 +135,8 @@ class CatalogService:
         seed: int,
         output_mode: OutputMode = OutputMode.logits,
         map_holder: MapHolder = MapHolder.client,
-    ) -> TrainingOutcome:
-        """Train from labelled JSONL: one {"text", "label"} object per line."""
+    ) -> HeadTraining:
+        """What to train from labelled JSONL: one {"text", "label"} object per line (checked)."""
         self._ensure_new_head(name)
         try:
             data = parse_labelled_jsonl(jsonl.decode("utf-8").splitlines(), class_names, self._settings.max_classes)
@@ -144,9 +144,7 @@ class CatalogService:
             raise BadRequest("invalid_jsonl", "the upload is not UTF-8 text") from None
         except ValueError as exc:
             raise Unprocessable("invalid_jsonl", str(exc)) from None
-        return await self._train(
-            HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode, map_holder)
-        )
+        return HeadTraining(name, task, data, in_distribution_texts, regularization_c, seed, output_mode, map_holder)
 
     async def create_from_weights(self, given: GivenHead) -> TrainingOutcome:
         """Store a head with the given weights (nothing is trained); 422 unless they fit the encoder."""
@@ -195,7 +193,7 @@ class CatalogService:
         try:
             self._store.add_head(head)
         except RecordExistsError:
-            raise _head_exists(given.name) from None
+            raise head_exists(given.name) from None
         return TrainingOutcome(head=head, seconds=time.perf_counter() - t0)
 
     async def evaluate(self, head_id: str, body: HeadEvaluateRequest) -> Evaluation:
@@ -229,42 +227,7 @@ class CatalogService:
 
     def _ensure_new_head(self, name: str) -> None:
         if self._store.get_head(name) is not None:
-            raise _head_exists(name)
-
-    async def _train(self, job: HeadTraining) -> TrainingOutcome:
-        return await run_in_threadpool(self._train_and_store, job)
-
-    def _train_and_store(self, job: HeadTraining) -> TrainingOutcome:
-        t0 = time.perf_counter()
-        emb = self._embedder()
-        x = emb.embed(job.data.texts).astype(np.float64)
-        trained = train_logistic_head(
-            x, job.data.labels, len(job.data.class_names), c=job.regularization_c, seed=job.seed
-        )
-        texts = sample_texts(job.data.texts, job.in_distribution_texts, job.seed)
-        texts_emb = self._blobs.put_array(emb.embed(texts).astype(np.float64)) if texts else None
-        head = HeadRecord(
-            id=job.name,
-            name=job.name,
-            task=job.task,
-            class_names=tuple(job.data.class_names),
-            dim=int(x.shape[1]),
-            num_classes=len(job.data.class_names),
-            created_at=utcnow(),
-            weights_blob=self._blobs.put_array(trained.weight),
-            bias_blob=self._blobs.put_array(trained.bias),
-            texts=tuple(texts),
-            texts_embeddings_blob=texts_emb,
-            encoder_model_id=emb.model_id,
-            report=TrainingReport(train_examples=len(job.data.texts), train_accuracy=trained.train_accuracy),
-            output_mode=job.output_mode,
-            map_holder=job.map_holder,
-        )
-        try:
-            self._store.add_head(head)
-        except RecordExistsError:
-            raise _head_exists(job.name) from None
-        return TrainingOutcome(head=head, seconds=time.perf_counter() - t0)
+            raise head_exists(name)
 
     def _split(self, dataset: str, split: str, limit: int | None, seed: int) -> LabelledSplit:
         try:
@@ -353,7 +316,7 @@ class CatalogService:
         return sorted(by_client.items())
 
 
-def _head_exists(name: str) -> Conflict:
+def head_exists(name: str) -> Conflict:
     return Conflict("head_exists", f"a head named {name!r} already exists; delete it first")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import INTERRUPTED_ERROR, RecordExistsError, Store
+from .base import INTERRUPTED_ERROR, JOB_INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import (
     ApiKeyRecord,
     AuditRecord,
@@ -12,6 +12,7 @@ from .records import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     Refusal,
@@ -22,6 +23,7 @@ from .records import (
 
 __all__ = [
     "INTERRUPTED_ERROR",
+    "JOB_INTERRUPTED_ERROR",
     "ApiKeyRecord",
     "AuditRecord",
     "Bucket",
@@ -30,6 +32,7 @@ __all__ = [
     "CorpusRecord",
     "Counter",
     "HeadRecord",
+    "JobRecord",
     "KeyRecord",
     "Quotas",
     "RecordExistsError",

@@ -22,6 +22,7 @@ from .records import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     Refusal,
@@ -30,6 +31,7 @@ from .records import (
 )
 
 INTERRUPTED_ERROR = "interrupted by a provider restart; POST .../compute again"
+JOB_INTERRUPTED_ERROR = "interrupted by a provider restart before it finished; nothing was stored, train again"
 
 
 class RecordExistsError(Exception):
@@ -38,7 +40,7 @@ class RecordExistsError(Exception):
 
 class Store(ABC):
     """Heads, corpora, tenants and their API keys, key challenges, registered keys, alignment
-    sessions, usage counters, rate buckets and the audit log.
+    sessions, usage counters, rate buckets, the audit log and admin jobs.
 
     Methods are safe to call from several threads at once, and from several processes sharing one
     database: whatever must hold across requests (a challenge taken once, a quota never exceeded) is
@@ -240,6 +242,47 @@ class Store(ABC):
     @abstractmethod
     def list_sessions(self) -> list[SessionRecord]:
         """Every alignment session, oldest first."""
+
+    # -- admin jobs -------------------------------------------------------------------------------
+    @abstractmethod
+    def add_job(self, job: JobRecord, max_active: int) -> bool:
+        """Store a new job unless `max_active` jobs of its kind are queued or running already (checked
+        and inserted in one transaction); False, and nothing stored, when the bound is reached."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def list_jobs(self, limit: int) -> list[JobRecord]:
+        """The newest `limit` jobs, newest first."""
+
+    @abstractmethod
+    def start_job(self, job_id: str, now: datetime) -> bool:
+        """Move a queued job to running; False if it is not queued (cancelled meanwhile, or unknown)."""
+
+    @abstractmethod
+    def set_job_pid(self, job_id: str, pid: int | None) -> None:
+        """Record (or clear) the process that runs the job."""
+
+    @abstractmethod
+    def cancel_job(self, job_id: str, now: datetime, reason: str) -> tuple[JobRecord, bool] | None:
+        """Cancel a queued or running job, atomically; the job as it is afterwards and whether this call
+        cancelled it (False: it had finished already). None if it is unknown."""
+
+    @abstractmethod
+    def fail_job(self, job_id: str, now: datetime, error_code: str, error: str) -> bool:
+        """Fail a queued or running job; False (nothing changed) if it had finished or was cancelled."""
+
+    @abstractmethod
+    def complete_job(self, job_id: str, now: datetime, head: HeadRecord, seconds: float) -> bool:
+        """Store the trained head and mark its running job succeeded, in one transaction: False, and no
+        head stored, if the job is no longer running (cancelled meanwhile); RecordExistsError, and
+        nothing changed, if a head with its id exists."""
+
+    @abstractmethod
+    def interrupt_running_jobs(self) -> int:
+        """Fail every queued or running job with JOB_INTERRUPTED_ERROR (after a restart no process
+        runs them); returns how many."""
 
     # -- lifetime ---------------------------------------------------------------------------------
     @abstractmethod

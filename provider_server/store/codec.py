@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared_protocol.messages import AlignmentState, KeyPurpose, MapHolder, OutputMode
+from shared_protocol.messages import AlignmentState, JobState, KeyPurpose, MapHolder, OutputMode
 
 from .records import (
     ApiKeyRecord,
@@ -19,6 +19,7 @@ from .records import (
     ChallengeRecord,
     CorpusRecord,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     SessionRecord,
@@ -312,4 +313,38 @@ def audit_row(a: AuditRecord) -> dict[str, Any]:
         "subject": a.subject,
         "count": a.count,
         "request_id": a.request_id,
+    }
+
+
+def job(r: Row) -> JobRecord:
+    return JobRecord(
+        job_id=r["job_id"],
+        kind=r["kind"],
+        state=JobState(r["state"]),
+        head_id=r["head_id"],
+        created_at=r["created_at"],
+        timeout_seconds=r["timeout_seconds"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        pid=r["pid"],
+        seconds=r["seconds"],
+        error_code=r["error_code"],
+        error=r["error"],
+    )
+
+
+def job_row(j: JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": j.job_id,
+        "kind": j.kind,
+        "state": j.state.value,
+        "head_id": j.head_id,
+        "created_at": j.created_at,
+        "timeout_seconds": j.timeout_seconds,
+        "started_at": j.started_at,
+        "finished_at": j.finished_at,
+        "pid": j.pid,
+        "seconds": j.seconds,
+        "error_code": j.error_code,
+        "error": j.error,
     }

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from helix_he.packing import CrossCovarianceLayout
 from helix_he.params import get_parameter_set
-from shared_protocol.messages import AlignmentState, KeyPurpose, MapHolder, OutputMode
+from shared_protocol.messages import AlignmentState, JobState, KeyPurpose, MapHolder, OutputMode
 
 
 @dataclass(frozen=True)
@@ -243,3 +243,30 @@ class AuditRecord:
     request_id: str | None = None
     actor: str = "tenant"  # or "admin"
     seq: int = 0
+
+
+#: Job states that still hold a place among the running jobs (and can be cancelled).
+ACTIVE_JOB_STATES = (JobState.queued, JobState.running)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Long admin work run as a job (today: a head training). A record, not only a task in memory, so
+    its state survives a provider restart and another replica sharing the database can read it."""
+
+    job_id: str
+    kind: str
+    state: JobState
+    head_id: str  # the head the job trains
+    created_at: datetime
+    timeout_seconds: float
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    pid: int | None = None  # the training process, on the host that runs the job, while it runs
+    seconds: float | None = None  # how long the training took, once succeeded
+    error_code: str | None = None
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_JOB_STATES

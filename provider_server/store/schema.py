@@ -228,3 +228,21 @@ audit_log = Table(
     Index("audit_log_tenant", "tenant_id", "seq"),
     sqlite_autoincrement=True,
 )
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", TEXT, primary_key=True),
+    Column("kind", TEXT, nullable=False),
+    Column("state", TEXT, nullable=False),
+    Column("head_id", TEXT, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("timeout_seconds", REAL, nullable=False),
+    Column("started_at", TIMESTAMP),
+    Column("finished_at", TIMESTAMP),
+    Column("pid", BIGINT),
+    Column("seconds", REAL),
+    Column("error_code", TEXT),
+    Column("error", TEXT),
+    Index("jobs_created", "created_at"),
+)

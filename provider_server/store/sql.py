@@ -19,21 +19,22 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import Table
 
-from shared_protocol.messages import AlignmentState
+from shared_protocol.messages import AlignmentState, JobState
 
 from . import codec
 from . import engine as engines
-from .base import INTERRUPTED_ERROR, Store
+from .base import INTERRUPTED_ERROR, JOB_INTERRUPTED_ERROR, Store
 from .migrate import upgrade
 from .records import (
+    ACTIVE_JOB_STATES,
     ApiKeyRecord,
     AuditRecord,
     Bucket,
@@ -42,6 +43,7 @@ from .records import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     Refusal,
@@ -54,6 +56,7 @@ from .schema import (
     challenges,
     corpora,
     heads,
+    jobs,
     keys,
     rate_buckets,
     sessions,
@@ -208,7 +211,7 @@ _SET_QUOTAS = (
     .where(_by(tenants, "tenant_id"))
     .values({name: bindparam(f"new_{name}") for name in codec.quota_row(Quotas())})
 )
-_INSERTS = {t.name: insert(t) for t in (heads, corpora, keys, challenges, sessions, tenants, api_keys)}
+_INSERTS = {t.name: insert(t) for t in (heads, corpora, keys, challenges, sessions, tenants, api_keys, jobs)}
 _APPEND_AUDIT = insert(audit_log).returning(audit_log.c.seq)
 _LIST_AUDIT = (
     select(audit_log).where(audit_log.c.seq > bindparam("after")).order_by(audit_log.c.seq).limit(bindparam("n"))
@@ -218,6 +221,51 @@ _LIST_TENANT_AUDIT = (
     .where(audit_log.c.tenant_id == bindparam("w_tenant_id"), audit_log.c.seq > bindparam("after"))
     .order_by(audit_log.c.seq)
     .limit(bindparam("n"))
+)
+
+
+# Admin jobs. "Active" is spelled out rather than IN (...), which would expand per call.
+_ACTIVE_JOB = or_(*(jobs.c.state == state.value for state in ACTIVE_JOB_STATES))
+_COUNT_ACTIVE_JOBS = select(func.count().label("n")).select_from(jobs).where(_by(jobs, "kind"), _ACTIVE_JOB)
+_GET_JOB = select(jobs).where(_by(jobs, "job_id"))
+_LIST_JOBS = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(bindparam("n"))
+_START_JOB = (
+    update(jobs)
+    .where(_by(jobs, "job_id"), jobs.c.state == JobState.queued.value)
+    .values(state=JobState.running.value, started_at=bindparam("now", type_=jobs.c.started_at.type))
+)
+_SET_JOB_PID = update(jobs).where(_by(jobs, "job_id")).values(pid=bindparam("new_pid", type_=jobs.c.pid.type))
+_END_ACTIVE_JOB = (
+    update(jobs)
+    .where(_by(jobs, "job_id"), _ACTIVE_JOB)
+    .values(
+        state=bindparam("new_state"),
+        finished_at=bindparam("now", type_=jobs.c.finished_at.type),
+        pid=None,
+        error_code=bindparam("new_error_code"),
+        error=bindparam("new_error"),
+    )
+)
+_SUCCEED_JOB = (
+    update(jobs)
+    .where(_by(jobs, "job_id"), jobs.c.state == JobState.running.value)
+    .values(
+        state=JobState.succeeded.value,
+        finished_at=bindparam("now", type_=jobs.c.finished_at.type),
+        pid=None,
+        seconds=bindparam("new_seconds", type_=jobs.c.seconds.type),
+    )
+)
+_INTERRUPT_JOBS = (
+    update(jobs)
+    .where(_ACTIVE_JOB)
+    .values(
+        state=JobState.failed.value,
+        finished_at=bindparam("now", type_=jobs.c.finished_at.type),
+        pid=None,
+        error_code="job_interrupted",
+        error=JOB_INTERRUPTED_ERROR,
+    )
 )
 
 
@@ -587,3 +635,65 @@ class SqlStore(Store):
         else:
             rows = self._all(_LIST_TENANT_AUDIT, {**_w(tenant_id=tenant_id), "after": after_seq, "n": limit})
         return [codec.audit(r) for r in rows]
+
+    # -- admin jobs -------------------------------------------------------------------------------
+    def add_job(self, job: JobRecord, max_active: int) -> bool:
+        try:
+            with self._db.write() as c:
+                if self._postgresql:  # the count and the insert as one step across processes
+                    c.scalar(_ADVISORY_LOCK, {"key": _lock_key("jobs", job.kind)})
+                if c.scalar(_COUNT_ACTIVE_JOBS, _w(kind=job.kind)) >= max_active:
+                    return False
+                c.change(_INSERTS[jobs.name], codec.job_row(job))
+        except Exception as exc:
+            if engines.is_duplicate(exc):
+                raise engines.duplicate_as_exists(jobs.name, exc) from None
+            raise
+        return True
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._one(_GET_JOB, _w(job_id=job_id))
+        return codec.job(row) if row else None
+
+    def list_jobs(self, limit: int) -> list[JobRecord]:
+        return [codec.job(r) for r in self._all(_LIST_JOBS, {"n": limit})]
+
+    def start_job(self, job_id: str, now: datetime) -> bool:
+        return self._change(_START_JOB, {**_w(job_id=job_id), "now": now}) > 0
+
+    def set_job_pid(self, job_id: str, pid: int | None) -> None:
+        self._change(_SET_JOB_PID, {**_w(job_id=job_id), "new_pid": pid})
+
+    def cancel_job(self, job_id: str, now: datetime, reason: str) -> tuple[JobRecord, bool] | None:
+        with self._db.write() as c:
+            changed = c.change(_END_ACTIVE_JOB, self._ending(job_id, now, JobState.cancelled, "job_cancelled", reason))
+            row = c.first(_GET_JOB, _w(job_id=job_id))
+        return (codec.job(row), changed > 0) if row else None
+
+    def fail_job(self, job_id: str, now: datetime, error_code: str, error: str) -> bool:
+        return self._change(_END_ACTIVE_JOB, self._ending(job_id, now, JobState.failed, error_code, error)) > 0
+
+    @staticmethod
+    def _ending(job_id: str, now: datetime, state: JobState, error_code: str, error: str) -> dict[str, Any]:
+        return {
+            **_w(job_id=job_id),
+            "new_state": state.value,
+            "now": now,
+            "new_error_code": error_code,
+            "new_error": error,
+        }
+
+    def complete_job(self, job_id: str, now: datetime, head: HeadRecord, seconds: float) -> bool:
+        try:
+            with self._db.write() as c:
+                if c.change(_SUCCEED_JOB, {**_w(job_id=job_id), "now": now, "new_seconds": seconds}) == 0:
+                    return False
+                c.change(_INSERTS[heads.name], codec.head_row(head))
+        except Exception as exc:
+            if engines.is_duplicate(exc):
+                raise engines.duplicate_as_exists(heads.name, exc) from None
+            raise
+        return True
+
+    def interrupt_running_jobs(self) -> int:
+        return self._change(_INTERRUPT_JOBS, {"now": datetime.now(UTC)})

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from typing import TypeVar
 
 from .jobs import Job
 from .refill import REFILLER
+from .watchdog import exit_with_parent
 
 R = TypeVar("R")
 
 
 def init_worker(nice: int = 0) -> None:
     """Lower this worker's priority by `nice` (alignment workers yield the CPU to classify workers),
-    and end it if the server process goes away, so a killed server never leaves workers computing
-    for nobody. (A watchdog on the parent pid, not PR_SET_PDEATHSIG: that signal fires when the
-    *thread* that forked the worker exits, and pools spawn workers from passing threads.)"""
+    and end it if the server process goes away (`watchdog`)."""
     if nice > 0:
         os.nice(nice)
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="helix-parent-watchdog", daemon=True).start()
+    exit_with_parent()
 
 
 def run_job(job: Job[R]) -> R:

@@ -16,6 +16,7 @@ import pytest
 
 from provider_server.store import (
     INTERRUPTED_ERROR,
+    JOB_INTERRUPTED_ERROR,
     ApiKeyRecord,
     AuditRecord,
     Bucket,
@@ -24,6 +25,7 @@ from provider_server.store import (
     CorpusRecord,
     Counter,
     HeadRecord,
+    JobRecord,
     KeyRecord,
     Quotas,
     RecordExistsError,
@@ -35,7 +37,7 @@ from provider_server.store import (
     open_store,
 )
 from provider_server.store.sql import SqlStore
-from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
+from shared_protocol.messages import AlignmentState, JobState, KeyPurpose, OutputMode
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -599,3 +601,115 @@ def test_admissions_from_several_processes_never_exceed_a_limit(store: Store, st
     admitted = run_together(4, store_url, "admit", "12", "29")
     assert sum(int(n) for n in admitted) == 29
     assert counters(store) == {("queries:sst2", DAY): 29}
+
+
+# -- admin jobs ----------------------------------------------------------------------------------
+
+
+def job(ident: str = "job_1", minutes: int = 0, kind: str = "head_training", head_id: str = "sst2") -> JobRecord:
+    return JobRecord(
+        job_id=ident,
+        kind=kind,
+        state=JobState.queued,
+        head_id=head_id,
+        created_at=T0 + timedelta(minutes=minutes),
+        timeout_seconds=1800.0,
+    )
+
+
+def test_a_job_reads_back_as_stored_and_lists_newest_first(store: Store) -> None:
+    for i in range(3):
+        assert store.add_job(job(f"job_{i}", minutes=i), max_active=10)
+    assert store.get_job("job_1") == job("job_1", minutes=1)
+    assert store.get_job("job_x") is None
+    assert [j.job_id for j in store.list_jobs(2)] == ["job_2", "job_1"]
+    with pytest.raises(RecordExistsError):
+        store.add_job(job("job_0"), max_active=10)
+
+
+def test_jobs_are_bounded_by_the_active_ones_of_their_kind(store: Store) -> None:
+    assert store.add_job(job("job_1"), max_active=2) and store.add_job(job("job_2"), max_active=2)
+    assert not store.add_job(job("job_3"), max_active=2)
+    assert store.get_job("job_3") is None
+    assert store.add_job(job("other", kind="another_kind"), max_active=2)
+    assert store.start_job("job_1", T0) and store.fail_job("job_1", T0, "training_failed", "it broke")
+    assert store.add_job(job("job_3"), max_active=2)
+
+
+def test_concurrent_submissions_never_exceed_the_bound(store: Store) -> None:
+    accepted: list[bool] = []
+    lock = threading.Lock()
+
+    def submit(i: int) -> None:
+        ok = store.add_job(job(f"job_{i}", minutes=i), max_active=3)
+        with lock:
+            accepted.append(ok)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert accepted.count(True) == 3
+    assert sum(1 for j in store.list_jobs(100) if j.active) == 3
+
+
+def test_a_job_runs_then_succeeds_with_its_head_in_one_step(store: Store) -> None:
+    store.add_job(job(), max_active=1)
+    assert store.start_job("job_1", T0) and not store.start_job("job_1", T0), "started once"
+    store.set_job_pid("job_1", 4321)
+    running = store.get_job("job_1")
+    assert running is not None and running.state == JobState.running and running.pid == 4321
+    assert running.started_at == T0
+    assert store.complete_job("job_1", T0 + timedelta(seconds=5), head(), 5.0)
+    done = store.get_job("job_1")
+    assert done is not None and done.state == JobState.succeeded and done.pid is None and done.seconds == 5.0
+    assert done.finished_at == T0 + timedelta(seconds=5)
+    assert store.get_head("sst2") == head()
+    assert not store.fail_job("job_1", T0, "x", "y"), "a finished job stays as it finished"
+
+
+def test_a_cancelled_job_stores_no_head(store: Store) -> None:
+    store.add_job(job(), max_active=1)
+    store.start_job("job_1", T0)
+    result = store.cancel_job("job_1", T0, "cancelled by the admin")
+    assert result is not None
+    cancelled, changed = result
+    assert changed and cancelled.state == JobState.cancelled and cancelled.error == "cancelled by the admin"
+    assert not store.complete_job("job_1", T0, head(), 1.0)
+    assert store.get_head("sst2") is None
+    again = store.cancel_job("job_1", T0, "again")
+    assert again is not None and again[1] is False and again[0].error == "cancelled by the admin"
+    assert store.cancel_job("job_x", T0, "nobody") is None
+    assert not store.fail_job("job_1", T0, "training_failed", "too late"), "cancelled stays cancelled"
+
+
+def test_a_queued_job_cancelled_never_starts(store: Store) -> None:
+    store.add_job(job(), max_active=1)
+    store.cancel_job("job_1", T0, "cancelled")
+    assert not store.start_job("job_1", T0)
+
+
+def test_completing_a_job_for_a_taken_name_changes_nothing(store: Store) -> None:
+    store.add_head(head())
+    store.add_job(job(), max_active=1)
+    store.start_job("job_1", T0)
+    with pytest.raises(RecordExistsError):
+        store.complete_job("job_1", T0, replace(head(), task="another"), 1.0)
+    still = store.get_job("job_1")
+    assert still is not None and still.state == JobState.running
+    assert store.get_head("sst2") == head()
+
+
+def test_a_restart_fails_queued_and_running_jobs_only(store: Store) -> None:
+    for ident in ("queued", "running", "done"):
+        store.add_job(job(ident), max_active=10)
+    store.start_job("running", T0)
+    store.start_job("done", T0)
+    store.complete_job("done", T0, head(), 1.0)
+    assert store.interrupt_running_jobs() == 2
+    for ident in ("queued", "running"):
+        failed = store.get_job(ident)
+        assert failed is not None and failed.state == JobState.failed and failed.error == JOB_INTERRUPTED_ERROR
+    finished = store.get_job("done")
+    assert finished is not None and finished.state == JobState.succeeded
