@@ -115,6 +115,8 @@ class SessionRecord:
     validation_folds: int = 0  # K per-fold results requested, 0 for one result over all samples
     tenant_id: str | None = None  # its owner; None only for sessions from before tenants (unreachable)
     stored_bytes: int = 0  # its chunks and result, charged to the owner's storage until it is deleted
+    compute_owner: str | None = None  # the replica running (or last running) its computation
+    lease_expires_at: datetime | None = None  # until when that replica is known to be alive for it
 
     @property
     def layout(self) -> CrossCovarianceLayout:

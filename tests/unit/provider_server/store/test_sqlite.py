@@ -96,7 +96,7 @@ def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
         assert new is not None and new.output_mode == OutputMode.ranking
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 6
+    assert schema_version(path) == SCHEMA_VERSION == 7
 
 
 def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_rows_from_before_tenants_belong_to_no_tenant(tmp_path: Path) -> None:
         assert store.take_challenge("c_old", "t_any") is None
     finally:
         store.close()
-    assert schema_version(path) == 6
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
