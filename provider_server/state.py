@@ -12,6 +12,7 @@ from helix_embeddings import CachedEmbedder, Embedder, load_embedder
 from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
+from .clock import utcnow
 from .private_files import private_dir
 from .retention import Sweeper
 from .settings import ProviderSettings
@@ -54,7 +55,10 @@ class ProviderState:
     def open(cls, settings: ProviderSettings) -> ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
-        store.interrupt_running_sessions()
+        # Replicas share the store: only this replica's own computations (it restarted under the
+        # same id) and those whose replica died are certainly not running; others' are left alone.
+        store.interrupt_running_sessions(owner=settings.replica_id)
+        store.interrupt_running_sessions(expired_before=utcnow())
         blobs = BlobStore(settings.data_dir / "blobs")
         return cls(
             settings=settings,
