@@ -55,14 +55,22 @@ def haproxy_config(
     verify_host: str,
     health: HealthCheck = HealthCheck(),
     stats_socket: Path | None = None,
+    dns_resolver: str | None = None,
     timeout_server_seconds: int = 600,
 ) -> str:
     """The configuration text. `certificate` is one PEM file with the provider's certificate chain
     and its key (HAProxy's `crt`); `ca_file` is the CA the replicas' certificates are verified
-    against, with the name `verify_host`; `bind` is the address clients connect to ("host:port")."""
+    against, with the name `verify_host`; `bind` is the address clients connect to ("host:port").
+    With `dns_resolver` ("host:port", e.g. Docker's 127.0.0.11:53) replica names are resolved again
+    while running, so a replica that comes back at a new address is found; a name that does not
+    resolve yet at start-up leaves its server down instead of stopping the balancer."""
     if not backends:
         raise ValueError("a balancer needs at least one replica")
     stats = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
+    resolvers = (
+        f"\nresolvers dns\n    nameserver dns1 {dns_resolver}\n    hold valid 10s\n" if dns_resolver else ""
+    )
+    resolve = " resolvers dns init-addr last,libc,none" if dns_resolver else ""
     servers = "".join(
         f"    server {b.name} {b.address} ssl verify required ca-file {ca_file} verifyhost {verify_host}"
         f" sni str({verify_host}) check check-ssl\n"
@@ -72,7 +80,7 @@ def haproxy_config(
 global
     log stdout format raw local0
     maxconn 2048
-{stats}
+{stats}{resolvers}
 defaults
     mode http
     log global
@@ -99,5 +107,38 @@ backend replicas
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {verify_host}
     http-check expect status 200
-    default-server inter {health.interval_ms}ms fall {health.fall} rise {health.rise}
+    default-server inter {health.interval_ms}ms fall {health.fall} rise {health.rise}{resolve}
 {servers}"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m provider_server.balancer`: print the configuration for the given replicas (the compose
+    file's deploy/haproxy.cfg is this output)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m provider_server.balancer", description=main.__doc__)
+    parser.add_argument("--bind", default="*:8443")
+    parser.add_argument("--certificate", type=Path, required=True, help="PEM file: certificate chain and key")
+    parser.add_argument("--ca-file", type=Path, required=True)
+    parser.add_argument("--verify-host", required=True, help="the name the replicas' certificate carries")
+    parser.add_argument("--replica", action="append", required=True, metavar="NAME=HOST:PORT")
+    parser.add_argument("--dns-resolver", help="host:port of a DNS server to re-resolve replica names with")
+    parser.add_argument("--check-interval-ms", type=int, default=HealthCheck.interval_ms)
+    args = parser.parse_args(argv)
+    backends = [Backend(*spec.split("=", 1)) for spec in args.replica]
+    print(
+        haproxy_config(
+            bind=args.bind,
+            certificate=args.certificate,
+            ca_file=args.ca_file,
+            backends=backends,
+            verify_host=args.verify_host,
+            health=HealthCheck(interval_ms=args.check_interval_ms),
+            dns_resolver=args.dns_resolver,
+        ),
+        end="",
+    )
+
+
+if __name__ == "__main__":
+    main()
