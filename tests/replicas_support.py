@@ -222,8 +222,8 @@ class ReplicaSet:
     def names(self) -> list[str]:
         return [f"r{i + 1}" for i in range(self.count)]
 
-    def backends(self) -> list[Backend]:
-        return [Backend(d.name, f"127.0.0.1:{d.port}") for d in self.daemons]
+    def backends(self, names: list[str] | None = None) -> list[Backend]:
+        return [Backend(d.name, f"127.0.0.1:{d.port}") for d in self.daemons if names is None or d.name in names]
 
     def make(self) -> ReplicaSet:
         for name in self.names():
@@ -254,13 +254,17 @@ class ReplicaSet:
             )
         return self
 
-    def start(self, deadline_s: float = 180.0) -> ReplicaSet:
-        """Start all replicas at once (their start-ups overlap), then wait for each."""
-        for d in self.daemons:
+    def start(self, names: list[str] | None = None, deadline_s: float = 180.0) -> ReplicaSet:
+        """Start these replicas (default: all) at once (their start-ups overlap), then wait for each."""
+        chosen = [d for d in self.daemons if names is None or d.name in names]
+        for d in chosen:
             d.spawn()
-        for d in self.daemons:
+        for d in chosen:
             d.wait_ready(deadline_s)
         return self
+
+    def running(self) -> list[Daemon]:
+        return [d for d in self.daemons if d.running]
 
     def by_name(self, name: str) -> Daemon:
         return next(d for d in self.daemons if d.name == name)
@@ -271,6 +275,7 @@ class ReplicaSet:
         assert d.proc is not None and d.proc.poll() is None, f"{name} is not running"
         os.killpg(d.proc.pid, signal.SIGKILL)
         d.proc.wait(30)
+        d.stop()  # reaped: the launcher now knows it is stopped (and signals nothing again)
 
     def stop(self) -> None:
         for d in self.daemons:
