@@ -97,4 +97,9 @@ class ProviderState:
         self.tasks.cancel_all()
         self.pool.close()
         self.alignment_pool.close()
-        self.store.close()
+        # Computations this replica held stop with it: reported as interrupted now, so a client's next
+        # POST .../compute runs them on another replica at once instead of after their lease.
+        try:
+            self.store.interrupt_running_sessions(owner=self.settings.replica_id)
+        finally:
+            self.store.close()

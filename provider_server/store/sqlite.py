@@ -186,7 +186,9 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version before."""
+    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version before.
+    Each step reads the version again inside its transaction: replicas starting at once on one
+    database each apply a step only if no other has applied it meanwhile."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _columns(conn, "schema_version"):
@@ -204,6 +206,10 @@ def migrate(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            (current,) = conn.execute("SELECT version FROM schema_version").fetchone()
+            if step.version <= current:  # another process applied it since `start` was read
+                conn.execute("COMMIT")
+                continue
             for sql in step.statements:
                 conn.execute(sql)
             conn.execute("UPDATE schema_version SET version = ?", (step.version,))

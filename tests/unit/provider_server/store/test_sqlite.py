@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provider_server.store import AuditRecord, SessionRecord
-from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, migrate
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
@@ -190,3 +190,27 @@ def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
         assert conn.execute("SELECT action, count FROM audit_log").fetchall() == [("classify", 1)]
     finally:
         conn.close()
+
+
+def test_a_step_another_process_applied_meanwhile_is_not_applied_again(tmp_path: Path) -> None:
+    """Two replicas start on one new database: the first reads version 0, then (just before its first
+    step) the other migrates the whole schema; the first must see that and apply nothing twice."""
+    path = tmp_path / "shared.db"
+    first = sqlite3.connect(str(path), isolation_level=None)
+    other = sqlite3.connect(str(path), isolation_level=None)
+    begins = 0
+
+    def before_statement(sql: str) -> None:
+        nonlocal begins
+        if sql.startswith("BEGIN IMMEDIATE"):
+            begins += 1
+            if begins == 2:  # the first step's transaction, after the version was read
+                migrate(other)
+
+    first.set_trace_callback(before_statement)
+    try:
+        assert migrate(first) == 0
+    finally:
+        first.close()
+        other.close()
+    assert schema_version(path) == SCHEMA_VERSION
