@@ -27,6 +27,11 @@ from pathlib import Path
 
 #: Path ids (hex digits after a prefix and "_") are capabilities: masked in the balancer's log lines.
 MASK_PATH = "path,regsub(_[0-9a-f]+,_x,g)"
+#: HAProxy's HTTP log fields (timers, status, termination state, connection counts with the retries
+#: last, queues), then the method, the masked path and the request id the client sent.
+LOG_FORMAT = (
+    "%ci [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %HM %[var(txn.masked_path)] %ID"
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,7 @@ def haproxy_config(
     if not backends:
         raise ValueError("a balancer needs at least one replica")
     stats = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
-    resolvers = (
-        f"\nresolvers dns\n    nameserver dns1 {dns_resolver}\n    hold valid 10s\n" if dns_resolver else ""
-    )
+    resolvers = f"\nresolvers dns\n    nameserver dns1 {dns_resolver}\n    hold valid 10s\n" if dns_resolver else ""
     resolve = " resolvers dns init-addr last,libc,none" if dns_resolver else ""
     servers = "".join(
         f"    server {b.name} {b.address} ssl verify required ca-file {ca_file} verifyhost {verify_host}"
@@ -84,7 +87,7 @@ global
 defaults
     mode http
     log global
-    log-format "%ci [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %HM %[var(txn.masked_path)] %ID"
+    log-format "{LOG_FORMAT}"
     option dontlognull
     timeout connect 2s
     timeout client 10m

@@ -96,6 +96,8 @@ class Sweeper:
             released = self._sweep_sessions(now, report) + self._sweep_keys(now, report)
             self._sweep_blobs(now, released, report)
             self._sweep_session_folders(now, report)
+            if report.interrupted:
+                log.warning("%d alignment computations lost their replica (lease expired)", report.interrupted)
             if report.sessions or report.keys or report.blobs or report.temp_files or report.session_folders:
                 log.info(
                     "swept %d sessions, %d keys, %d blobs, %d temporary files, %d session folders: %d bytes",

@@ -287,5 +287,8 @@ class ReplicaSet:
 
 def https_client(url: str, ca: Path, **kwargs: object) -> httpx.Client:
     return httpx.Client(
-        base_url=url, verify=ssl.create_default_context(cafile=str(ca)), timeout=300.0, **kwargs  # type: ignore[arg-type]
+        base_url=url,
+        verify=ssl.create_default_context(cafile=str(ca)),
+        timeout=300.0,
+        **kwargs,  # type: ignore[arg-type]
     )

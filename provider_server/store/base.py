@@ -131,7 +131,11 @@ class Store(ABC):
 
     @abstractmethod
     def claim_for_compute(
-        self, session_id: str, owner: str | None = None, lease_until: datetime | None = None, now: datetime | None = None
+        self,
+        session_id: str,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         """Move a session that is neither computing nor done to computing (no columns computed, no
         error), held by replica `owner` until `lease_until`, atomically; False if it is unknown, done,

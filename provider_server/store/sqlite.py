@@ -626,7 +626,11 @@ class SqliteStore(Store):
         return _session(updated)
 
     def claim_for_compute(
-        self, session_id: str, owner: str | None = None, lease_until: datetime | None = None, now: datetime | None = None
+        self,
+        session_id: str,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         computing, done = AlignmentState.computing.value, AlignmentState.done.value
         expired = "(state = ? AND lease_expires_at IS NOT NULL AND lease_expires_at < ?)"

@@ -22,13 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from helix_it_helpers import ADMIN_TOKEN_HEADER, admin_client, https_client, poll_until, stock_provider
+from helix_it_helpers import (
+    ADMIN_TOKEN_HEADER,
+    admin_client,
+    bearer,
+    create_tenant,
+    https_client,
+    poll_until,
+    stock_provider,
+)
 
+from client_agent.provider_client import ProviderClient, ProviderError
+from helix_he.keys import ClientKeys
+from helix_he.linear_head import encrypt_queries
+from helix_he.packing import LinearHeadLayout
 from helix_pki import DemoPKI
 from helix_web.launcher import Daemon, client_env, free_port
 from provider_server.balancer import HealthCheck
-from tests.replicas_support import Balancer, BalancedRequest, ReplicaSet, haproxy_binary
+from shared_protocol.messages import ClassifyHeader, KeyPurpose, KeyRegistrationHeader
+from tests.replicas_support import BalancedRequest, Balancer, ReplicaSet, haproxy_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = ADMIN_TOKEN_HEADER["Authorization"].removeprefix("Bearer ")
@@ -52,6 +66,7 @@ class Cluster:
     agent_http: httpx.Client
     admin: httpx.Client
     ca: str
+    api_key: str
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +125,7 @@ def cluster(
             pythonpath=REPO_ROOT,
         ).start()
         agent_http = https_client(agent.url, ca)
-        yield Cluster(replicas, balancer, agent, agent_http, admin, ca)
+        yield Cluster(replicas, balancer, agent, agent_http, admin, ca, api_key)
         agent_http.close()
         admin.close()
     finally:
@@ -129,12 +144,75 @@ def _served(requests: list[BalancedRequest], method: str, suffix: str, status: i
     ]
 
 
+def test_rate_limits_hold_across_replicas(cluster: Cluster) -> None:
+    """A tenant's bucket of 3 creation tokens is one bucket, whichever replicas its requests reach."""
+    _, api_key = create_tenant(cluster.admin, "bursty", rate_burst=3, rate_per_second=0.001)
+    seen = len(cluster.balancer.requests())
+    with https_client(cluster.balancer.url, cluster.ca, headers=bearer(api_key)) as http:
+        codes = [http.post("/v1/keys/challenges").status_code for _ in range(6)]
+    assert codes == [201, 201, 201, 429, 429, 429]
+    servers = _served(cluster.balancer.requests()[seen:], "POST", "/v1/keys/challenges")
+    assert len(set(servers)) == 3, f"the requests did not spread over the replicas: {servers}"
+
+
+def test_a_revoked_key_and_a_deleted_head_stop_working_on_every_replica(cluster: Cluster) -> None:
+    """Keys and heads are looked up in the shared store on every request (a replica caches only the
+    prepared HE objects of content-addressed blobs), so a revocation or deletion made through one
+    replica is refused by every replica at once."""
+    head = {"name": "tiny", "dataset": "sst2", "max_examples": 40, "in_distribution_texts": 0}
+    assert cluster.admin.post("/v1/admin/heads", json=head).status_code == 201
+    with ProviderClient(cluster.balancer.url, Path(cluster.ca), api_key=cluster.api_key) as pc:
+        header, queries = _inference_queries(pc)
+    direct = [ProviderClient(d.url, Path(cluster.ca), api_key=cluster.api_key) for d in cluster.replicas.daemons]
+    try:
+        for pc in direct:
+            for head_id in ("sst2", "tiny"):
+                pc.classify(header.model_copy(update={"head_id": head_id}), queries, max_blob_bytes=1 << 22)
+        assert cluster.admin.delete("/v1/admin/heads/tiny").status_code in (200, 204)
+        for pc in direct:
+            with pytest.raises(ProviderError) as gone:
+                pc.classify(header.model_copy(update={"head_id": "tiny"}), queries, max_blob_bytes=1 << 22)
+            assert (gone.value.status, gone.value.code) == (404, "unknown_head"), pc.base_url
+        with ProviderClient(cluster.balancer.url, Path(cluster.ca), api_key=cluster.api_key) as pc:
+            pc.revoke_key(header.key_id)
+        for pc in direct:
+            with pytest.raises(ProviderError) as revoked:
+                pc.classify(header, queries, max_blob_bytes=1 << 22)
+            assert (revoked.value.status, revoked.value.code) == (404, "unknown_key"), pc.base_url
+    finally:
+        for pc in direct:
+            pc.close()
+
+
+def _inference_queries(pc: ProviderClient) -> tuple[ClassifyHeader, list[bytes]]:
+    """A newly registered inference key and two queries encrypted under it, for head `sst2`."""
+    head = pc.head("sst2")
+    pset = head.parameter_sets[0]
+    keys = ClientKeys.generate(pset)
+    challenge = pc.key_challenge()
+    seed = bytes.fromhex(challenge.seed)
+    registration = KeyRegistrationHeader(
+        client_name="replica-test",
+        purpose=KeyPurpose.inference,
+        parameter_set=pset,
+        galois_elements=[],
+        challenge_id=challenge.challenge_id,
+    )
+    key = pc.register_key(registration, keys.public_key_bytes(seed))
+    x = np.random.default_rng(3).normal(0.0, 0.05, size=(2, head.dim))
+    header = ClassifyHeader(
+        head_id="sst2", key_id=key.key_id, num_queries=2, query_scale_bits=keys.he.params.query_scale_bits
+    )
+    return header, encrypt_queries(keys, x, LinearHeadLayout(n=keys.he.n, d=head.dim, k=head.num_classes))
+
+
 def test_an_alignment_completes_when_the_replica_computing_it_is_killed(cluster: Cluster) -> None:
     """Upload, compute and result go to different replicas (each request is balanced on its own); the
     replica that claimed the computation is SIGKILLed while it computes. Its lease runs out, the
     session reads as interrupted, the agent starts the computation again and a live replica runs it:
     the alignment completes in its one session, and its map classifies."""
     balancer, replicas = cluster.balancer, cluster.replicas
+    agent_retries_before = _agent_retries(cluster.agent)
     seen = len(balancer.requests())
     resp = cluster.agent_http.post("/v1/alignments", json={"head_id": "sst2", "corpus_id": "wiki"})
     assert resp.status_code == 202, resp.text
@@ -172,7 +250,8 @@ def test_an_alignment_completes_when_the_replica_computing_it_is_killed(cluster:
     retried = [r for r in requests if r.status >= 500 or r.retries]
     print(
         f"alignment: replica {victim} killed mid-compute, done {took:.1f} s later; computes {computes}, "
-        f"uploads {Counter(uploads)}, result from {results}; 5xx or retried at the balancer: {len(retried)}"
+        f"uploads {Counter(uploads)}, result from {results}; 5xx or retried at the balancer: {len(retried)}; "
+        f"the agent retried {_agent_retries(cluster.agent) - agent_retries_before}"
     )
 
     answer = cluster.agent_http.post("/v1/classify", json={"head_id": "sst2", "texts": TEXTS[:1]})
@@ -186,6 +265,7 @@ def test_a_classify_load_loses_nothing_when_a_replica_is_killed(cluster: Cluster
     200 (the balancer redispatches failed connections, the agent retries what the dead replica had
     taken), and the agent's inference key, registered once, keeps classifying on both other replicas."""
     balancer, replicas = cluster.balancer, cluster.replicas
+    agent_retries_before = _agent_retries(cluster.agent)
     warm = cluster.agent_http.post("/v1/classify", json={"head_id": "sst2", "texts": TEXTS})  # registers the key
     assert warm.status_code == 200, warm.text
     keys_before = _inference_keys(cluster.admin)
@@ -242,8 +322,13 @@ def test_a_classify_load_loses_nothing_when_a_replica_is_killed(cluster: Cluster
     print(
         f"classify: {len(statuses)} agent calls, all 200; balancer saw {len(classify)} provider calls, "
         f"{len(retried)} of them failed or retried ({Counter((r.status, r.retries) for r in retried)}); "
-        f"backend counters {counters}"
+        f"backend counters {counters}; the agent retried {_agent_retries(cluster.agent) - agent_retries_before}"
     )
+
+
+def _agent_retries(agent: Daemon) -> int:
+    """Provider calls the agent sent again (it logs each one)."""
+    return sum(1 for line in agent.log_text().splitlines() if "provider call" in line and "retried" in line)
 
 
 def _inference_keys(admin: httpx.Client) -> set[str]:

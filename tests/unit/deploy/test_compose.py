@@ -547,5 +547,6 @@ def test_the_scale_agent_talks_to_the_balancer_with_its_own_key(compose, tmp_pat
     assert pki_main(args) == 0
     capsys.readouterr()
     cert = x509.load_pem_x509_certificate((tmp_path / "provider" / "provider.pem").read_bytes())
-    names = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(sans.get_values_for_type(x509.DNSName))
     assert {"provider", "balancer", *SCALE_REPLICAS} <= names

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from provider_server.blobs import BlobStore
 from provider_server.clock import utcnow
-from provider_server.retention import SweepReport, Sweeper
+from provider_server.retention import Sweeper, SweepReport
 from provider_server.session_files import SessionFiles
 from provider_server.settings import ProviderSettings
 from provider_server.store import SessionRecord, open_store
