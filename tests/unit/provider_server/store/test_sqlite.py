@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provider_server.store import AuditRecord, SessionRecord
-from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, migrate
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
@@ -96,7 +96,7 @@ def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
         assert new is not None and new.output_mode == OutputMode.ranking
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 8
+    assert schema_version(path) == SCHEMA_VERSION == 9
 
 
 def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_rows_from_before_tenants_belong_to_no_tenant(tmp_path: Path) -> None:
         assert store.take_challenge("c_old", "t_any") is None
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 8
+    assert schema_version(path) == SCHEMA_VERSION == 9
 
 
 def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
@@ -190,3 +190,27 @@ def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
         assert conn.execute("SELECT action, count FROM audit_log").fetchall() == [("classify", 1)]
     finally:
         conn.close()
+
+
+def test_a_step_another_process_applied_meanwhile_is_not_applied_again(tmp_path: Path) -> None:
+    """Two replicas start on one new database: the first reads version 0, then (just before its first
+    step) the other migrates the whole schema; the first must see that and apply nothing twice."""
+    path = tmp_path / "shared.db"
+    first = sqlite3.connect(str(path), isolation_level=None)
+    other = sqlite3.connect(str(path), isolation_level=None)
+    begins = 0
+
+    def before_statement(sql: str) -> None:
+        nonlocal begins
+        if sql.startswith("BEGIN IMMEDIATE"):
+            begins += 1
+            if begins == 2:  # the first step's transaction, after the version was read
+                migrate(other)
+
+    first.set_trace_callback(before_statement)
+    try:
+        assert migrate(first) == 0
+    finally:
+        first.close()
+        other.close()
+    assert schema_version(path) == SCHEMA_VERSION

@@ -189,6 +189,6 @@ def test_migration_7_makes_earlier_heads_and_sessions_client_held(tmp_path: Path
         store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 9
     finally:
         conn.close()
