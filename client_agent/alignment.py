@@ -41,6 +41,15 @@ from .maps import MapStore, StoredMap
 from .provider_client import ProviderClient, ProviderError
 from .shards import AlignmentShards
 
+#: How often a computation the provider reports as interrupted is started again before giving up.
+MAX_COMPUTE_RESTARTS = 3
+
+
+def interrupted(session: AlignmentSession) -> bool:
+    """The provider failed the session only because the process computing it went away ("interrupted
+    by a provider restart; POST .../compute again"): starting it again may well succeed."""
+    return session.state == AlignmentState.failed and (session.error or "").startswith("interrupted")
+
 
 class AlignmentError(RuntimeError):
     pass
@@ -280,14 +289,22 @@ class AlignmentRun:
         return session
 
     def compute(self, session: AlignmentSession) -> AlignmentSession:
-        """Start the provider's computation and follow it until it is done or failed."""
+        """Start the provider's computation and follow it until it is done or failed. A computation
+        the provider reports as interrupted (its process restarted, or the replica running it was
+        lost) is started again, since the uploaded ciphertexts are still there; a few times at most."""
         self._progress(phase="computing")
         session = self.provider.start_compute(session.session_id)
-        while session.state == AlignmentState.computing:
-            time.sleep(self.config.poll_seconds)  # the provider offers no push; poll its session
-            session = self.provider.session(session.session_id)
-            if session.computed_columns != self.status.computed_columns:
-                self._progress(computed_columns=session.computed_columns)
+        restarts = 0
+        while True:
+            while session.state == AlignmentState.computing:
+                time.sleep(self.config.poll_seconds)  # the provider offers no push; poll its session
+                session = self.provider.session(session.session_id)
+                if session.computed_columns != self.status.computed_columns:
+                    self._progress(computed_columns=session.computed_columns)
+            if not (interrupted(session) and restarts < MAX_COMPUTE_RESTARTS):
+                break
+            restarts += 1
+            session = self.provider.start_compute(session.session_id)
         if session.state != AlignmentState.done:
             raise AlignmentError(f"alignment failed on the provider: {session.error}")
         return session

@@ -12,6 +12,7 @@ naming the provider, with Retry-After)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import ssl
@@ -47,6 +48,8 @@ from shared_protocol.messages import (
 from .http_transport import ConnectFailed, HttpReply, HttpTransport, TransportError
 
 M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger("helix.agent.provider")
 
 
 class ProviderError(RuntimeError):
@@ -146,11 +149,13 @@ class ProviderClient:
                 # A refused connection reached nobody, so even a non-idempotent call may be sent again.
                 if (repeatable or isinstance(exc, ConnectFailed)) and backoff.wait():
                     retried = True
+                    log.warning("provider call %s retried: %s", method, type(exc).__name__)
                     continue
                 raise self._unavailable(f"it is unreachable ({exc})") from None
             if resp.status_code in RETRY_STATUSES:
                 if repeatable and backoff.wait():
                     retried = True
+                    log.warning("provider call %s retried: it answered %d", method, resp.status_code)
                     continue
                 raise self._unavailable(f"it answered {resp.status_code}: {_error_detail(resp)}")
             if retried and method == "DELETE" and resp.status_code == 404:

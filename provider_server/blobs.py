@@ -7,10 +7,14 @@ processes read blobs by path without shipping bytes through the parent. Writes a
 
 Blobs no record names any more are removed by the garbage collector (`retention`) once they are
 older than a grace period; `put` of content that is already there renews its age, under the same
-lock the collector removes under, so a blob about to be named by a new record is never collected."""
+lock the collector removes under, so a blob about to be named by a new record is never collected.
+Replicas share the blob directory, so that lock is also a file lock (`flock` on the root directory):
+one replica's put and another's collection of the same blob never interleave."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import math
@@ -29,6 +33,17 @@ class BlobStore:
         self.root = private_dir(root)
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, then the other processes sharing the directory, one at a time."""
+        with self._lock:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+
     def path(self, blob_id: str) -> Path:
         if not blob_id or "/" in blob_id or blob_id.startswith("."):
             raise ValueError(f"invalid blob id {blob_id!r}")
@@ -37,7 +52,7 @@ class BlobStore:
     def put(self, data: bytes, suffix: str = "") -> str:
         blob_id = hashlib.sha256(data).hexdigest() + suffix
         target = self.path(blob_id)
-        with self._lock:
+        with self._locked():
             try:
                 os.utime(target)  # there already, and in use again: not an orphan for another grace period
                 return blob_id
@@ -70,7 +85,7 @@ class BlobStore:
     def remove_if_older(self, path: Path, cutoff: float = math.inf) -> int | None:
         """Remove `path` if it was last written or put before `cutoff` (a time.time() value; by
         default: whenever); returns the bytes freed, or None if it was kept or already gone."""
-        with self._lock:
+        with self._locked():
             try:
                 st = path.stat()
                 if st.st_mtime >= cutoff:

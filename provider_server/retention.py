@@ -7,7 +7,8 @@ files of writes a crash cut short. One sweep removes, in this order:
 
 - sessions that expired, done sessions whose result is older than the result TTL, and receiving or
   failed sessions with no activity (creation, a chunk, the computation's end) for the idle TTL or
-  whose key is gone; a computing session is never touched;
+  whose key is gone; a computing session is left alone while its replica renews its lease (one
+  whose lease lapsed is first failed as interrupted, `services.compute_lease`);
 - keys that are revoked, expired for longer than the expired-key retention, or single-use alignment
   keys no session uses any more, older than the idle TTL; their blobs go with them at once;
 - blobs no record names, temporary files, and session folders without a session, once older than
@@ -15,7 +16,9 @@ files of writes a crash cut short. One sweep removes, in this order:
 
 Records go before files: a chunk upload racing a deletion finds no session and removes its own
 files (`services.alignment`). The sweep runs periodically (`gc_interval_seconds`) and on demand
-(`POST /v1/admin/gc`), one at a time."""
+(`POST /v1/admin/gc`), one at a time per process. Replicas sharing the database and data directory
+sweep independently, possibly at once: every removal is conditional (a record is deleted once, a
+blob under the blob store's cross-process lock, a vanished file counts as removed by the other)."""
 
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class SweepReport:
     temp_files: int = 0
     session_folders: int = 0
     challenges: int = 0
+    interrupted: int = 0  # computations whose replica stopped renewing their lease
     bytes_freed: int = 0
 
 
@@ -62,7 +66,15 @@ def _mtime(path: Path) -> float | None:
 
 
 def _tree_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes under `path`; files another replica removes meanwhile count as nothing."""
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 class Sweeper:
@@ -80,9 +92,12 @@ class Sweeper:
             now = now or utcnow()
             report = SweepReport()
             report.challenges = self._store.prune_challenges(now - CHALLENGE_RETENTION)
+            report.interrupted = self._store.interrupt_running_sessions(expired_before=now)
             released = self._sweep_sessions(now, report) + self._sweep_keys(now, report)
             self._sweep_blobs(now, released, report)
             self._sweep_session_folders(now, report)
+            if report.interrupted:
+                log.warning("%d alignment computations lost their replica (lease expired)", report.interrupted)
             if report.sessions or report.keys or report.blobs or report.temp_files or report.session_folders:
                 log.info(
                     "swept %d sessions, %d keys, %d blobs, %d temporary files, %d session folders: %d bytes",
@@ -111,7 +126,7 @@ class Sweeper:
     def _session_expired(self, session: SessionRecord, now: datetime, usable_keys: set[str]) -> bool:
         s = self._settings
         if session.state == AlignmentState.computing:
-            return False  # its computation reads the files; a restart fails it, then it ages like others
+            return False  # its computation reads the files; a lost lease fails it, then it ages like others
         if session.expires_at <= now:
             return True
         idle = now - self._last_activity(session)
@@ -198,11 +213,12 @@ class Sweeper:
         root = self._files.root
         if not root.exists():
             return
+        # Folders first, then sessions: a session's record is stored before its folder, so a folder
+        # listed here whose session exists is in `live` (another replica may be creating both now).
+        folders = [f for f in root.iterdir() if f.is_dir()]
         live = {x.session_id for x in self._store.list_sessions()}
         cutoff = now.timestamp() - self._settings.orphan_grace_seconds
-        for folder in root.iterdir():
-            if not folder.is_dir():
-                continue
+        for folder in folders:
             if folder.name not in live:
                 report.bytes_freed += _tree_size(folder)
                 shutil.rmtree(folder, ignore_errors=True)

@@ -4,6 +4,7 @@ defaults that run the demo on one machine."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +42,19 @@ class ProviderSettings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin; unset = admin disabled")
     admin_token_file: Path | None = Field(
         None, description="file holding the admin token (first line), instead of the variable itself"
+    )
+    replica_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        max_length=200,
+        description="this process's name among replicas sharing one database and data directory (default "
+        "host-pid); it owns the alignment computations it runs, so it must differ between live replicas",
+    )
+    compute_lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        description="how long an alignment computation stays with its replica without a heartbeat (sent "
+        "every third of it); after that any replica may run it again on the client's next POST .../compute",
     )
     encoder: str = "minilm"
     parameter_sets: list[str] = Field(default_factory=lambda: list(PARAMETER_SETS))

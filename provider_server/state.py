@@ -14,6 +14,7 @@ from helix_shards import ShardExecutor, make_executor
 from helix_web.readiness import writable_dir
 
 from .blobs import BlobStore
+from .clock import utcnow
 from .private_files import private_dir
 from .retention import Sweeper
 from .services.training_jobs import TrainingJobs
@@ -60,7 +61,10 @@ class ProviderState:
     def open(cls, settings: ProviderSettings) -> ProviderState:
         private_dir(settings.data_dir)
         store = open_store(settings.store_url)
-        store.interrupt_running_sessions()
+        # Replicas share the store: only this replica's own computations (it restarted under the
+        # same id) and those whose replica died are certainly not running; others' are left alone.
+        store.interrupt_running_sessions(owner=settings.replica_id)
+        store.interrupt_running_sessions(expired_before=utcnow())
         store.interrupt_running_jobs()
         blobs = BlobStore(settings.data_dir / "blobs")
         embedder = LazyEmbedder(settings)
@@ -107,4 +111,9 @@ class ProviderState:
         self.pool.close()
         self.alignment_pool.close()
         self.shard_executor.close()
-        self.store.close()
+        # Computations this replica held stop with it: reported as interrupted now, so a client's next
+        # POST .../compute runs them on another replica at once instead of after their lease.
+        try:
+            self.store.interrupt_running_sessions(owner=self.settings.replica_id)
+        finally:
+            self.store.close()

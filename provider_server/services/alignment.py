@@ -47,6 +47,7 @@ from ..workers.jobs import ValidateChunkJob
 from ..workers.pool import HePool
 from .alignment_compute import AlignmentComputation
 from .audit import AuditLog
+from .compute_lease import ComputeLease, lease_expired
 from .held_map import BlockLayout, HeldMapComputation, check_blocks, check_map_method, refuse_derived_base
 from .keys import KeyService
 from .metering import Metering
@@ -237,10 +238,18 @@ class AlignmentService:
         )
 
     def get(self, session_id: str, tenant_id: str) -> SessionRecord:
-        """The session if it is this tenant's; another tenant's answers exactly like an unknown one."""
+        """The session if it is this tenant's; another tenant's answers exactly like an unknown one.
+        A computation whose replica stopped renewing its lease is reported (and recorded) as
+        interrupted, so the client knows to POST .../compute again."""
         session = self._store.get_session(session_id)
         if session is None or session.tenant_id != tenant_id:
             raise Unknown("alignment_session", session_id)
+        now = utcnow()
+        if session.state == AlignmentState.computing and lease_expired(session, now):
+            self._store.interrupt_running_sessions(session_id=session_id, expired_before=now)
+            session = self._store.get_session(session_id)
+            if session is None:
+                raise Unknown("alignment_session", session_id)
         return session
 
     def receiving(self, session_id: str, tenant_id: str, holder: MapHolder = MapHolder.client) -> SessionRecord:
@@ -349,8 +358,9 @@ class AlignmentService:
         return updated
 
     def start_compute(self, session_id: str, tenant_id: str) -> SessionRecord:
-        """Start the computation in the background once every ciphertext is there; a session that
-        is computing or done is returned as it is."""
+        """Start the computation in the background once every ciphertext is there, on this replica
+        and under its lease; a session that is done, or computing on a live replica, is returned as
+        it is. (One whose replica died is reported as interrupted by `get`, and claimed anew here.)"""
         session = self._live(session_id, tenant_id)
         if session.state in (AlignmentState.computing, AlignmentState.done):
             return session
@@ -359,18 +369,22 @@ class AlignmentService:
             raise Conflict(
                 "chunks_missing", f"{missing} of {session.num_ciphertexts} ciphertexts have not been uploaded"
             )
+        s = self._settings
+        lease = ComputeLease(self._store, session_id, s.replica_id, s.compute_lease_seconds)
         if session.provider_held:
-            if self._store.claim_for_compute(session_id):
+            # Claimed under a lease like any computation, so a replica that dies while solving is noticed;
+            # the solve takes about a second, well inside one lease, so it is not renewed.
+            if lease.claim():
                 held = HeldMapComputation(self._store, self._blobs, self._settings, self._files)
                 self._tasks.spawn(held.run(session_id))
                 self._audit.record(tenant_id, "alignment.computed", subject=session.head_id)
             return self.get(session_id, tenant_id)
         self._keys.usable(session.key_id, KeyPurpose.alignment, tenant_id)
-        if self._store.claim_for_compute(session_id):
+        if lease.claim():
             computation = AlignmentComputation(
                 self._store, self._blobs, self._settings, self._pool, self._files, self._executor
             )
-            self._tasks.spawn(computation.run(session_id))
+            self._tasks.spawn(computation.run(lease))
             self._audit.record(tenant_id, "alignment.computed", subject=session.head_id)
         return self.get(session_id, tenant_id)
 

@@ -30,6 +30,7 @@ from ..store import SessionRecord, Store
 from ..workers.jobs import CrossCovarianceJob
 from ..workers.pool import HePool
 from .alignment_shards import SessionKeys, sharded_cross_covariance
+from .compute_lease import ComputeLease, LeaseLost
 from .targets import session_targets
 
 log = logging.getLogger("helix.provider.alignment")
@@ -71,20 +72,25 @@ class AlignmentComputation:
         self._files = files
         self._executor = executor if executor is not None and executor.distributed else None
 
-    async def run(self, session_id: str) -> None:
-        """Compute and store the result; any failure is recorded on the session, never left "computing"."""
+    async def run(self, lease: ComputeLease) -> None:
+        """Compute and store the result while holding the session's lease; any failure is recorded on
+        the session, never left "computing". A computation whose lease was taken by another replica
+        (this one stalled past it) stops and records nothing: the session is the other's now."""
+        session_id = lease.session_id
         session = self._store.get_session(session_id)
         if session is None:  # deleted before the task started
             return
         try:
-            await self._compute(session)
+            await lease.hold(self._compute(session, lease.owner))
+        except LeaseLost:
+            log.warning("an alignment computation's lease was taken by another replica; stopped computing it")
         except ProviderError as exc:
-            self._store.fail_session(session_id, exc.detail)
+            self._store.fail_session(session_id, exc.detail, owner=lease.owner)
         except Exception as exc:
             log.exception("an alignment computation failed")  # no session id in logs: ids are capabilities
-            self._store.fail_session(session_id, f"computation failed: {exc}")
+            self._store.fail_session(session_id, f"computation failed: {exc}", owner=lease.owner)
 
-    async def _compute(self, session: SessionRecord) -> None:
+    async def _compute(self, session: SessionRecord, owner: str) -> None:
         sid = session.session_id
         y, folds = await run_in_threadpool(self._targets, session)
         key = self._store.get_key(session.key_id)
@@ -111,7 +117,7 @@ class AlignmentComputation:
 
         async def piece(lo: int, hi: int) -> tuple[list[bytes], float]:
             res = await self._pool.run(replace(base, group_start=lo, group_stop=hi))
-            self._store.add_computed_columns(sid, sum(len(g) for g in groups[lo:hi]))
+            self._store.add_computed_columns(sid, sum(len(g) for g in groups[lo:hi]), owner=owner)
             return res
 
         if self._executor is not None:
@@ -131,7 +137,7 @@ class AlignmentComputation:
                 folds,
                 self._settings.alignment_shard_ciphertexts,
             )
-            self._store.add_computed_columns(sid, session.output_columns)
+            self._store.add_computed_columns(sid, session.output_columns, owner=owner)
         else:
             results = await asyncio.gather(*(piece(lo, hi) for lo, hi in piece_bounds(len(groups), self._pool.workers)))
             replies = fold_major([part for part, _ in results], len(folds) if folds else 1)
@@ -148,7 +154,10 @@ class AlignmentComputation:
         )
         frame = encode_frame(header, replies)
         result_id = await run_in_threadpool(self._blobs.put, frame, ".frame")
-        self._store.complete_session(sid, result_id, session.output_columns, len(frame))
+        if not self._store.complete_session(sid, result_id, session.output_columns, len(frame), owner=owner):
+            # Taken over (or deleted) meanwhile: the holder's result counts, and it still reads the files.
+            self._blobs.delete(result_id)
+            return
         self._files.remove(sid)  # the client's ciphertexts are no longer needed
 
     def _targets(self, session: SessionRecord) -> tuple[np.ndarray, list[np.ndarray] | None]:

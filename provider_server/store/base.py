@@ -133,21 +133,43 @@ class Store(ABC):
         storage) join the session's `stored_bytes`. Returns the updated session (None if unknown)."""
 
     @abstractmethod
-    def claim_for_compute(self, session_id: str) -> bool:
+    def claim_for_compute(
+        self,
+        session_id: str,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
         """Move a session that is neither computing nor done to computing (no columns computed, no
-        error), atomically; False if it is unknown or already computing or done, so one session is
-        never computed twice at once."""
+        error), held by replica `owner` until `lease_until`, atomically; False if it is unknown, done,
+        or computing under a lease that has not expired by `now`, so one session is never computed
+        twice at once by live replicas. A computing session whose lease expired before `now` (its
+        replica died) is claimed anew; without `now` (or without a lease) no lease counts as expired."""
 
     @abstractmethod
-    def add_computed_columns(self, session_id: str, columns: int) -> None:
-        """Progress of a running computation (pieces finish in any order)."""
+    def renew_lease(self, session_id: str, owner: str, lease_until: datetime) -> bool:
+        """Extend the lease of a computing session `owner` holds (its heartbeat); False if it holds
+        it no longer (the session was claimed by another replica, finished, failed or deleted)."""
 
     @abstractmethod
-    def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
+    def add_computed_columns(self, session_id: str, columns: int, owner: str | None = None) -> None:
+        """Progress of a running computation (pieces finish in any order); with `owner`, counted only
+        while that replica holds the computation."""
+
+    @abstractmethod
+    def complete_session(
+        self,
+        session_id: str,
+        result_blob: str,
+        computed_columns: int,
+        result_bytes: int = 0,
+        owner: str | None = None,
+    ) -> bool:
         """The computation finished: the session is done and its result is in `result_blob`. The
         session now holds its result instead of its chunks (which the computation deletes): its
         `stored_bytes` become `result_bytes`, and its tenant's storage changes by the difference
-        (never refused: the session was admitted, and its result is bounded by its own size)."""
+        (never refused: the session was admitted, and its result is bounded by its own size). With
+        `owner`, only if that replica still holds the computation; False if nothing was changed."""
 
     @abstractmethod
     def complete_provider_held(
@@ -159,13 +181,18 @@ class Store(ABC):
         RecordExistsError if the head's id is taken."""
 
     @abstractmethod
-    def fail_session(self, session_id: str, error: str) -> None:
-        """The computation failed; `error` tells the client why."""
+    def fail_session(self, session_id: str, error: str, owner: str | None = None) -> bool:
+        """The computation failed; `error` tells the client why. With `owner`, only if that replica
+        still holds the computation (a replica that lost its lease must not fail the new holder's)."""
 
     @abstractmethod
-    def interrupt_running_sessions(self) -> int:
-        """Fail every computing session with INTERRUPTED_ERROR (after a restart nothing computes
-        them, and a session must not stay "computing" for ever); returns how many."""
+    def interrupt_running_sessions(
+        self, *, owner: str | None = None, expired_before: datetime | None = None, session_id: str | None = None
+    ) -> int:
+        """Fail computing sessions with INTERRUPTED_ERROR (nothing computes them any more, and a
+        session must not stay "computing" for ever); returns how many. Each filter given narrows the
+        set: computations held by replica `owner` (it restarted), whose lease expired before
+        `expired_before` (their replica died), or the one session `session_id`; none: every one."""
 
     @abstractmethod
     def delete_session(self, session_id: str) -> bool:

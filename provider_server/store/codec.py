@@ -189,6 +189,8 @@ def session(r: Row) -> SessionRecord:
         map_params=pairs(r["map_params"]),
         derived_head_id=r["derived_head_id"],
         map_choice=pairs(r["map_choice"]),
+        compute_owner=r["compute_owner"],
+        lease_expires_at=r["lease_expires_at"],
     )
 
 
@@ -231,6 +233,8 @@ def session_row(s: SessionRecord) -> dict[str, Any]:
         "map_params": pairs_text(s.map_params),
         "derived_head_id": s.derived_head_id,
         "map_choice": pairs_text(s.map_choice),
+        "compute_owner": s.compute_owner,
+        "lease_expires_at": s.lease_expires_at,
     }
 
 

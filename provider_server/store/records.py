@@ -141,6 +141,9 @@ class SessionRecord:
     def provider_held(self) -> bool:
         return self.map_holder == MapHolder.provider
 
+    compute_owner: str | None = None  # the replica running (or last running) its computation
+    lease_expires_at: datetime | None = None  # until when that replica is known to be alive for it
+
     @property
     def layout(self) -> CrossCovarianceLayout:
         """The packing both parties agreed on at creation; the one place it is rebuilt from a session."""

@@ -157,6 +157,8 @@ sessions = Table(
     Column("map_params", TEXT, nullable=False, server_default="{}"),
     Column("derived_head_id", TEXT),
     Column("map_choice", TEXT, nullable=False, server_default="{}"),
+    Column("compute_owner", TEXT),
+    Column("lease_expires_at", TIMESTAMP),
 )
 
 challenges = Table(

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.schema import Table
 
 from shared_protocol.messages import AlignmentState, JobState
@@ -121,11 +121,22 @@ _PRUNE_CHALLENGES = delete(challenges).where(
 )
 _GET_SESSION = select(sessions).where(_by(sessions, "session_id"))
 _LIST_SESSIONS = select(sessions).order_by(sessions.c.created_at)
+_COMPUTING = sessions.c.state == AlignmentState.computing.value
+_CLAIMABLE = and_(sessions.c.state != AlignmentState.computing.value, sessions.c.state != AlignmentState.done.value)
+_LEASE_EXPIRED = and_(
+    sessions.c.lease_expires_at.is_not(None),
+    sessions.c.lease_expires_at < bindparam("expired_before", type_=sessions.c.lease_expires_at.type),
+)
+#: "computing, held by replica `owner`" (a statement's extra condition when an owner is given).
+_OWNED = and_(_COMPUTING, sessions.c.compute_owner == bindparam("w_owner"))
 _LOCK_RECEIVED = select(sessions.c.received).where(_by(sessions, "session_id")).with_for_update()
 _LOCK_SESSION = (
     select(sessions.c.tenant_id, sessions.c.stored_bytes).where(_by(sessions, "session_id")).with_for_update()
 )
-_LOCK_HELD_SESSION = (
+_LOCK_OWNED = (
+    select(sessions.c.tenant_id, sessions.c.stored_bytes).where(_by(sessions, "session_id"), _OWNED).with_for_update()
+)
+_LOCK_PROVIDER_HELD = (
     select(sessions.c.tenant_id, sessions.c.stored_bytes, sessions.c.head_id)
     .where(_by(sessions, "session_id"))
     .with_for_update()
@@ -140,20 +151,38 @@ _MARK_RECEIVED = (
     )
     .returning(*sessions.c)
 )
-_CLAIM = (
-    update(sessions)
-    .where(
-        _by(sessions, "session_id"),
-        sessions.c.state != AlignmentState.computing.value,
-        sessions.c.state != AlignmentState.done.value,
+
+
+def _claim(expirable: bool) -> Any:
+    """Claim a session for computation under a lease; `expirable`: a computation whose lease expired
+    before :expired_before is claimed anew (without it, no lease counts as expired)."""
+    claimable = or_(_CLAIMABLE, and_(_COMPUTING, _LEASE_EXPIRED)) if expirable else _CLAIMABLE
+    return (
+        update(sessions)
+        .where(_by(sessions, "session_id"), claimable)
+        .values(
+            state=AlignmentState.computing.value,
+            computed_columns=0,
+            error=None,
+            compute_owner=bindparam("new_owner"),
+            lease_expires_at=bindparam("new_lease", type_=sessions.c.lease_expires_at.type),
+        )
     )
-    .values(state=AlignmentState.computing.value, computed_columns=0, error=None)
+
+
+_CLAIM = _claim(expirable=False)
+_CLAIM_EXPIRABLE = _claim(expirable=True)
+_RENEW_LEASE = (
+    update(sessions)
+    .where(_by(sessions, "session_id"), _OWNED)
+    .values(lease_expires_at=bindparam("new_lease", type_=sessions.c.lease_expires_at.type))
 )
 _ADD_COLUMNS = (
     update(sessions)
     .where(_by(sessions, "session_id"))
     .values(computed_columns=sessions.c.computed_columns + bindparam("columns", type_=sessions.c.computed_columns.type))
 )
+_ADD_OWNED_COLUMNS = _ADD_COLUMNS.where(_OWNED)
 _COMPLETE = (
     update(sessions)
     .where(_by(sessions, "session_id"))
@@ -162,9 +191,10 @@ _COMPLETE = (
         result_blob=bindparam("new_blob"),
         computed_columns=bindparam("new_columns"),
         stored_bytes=bindparam("result_bytes"),
+        lease_expires_at=None,
     )
 )
-_COMPLETE_HELD = (
+_COMPLETE_PROVIDER_HELD = (
     update(sessions)
     .where(_by(sessions, "session_id"))
     .values(
@@ -178,13 +208,35 @@ _COMPLETE_HELD = (
 _FAIL = (
     update(sessions)
     .where(_by(sessions, "session_id"))
-    .values(state=AlignmentState.failed.value, error=bindparam("new_error"))
+    .values(state=AlignmentState.failed.value, error=bindparam("new_error"), lease_expires_at=None)
 )
-_INTERRUPT = (
-    update(sessions)
-    .where(sessions.c.state == AlignmentState.computing.value)
-    .values(state=AlignmentState.failed.value, error=INTERRUPTED_ERROR)
-)
+_FAIL_OWNED = _FAIL.where(_OWNED)
+
+
+def _interrupt(owner: bool, expired: bool, one: bool) -> Any:
+    """Fail computing sessions, narrowed by each filter that is on: held by :w_owner, lease expired
+    before :expired_before, the one session :w_session_id."""
+    where = [_COMPUTING]
+    if owner:
+        where.append(sessions.c.compute_owner == bindparam("w_owner"))
+    if expired:
+        where.append(_LEASE_EXPIRED)
+    if one:
+        where.append(_by(sessions, "session_id"))
+    return (
+        update(sessions)
+        .where(*where)
+        .values(state=AlignmentState.failed.value, error=INTERRUPTED_ERROR, lease_expires_at=None)
+    )
+
+
+#: One statement per combination of filters (owner, expired, one session), each compiled once.
+_INTERRUPTS = {
+    (owner, expired, one): _interrupt(owner, expired, one)
+    for owner in (False, True)
+    for expired in (False, True)
+    for one in (False, True)
+}
 _DELETE_SESSION = delete(sessions).where(_by(sessions, "session_id"))
 _GET_TENANT = select(tenants).where(_by(tenants, "tenant_id"))
 _LIST_TENANTS = select(tenants).order_by(tenants.c.created_at, tenants.c.tenant_id)
@@ -295,10 +347,11 @@ _AUDIT_KEYS = [c.key for c in audit_log.c if c.key != "seq"]
 
 def _statements(dialect: str) -> list[tuple[Any, list[str] | None]]:
     """Every statement the Store runs, with the columns an INSERT fills (to prepare them)."""
-    plain = [v for k, v in globals().items() if k.startswith("_") and k.isupper() and isinstance(v, ClauseElement)]
+    plain = [v for k, v in globals().items() if k.startswith("_") and k.isupper() and isinstance(v, Executable)]
     inserts = [(stmt, [c.key for c in stmt.table.c]) for stmt in _INSERTS.values()]
     return [
         *[(stmt, None) for stmt in plain if stmt is not _INSERT_COUNTER and stmt is not _APPEND_AUDIT],
+        *[(stmt, None) for stmt in _INTERRUPTS.values()],
         *inserts,
         (_INSERT_COUNTER, _COUNTER_KEYS),
         (_APPEND_AUDIT, _AUDIT_KEYS),
@@ -461,17 +514,42 @@ class SqlStore(Store):
             assert updated is not None
         return codec.session(updated)
 
-    def claim_for_compute(self, session_id: str) -> bool:
-        return self._change(_CLAIM, _w(session_id=session_id)) > 0
+    def claim_for_compute(
+        self,
+        session_id: str,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        params = {**_w(session_id=session_id), "new_owner": owner, "new_lease": lease_until}
+        if now is None:
+            return self._change(_CLAIM, params) > 0
+        return self._change(_CLAIM_EXPIRABLE, {**params, "expired_before": now}) > 0
 
-    def add_computed_columns(self, session_id: str, columns: int) -> None:
-        self._change(_ADD_COLUMNS, {**_w(session_id=session_id), "columns": columns})
+    def renew_lease(self, session_id: str, owner: str, lease_until: datetime) -> bool:
+        return self._change(_RENEW_LEASE, {**_w(session_id=session_id, owner=owner), "new_lease": lease_until}) > 0
 
-    def complete_session(self, session_id: str, result_blob: str, computed_columns: int, result_bytes: int = 0) -> None:
+    def add_computed_columns(self, session_id: str, columns: int, owner: str | None = None) -> None:
+        if owner is None:
+            self._change(_ADD_COLUMNS, {**_w(session_id=session_id), "columns": columns})
+        else:
+            self._change(_ADD_OWNED_COLUMNS, {**_w(session_id=session_id, owner=owner), "columns": columns})
+
+    def complete_session(
+        self,
+        session_id: str,
+        result_blob: str,
+        computed_columns: int,
+        result_bytes: int = 0,
+        owner: str | None = None,
+    ) -> bool:
         with self._db.write() as c:
-            row = c.first(_LOCK_SESSION, _w(session_id=session_id))
+            if owner is None:
+                row = c.first(_LOCK_SESSION, _w(session_id=session_id))
+            else:
+                row = c.first(_LOCK_OWNED, _w(session_id=session_id, owner=owner))
             if row is None:
-                return
+                return False
             params = {
                 "w_session_id": session_id,
                 "new_blob": result_blob,
@@ -482,13 +560,14 @@ class SqlStore(Store):
             if row["tenant_id"] is not None:
                 self._lock_tenant(c, row["tenant_id"])
                 self._add(c, row["tenant_id"], STORAGE_COUNTER, "", result_bytes - row["stored_bytes"])
+        return True
 
     def complete_provider_held(
         self, session_id: str, head: HeadRecord, choice: Sequence[tuple[str, float]], computed_columns: int
     ) -> bool:
         try:
             with self._db.write() as c:
-                row = c.first(_LOCK_HELD_SESSION, _w(session_id=session_id))
+                row = c.first(_LOCK_PROVIDER_HELD, _w(session_id=session_id))
                 if row is None or c.first(_SHARE_HEAD, _w(id=row["head_id"])) is None:
                     return False
                 c.change(_INSERTS[heads.name], codec.head_row(head))
@@ -498,7 +577,7 @@ class SqlStore(Store):
                     "new_choice": codec.pairs_text(choice),
                     "new_columns": computed_columns,
                 }
-                c.change(_COMPLETE_HELD, params)
+                c.change(_COMPLETE_PROVIDER_HELD, params)
                 self._release(c, row["tenant_id"], row["stored_bytes"])
         except Exception as exc:
             if engines.is_duplicate(exc):
@@ -506,11 +585,17 @@ class SqlStore(Store):
             raise
         return True
 
-    def fail_session(self, session_id: str, error: str) -> None:
-        self._change(_FAIL, {**_w(session_id=session_id), "new_error": error})
+    def fail_session(self, session_id: str, error: str, owner: str | None = None) -> bool:
+        if owner is None:
+            return self._change(_FAIL, {**_w(session_id=session_id), "new_error": error}) > 0
+        return self._change(_FAIL_OWNED, {**_w(session_id=session_id, owner=owner), "new_error": error}) > 0
 
-    def interrupt_running_sessions(self) -> int:
-        return self._change(_INTERRUPT)
+    def interrupt_running_sessions(
+        self, *, owner: str | None = None, expired_before: datetime | None = None, session_id: str | None = None
+    ) -> int:
+        stmt = _INTERRUPTS[(owner is not None, expired_before is not None, session_id is not None)]
+        params = {**_w(owner=owner, session_id=session_id), "expired_before": expired_before}
+        return self._change(stmt, params)
 
     def delete_session(self, session_id: str) -> bool:
         with self._db.write() as c:

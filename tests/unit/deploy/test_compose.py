@@ -9,7 +9,9 @@ Where a real ``docker compose`` is present it gets the last word.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 import re
@@ -180,8 +182,17 @@ def test_broken_copies_fail_validation(compose, validator, mutation, where: str)
 # --------------------------------------------------------------------------- semantics
 
 
+DEFAULT_SERVICES = {"pki", "provider", "tenant", "client"}
+SCALE_REPLICAS = ("provider-1", "provider-2", "provider-3")
+SCALE_SERVICES = {"postgres", *SCALE_REPLICAS, "balancer", "scale-tenant", "scale-client"}
+
+
 def test_expected_services_exist(compose) -> None:
-    assert set(_services(compose)) == {"pki", "provider", "tenant", "client"}
+    """`docker compose up` runs the single-provider services; the `scale` profile adds the replicas."""
+    services = _services(compose)
+    assert {n for n, s in services.items() if not s.get("profiles")} == DEFAULT_SERVICES
+    assert {n for n, s in services.items() if s.get("profiles")} == SCALE_SERVICES
+    assert all(services[n]["profiles"] == ["scale"] for n in SCALE_SERVICES)
 
 
 def test_every_build_dockerfile_exists(compose) -> None:
@@ -444,3 +455,98 @@ def test_docker_compose_config() -> None:
         timeout=120,
     )
     assert res.returncode != 0 and "HELIX_ADMIN_TOKEN" in res.stderr
+
+
+# --------------------------------------------------------------------------- profile `scale`
+
+
+def _depends(service: dict[str, Any]) -> dict[str, str]:
+    return {name: spec["condition"] for name, spec in (service.get("depends_on") or {}).items()}
+
+
+def test_scale_replicas_share_one_database_and_one_data_volume(compose) -> None:
+    """Replicas differ only in their id: same image, database, data volume, certificate and token."""
+    services = _services(compose)
+    envs = [_env(services[n]) for n in SCALE_REPLICAS]
+    assert [e.pop("HELIX_PROVIDER_REPLICA_ID") for e in envs] == list(SCALE_REPLICAS), "replica ids must differ"
+    assert all(e == envs[0] for e in envs)
+    url = envs[0]["HELIX_PROVIDER_DATABASE_URL"]
+    assert "postgresql+psycopg://" in url and "@postgres:5432/" in url and "HELIX_SCALE_DATABASE_URL" in url
+    assert envs[0]["HELIX_PROVIDER_DATA_DIR"] == "/data"
+    for name in SCALE_REPLICAS:
+        svc = services[name]
+        assert svc["image"] == "helix-provider:local" and "build" not in svc
+        mounts = {m["target"]: m for m in _volume_mounts(svc)}
+        assert mounts["/data"]["source"] == "provider-shared" and not mounts["/data"]["read_only"]
+        assert mounts["/pki"]["read_only"] is True
+        assert _depends(svc) == {"pki": "service_completed_successfully", "postgres": "service_healthy"}
+    default_data = {m["target"]: m["source"] for m in _volume_mounts(services["provider"])}["/data"]
+    assert default_data != "provider-shared", "the single provider must not share the replicas' data"
+    assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+
+
+def test_the_balancer_fronts_every_replica_with_the_generated_configuration(compose) -> None:
+    """deploy/haproxy.cfg is what `python -m provider_server.balancer` prints for the compose replicas,
+    names each replica service, and is the file the balancer mounts."""
+    from provider_server.balancer import main as render
+
+    services = _services(compose)
+    balancer = services["balancer"]
+    assert _depends(balancer) == {n: "service_healthy" for n in SCALE_REPLICAS}
+    mounts = {m["target"]: m for m in _volume_mounts(balancer)}
+    config_mount = mounts["/usr/local/etc/haproxy/haproxy.cfg"]
+    assert config_mount["type"] == "bind" and config_mount["read_only"] is True
+    config = (COMPOSE_FILE.parent / config_mount["source"]).resolve()
+    argv = ["--certificate", "/tmp/provider-with-key.pem", "--ca-file", "/pki/ca/ca.pem", "--verify-host", "provider"]
+    argv += [a for n in SCALE_REPLICAS for a in ("--replica", f"{n}={n}:8443")] + ["--dns-resolver", "127.0.0.11:53"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        render(argv)
+    assert config.read_text() == out.getvalue(), "deploy/haproxy.cfg differs from the generator's output"
+    command = " ".join(balancer["command"])
+    assert "/tmp/provider-with-key.pem" in command and "/usr/local/etc/haproxy/haproxy.cfg" in command
+    assert mounts["/pki"]["read_only"] is True and balancer["user"] == "10001:10001"
+    assert _port_targets(balancer) == {8443}
+
+
+def test_the_generated_balancer_configuration_is_valid_haproxy(tmp_path: Path) -> None:
+    """`haproxy -c` accepts deploy/haproxy.cfg (its certificate paths pointed at a real PKI)."""
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").is_file() else None)
+    if binary is None:
+        pytest.skip("haproxy is not installed (`make install` installs it)")
+    pki = ensure_demo_pki(tmp_path / "pki")
+    pem = tmp_path / "provider-with-key.pem"
+    pem.write_bytes(pki.provider.cert.read_bytes() + pki.provider.key.read_bytes())
+    text = (REPO_ROOT / "deploy" / "haproxy.cfg").read_text()
+    text = text.replace("/tmp/provider-with-key.pem", str(pem)).replace("/pki/ca/ca.pem", str(pki.ca.cert))
+    (tmp_path / "haproxy.cfg").write_text(text)
+    res = subprocess.run([binary, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    broken = text.replace("balance roundrobin", "balance no-such-algorithm")
+    (tmp_path / "broken.cfg").write_text(broken)
+    assert subprocess.run([binary, "-c", "-f", str(tmp_path / "broken.cfg")], capture_output=True).returncode != 0
+
+
+def test_the_scale_agent_talks_to_the_balancer_with_its_own_key(compose, tmp_path: Path, capsys) -> None:
+    """The scale profile's agent reaches the replicas only through the balancer, trusting the CA, with the
+    key its own tenant job writes; the pki job issues the names the balancer and replicas are reached by."""
+    services = _services(compose)
+    client, job = _env(services["scale-client"]), services["scale-tenant"]
+    assert client["HELIX_CLIENT_PROVIDER_URL"] == "https://balancer:8443"
+    assert client["HELIX_CLIENT_PROVIDER_CA_CERT"] == "/pki/ca/ca.pem"
+    assert _env(job)["HELIX_PROVIDER_URL"] == "https://balancer:8443"
+    key_file = job["command"][job["command"].index("--api-key-file") + 1]
+    assert client["HELIX_CLIENT_PROVIDER_API_KEY_FILE"] == key_file
+    secrets = {m["target"]: m["source"] for m in _volume_mounts(job)}[str(Path(key_file).parent)]
+    assert secrets != {m["target"]: m["source"] for m in _volume_mounts(services["tenant"])}["/secrets"]
+    assert _depends(services["scale-client"]) == {
+        "balancer": "service_started",
+        "scale-tenant": "service_completed_successfully",
+    }
+    args = [str(tmp_path) if a == "/pki" else a for a in services["pki"]["command"]]
+    assert pki_main(args) == 0
+    capsys.readouterr()
+    cert = x509.load_pem_x509_certificate((tmp_path / "provider" / "provider.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(sans.get_values_for_type(x509.DNSName))
+    assert {"provider", "balancer", *SCALE_REPLICAS} <= names

@@ -363,6 +363,89 @@ def test_a_restart_fails_only_computing_sessions(store: Store) -> None:
     assert store.interrupt_running_sessions() == 0
 
 
+def test_a_live_lease_keeps_a_computation_with_its_replica(store: Store) -> None:
+    """Replica r1 holds the computation until its lease ends: r2 cannot claim it before then, and
+    r1's heartbeat moves the end; once it has passed (r1 died), r2 claims it and r1 can neither renew
+    nor finish or fail it (a late result of a lost replica must not overwrite the new holder's)."""
+    store.add_session(session())
+    lease = T0 + timedelta(seconds=30)
+    assert store.claim_for_compute("a_1", "r1", lease, T0)
+    held = store.get_session("a_1")
+    assert held is not None and held.compute_owner == "r1" and held.lease_expires_at == lease
+    assert not store.claim_for_compute("a_1", "r2", T0 + timedelta(seconds=60), T0 + timedelta(seconds=10))
+    assert store.renew_lease("a_1", "r1", T0 + timedelta(seconds=60))
+    assert not store.renew_lease("a_1", "r2", T0 + timedelta(seconds=90)), "a replica renewed a lease it never held"
+    assert not store.claim_for_compute("a_1", "r2", T0 + timedelta(seconds=90), T0 + timedelta(seconds=45))
+    store.add_computed_columns("a_1", 64, owner="r1")
+    later = T0 + timedelta(seconds=61)
+    assert store.claim_for_compute("a_1", "r2", later + timedelta(seconds=30), later), "an expired lease held on"
+    taken = store.get_session("a_1")
+    assert taken is not None and taken.compute_owner == "r2" and taken.computed_columns == 0
+    assert not store.renew_lease("a_1", "r1", later + timedelta(seconds=30))
+    store.add_computed_columns("a_1", 64, owner="r1")
+    assert not store.fail_session("a_1", "r1 lost it", owner="r1")
+    assert not store.complete_session("a_1", "late.frame", 384, owner="r1")
+    still = store.get_session("a_1")
+    assert still is not None and still.state == AlignmentState.computing and still.computed_columns == 0
+    assert store.complete_session("a_1", "result.frame", 384, owner="r2")
+    done = store.get_session("a_1")
+    assert done is not None and done.state == AlignmentState.done and done.result_blob == "result.frame"
+    assert not store.claim_for_compute("a_1", "r3", later + timedelta(days=1), later + timedelta(hours=1))
+
+
+def test_only_the_holder_fails_its_computation(store: Store) -> None:
+    store.add_session(session())
+    assert store.claim_for_compute("a_1", "r1", T0 + timedelta(seconds=30), T0)
+    assert not store.fail_session("a_1", "boom", owner="r2")
+    assert store.fail_session("a_1", "boom", owner="r1")
+    failed = store.get_session("a_1")
+    assert failed is not None and failed.state == AlignmentState.failed and failed.error == "boom"
+
+
+def test_a_restarting_replica_interrupts_only_its_own_and_expired_computations(store: Store) -> None:
+    """A replica starting up fails the computations it held before (it restarted under the same id)
+    and those whose lease has expired; another live replica's computation is left alone."""
+    for sid in ("a_mine", "a_live", "a_dead", "a_waiting"):
+        store.add_session(session(sid))
+    store.claim_for_compute("a_mine", "r1", T0 + timedelta(seconds=30), T0)
+    store.claim_for_compute("a_live", "r2", T0 + timedelta(seconds=30), T0)
+    store.claim_for_compute("a_dead", "r3", T0 + timedelta(seconds=5), T0)
+    now = T0 + timedelta(seconds=10)
+    assert store.interrupt_running_sessions(owner="r1") == 1
+    assert store.interrupt_running_sessions(expired_before=now) == 1
+    assert store.interrupt_running_sessions(expired_before=now, session_id="a_live") == 0
+    states = {sid: store.get_session(sid) for sid in ("a_mine", "a_live", "a_dead", "a_waiting")}
+    assert {sid: s.state for sid, s in states.items() if s is not None} == {
+        "a_mine": AlignmentState.failed,
+        "a_live": AlignmentState.computing,
+        "a_dead": AlignmentState.failed,
+        "a_waiting": AlignmentState.receiving,
+    }
+    assert states["a_dead"] is not None and states["a_dead"].error == INTERRUPTED_ERROR
+    assert store.claim_for_compute("a_dead", "r2", now + timedelta(seconds=30), now), "an interrupted one resumes"
+
+
+def test_one_of_two_replicas_claims_an_expired_computation(store: Store) -> None:
+    store.add_session(session())
+    assert store.claim_for_compute("a_1", "r1", T0 + timedelta(seconds=5), T0)
+    now = T0 + timedelta(seconds=10)
+    barrier = threading.Barrier(2)
+    won: list[str] = []
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        if store.claim_for_compute("a_1", owner, now + timedelta(seconds=30), now):
+            won.append(owner)
+
+    threads = [threading.Thread(target=claim, args=(o,)) for o in ("r2", "r3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = store.get_session("a_1")
+    assert len(won) == 1 and got is not None and got.compute_owner == won[0]
+
+
 def test_sessions_are_deleted_once(store: Store) -> None:
     store.add_session(session())
     assert store.delete_session("a_1") is True

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from provider_server.store import AuditRecord, SessionRecord, Store, open_store
+from provider_server.store import engine as engines
 from provider_server.store.legacy import MIGRATIONS, SCHEMA_VERSION
-from provider_server.store.migrate import head_revision
+from provider_server.store.migrate import head_revision, upgrade
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
@@ -212,3 +214,32 @@ def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
         assert conn.execute("SELECT action, count FROM audit_log").fetchall() == [("classify", 1)]
     finally:
         conn.close()
+
+
+def test_a_database_another_process_migrated_meanwhile_is_not_migrated_again(tmp_path: Path) -> None:
+    """Two replicas start on one legacy database: just before the first one's migration transaction
+    begins, the other migrates it all the way (legacy steps, stamp, revisions). The first reads the
+    schema inside its own write transaction, so it finds it current and changes nothing."""
+    path = tmp_path / "shared.db"
+    unversioned_database(path, 3).close()
+    url = f"sqlite:///{path}"
+    first = engines.create(url)
+    statements: list[str] = []
+
+    @event.listens_for(first, "connect")
+    def _trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        def before(sql: str) -> None:
+            statements.append(sql)
+            if sql.startswith("BEGIN IMMEDIATE") and sum(s.startswith("BEGIN") for s in statements) == 1:
+                open_store(url).close()  # the other replica, all the way
+
+        dbapi_connection.set_trace_callback(before)
+
+    try:
+        upgrade(first)
+    finally:
+        first.dispose()
+    assert any(s.startswith("BEGIN IMMEDIATE") for s in statements), "the race was not staged"
+    writes = ("CREATE", "ALTER", "INSERT", "UPDATE", "DELETE", "DROP")
+    assert [s for s in statements if s.lstrip().upper().startswith(writes)] == []
+    assert schema_version(path) == SCHEMA_VERSION
