@@ -12,9 +12,15 @@ export HELIX_DATASETS
 
 .PHONY: install demo lint test test-all bench bench-quick clean
 
+# PostgreSQL's server binaries (the Store's tests start a private server): Debian's package, when missing.
 # haproxy (a Debian package) runs in front of provider replicas in the replica tests and benchmark;
 # it is installed when missing and the install runs as root, else left to the operator.
 install:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; \
+	  else echo "PostgreSQL is missing: install the postgresql package (initdb, pg_ctl) for the Store's tests" >&2; fi; \
+	fi
 	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] && [ "$$(id -u)" = 0 ] \
 	  && command -v apt-get >/dev/null 2>&1; then apt-get install -y --no-install-recommends haproxy; fi
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"

@@ -28,7 +28,11 @@ class ProviderSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8443
     data_dir: Path = Path(".helix/provider")
-    database_url: str | None = Field(None, description="sqlite:///path; default: <data_dir>/provider.db")
+    database_url: str | None = Field(
+        None,
+        description="sqlite:///path or postgresql://user[:password]@host[:port]/db; default: sqlite in "
+        "<data_dir>/provider.db (replicas share one PostgreSQL database)",
+    )
     datasets_dir: Path = Path("../shared/datasets")
     log_format: Literal["json", "text"] = Field(
         "json", description="json: one JSON object per log line (for a collector); text: uvicorn's plain lines"

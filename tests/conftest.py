@@ -23,6 +23,7 @@ import pytest
 from helix_pki import DemoPKI, ensure_demo_pki
 from helix_web import launcher
 from helix_web.launcher import Daemon, DaemonError, free_port
+from tests.pg_server import pg_url, postgres  # noqa: F401  (fixtures: a private PostgreSQL server)
 from tests.ray_support import ray_cluster  # noqa: F401  (a fixture: the session's Ray cluster)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

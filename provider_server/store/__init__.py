@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .base import INTERRUPTED_ERROR, JOB_INTERRUPTED_ERROR, RecordExistsError, Store
 from .records import (
     ApiKeyRecord,
@@ -46,14 +44,13 @@ __all__ = [
     "open_store",
 ]
 
-SQLITE_PREFIX = "sqlite:///"
-
 
 def open_store(url: str) -> Store:
-    """The Store for a database URL; `sqlite:///<path>` is built in (a relative path after the three
-    slashes, an absolute one after four)."""
-    if url.startswith(SQLITE_PREFIX):
-        from .sqlite import SqliteStore
+    """The Store for a database URL, its schema brought up to date: `sqlite:///<path>` (a relative path
+    after the three slashes, an absolute one after four) or `postgresql://user[:password]@host[:port]/db`
+    (also spelled `postgresql+psycopg://`). ValueError for anything else."""
+    from .engine import normalise_url
+    from .sql import SqlStore
 
-        return SqliteStore(Path(url[len(SQLITE_PREFIX) :]))
-    raise ValueError(f"unsupported database URL {url!r}: only sqlite:///<path> is built in")
+    normalise_url(url)  # refuses an unsupported URL before anything is imported or opened
+    return SqlStore(url)

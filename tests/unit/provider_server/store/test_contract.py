@@ -1,12 +1,13 @@
-"""The contract every Store implementation keeps, run against each of them.
+"""The contract every Store keeps, run against each database it runs on: SQLite, and PostgreSQL on a
+private server (tests/pg_server.py).
 
-Routers and services rely on exactly this behaviour and nothing else; a new implementation (say,
-PostgreSQL) is added to STORES and must pass unchanged."""
+Routers and services rely on exactly this behaviour and nothing else; a new database is added to
+DATABASES and must pass unchanged."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,19 +36,25 @@ from provider_server.store import (
     TrainingReport,
     open_store,
 )
-from provider_server.store.sqlite import SqliteStore
+from provider_server.store.sql import SqlStore
 from shared_protocol.messages import AlignmentState, JobState, KeyPurpose, OutputMode
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-STORES: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda tmp: open_store(f"sqlite:///{tmp / 'provider.db'}"),
-}
+DATABASES = ("sqlite", "postgresql")
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = STORES[request.param](tmp_path)
+@pytest.fixture(params=DATABASES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database of each kind."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'provider.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
     try:
         yield s
     finally:
@@ -627,15 +634,23 @@ def test_the_audit_log_appends_and_pages(store: Store) -> None:
 # -- the factory ----------------------------------------------------------------------------------
 
 
-def test_the_database_url_selects_the_store(tmp_path: Path) -> None:
+def test_the_database_url_selects_the_store(tmp_path: Path, pg_url: str) -> None:
     s = open_store(f"sqlite:///{tmp_path / 'nested' / 'provider.db'}")
     try:
-        assert isinstance(s, SqliteStore)
+        assert isinstance(s, SqlStore) and s.dialect == "sqlite"
     finally:
         s.close()
     assert (tmp_path / "nested" / "provider.db").exists()
-    with pytest.raises(ValueError, match="unsupported database URL"):
-        open_store("postgresql://localhost/helix")
+    for url in (pg_url, pg_url.replace("postgresql+psycopg://", "postgresql://")):
+        s = open_store(url)
+        try:
+            assert isinstance(s, SqlStore) and s.dialect == "postgresql"
+        finally:
+            s.close()
+    for url in ("mysql://localhost/helix", "postgresql+psycopg2://u:secret@localhost/helix", "provider.db"):
+        with pytest.raises(ValueError, match="unsupported database URL") as info:
+            open_store(url)
+        assert "secret" not in str(info.value), "a password in a refused URL must not reach the logs"
 
 
 # -- retention ------------------------------------------------------------------------------------
@@ -657,6 +672,18 @@ def test_every_session_is_listed(store: Store) -> None:
     store.add_session(session("a_1"))
     store.add_session(session("a_2"))
     assert sorted(s.session_id for s in store.list_sessions()) == ["a_1", "a_2"]
+
+
+# -- several processes ----------------------------------------------------------------------------
+
+
+def test_admissions_from_several_processes_never_exceed_a_limit(store: Store, store_url: str) -> None:
+    """Replicas share one database: the limit holds across processes, not only across threads."""
+    from tests.unit.provider_server.store.store_processes import run_together
+
+    admitted = run_together(4, store_url, "admit", "12", "29")
+    assert sum(int(n) for n in admitted) == 29
+    assert counters(store) == {("queries:sst2", DAY): 29}
 
 
 # -- admin jobs ----------------------------------------------------------------------------------

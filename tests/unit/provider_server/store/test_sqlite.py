@@ -1,5 +1,6 @@
-"""The provider's SQLite store: databases created before the schema version table still open, migrate
-to the current version and read as before."""
+"""The provider's SQLite databases from before Alembic: those created before the schema version table,
+and those with one, still open, migrate to the last legacy version (Alembic's revision 0001), continue
+with Alembic and read as before."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
-from provider_server.store import AuditRecord, SessionRecord
-from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, migrate
+from provider_server.store import AuditRecord, SessionRecord, Store, open_store
+from provider_server.store import engine as engines
+from provider_server.store.legacy import MIGRATIONS, SCHEMA_VERSION
+from provider_server.store.migrate import head_revision, upgrade
 from shared_protocol.messages import AlignmentState, KeyPurpose, OutputMode
 
 
@@ -25,10 +29,24 @@ def unversioned_database(path: Path, version: int) -> sqlite3.Connection:
     return conn
 
 
+def SqliteStore(path: Path) -> Store:  # noqa: N802  (reads as the class it stands for)
+    return open_store(f"sqlite:///{path}")
+
+
 def schema_version(path: Path) -> int:
+    """The legacy version, after checking that Alembic has taken over at its newest revision."""
     conn = sqlite3.connect(path)
     try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
         return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def alembic_revision(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
     finally:
         conn.close()
 
@@ -96,7 +114,7 @@ def test_heads_from_before_output_modes_answer_logits(tmp_path: Path) -> None:
         assert new is not None and new.output_mode == OutputMode.ranking
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 9
+    assert schema_version(path) == SCHEMA_VERSION == 6
 
 
 def test_current_unversioned_database_is_adopted_without_changes(tmp_path: Path) -> None:
@@ -143,6 +161,7 @@ def _session() -> SessionRecord:
 
 
 def test_a_fresh_database_runs_every_migration(tmp_path: Path) -> None:
+    """A new database is Alembic's from the start: every revision, no legacy version table."""
     path = tmp_path / "sub" / "provider.db"
     store = SqliteStore(path)
     try:
@@ -150,7 +169,12 @@ def test_a_fresh_database_runs_every_migration(tmp_path: Path) -> None:
         assert store.get_session("a_1") == _session()
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION
+    assert alembic_revision(path) == head_revision()
+    conn = sqlite3.connect(path)
+    try:
+        assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'").fetchall()
+    finally:
+        conn.close()
 
 
 def test_rows_from_before_tenants_belong_to_no_tenant(tmp_path: Path) -> None:
@@ -171,7 +195,7 @@ def test_rows_from_before_tenants_belong_to_no_tenant(tmp_path: Path) -> None:
         assert store.take_challenge("c_old", "t_any") is None
     finally:
         store.close()
-    assert schema_version(path) == SCHEMA_VERSION == 9
+    assert schema_version(path) == 6
 
 
 def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
@@ -192,25 +216,30 @@ def test_the_database_refuses_to_change_the_audit_log(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_step_another_process_applied_meanwhile_is_not_applied_again(tmp_path: Path) -> None:
-    """Two replicas start on one new database: the first reads version 0, then (just before its first
-    step) the other migrates the whole schema; the first must see that and apply nothing twice."""
+def test_a_database_another_process_migrated_meanwhile_is_not_migrated_again(tmp_path: Path) -> None:
+    """Two replicas start on one legacy database: just before the first one's migration transaction
+    begins, the other migrates it all the way (legacy steps, stamp, revisions). The first reads the
+    schema inside its own write transaction, so it finds it current and changes nothing."""
     path = tmp_path / "shared.db"
-    first = sqlite3.connect(str(path), isolation_level=None)
-    other = sqlite3.connect(str(path), isolation_level=None)
-    begins = 0
+    unversioned_database(path, 3).close()
+    url = f"sqlite:///{path}"
+    first = engines.create(url)
+    statements: list[str] = []
 
-    def before_statement(sql: str) -> None:
-        nonlocal begins
-        if sql.startswith("BEGIN IMMEDIATE"):
-            begins += 1
-            if begins == 2:  # the first step's transaction, after the version was read
-                migrate(other)
+    @event.listens_for(first, "connect")
+    def _trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        def before(sql: str) -> None:
+            statements.append(sql)
+            if sql.startswith("BEGIN IMMEDIATE") and sum(s.startswith("BEGIN") for s in statements) == 1:
+                open_store(url).close()  # the other replica, all the way
 
-    first.set_trace_callback(before_statement)
+        dbapi_connection.set_trace_callback(before)
+
     try:
-        assert migrate(first) == 0
+        upgrade(first)
     finally:
-        first.close()
-        other.close()
+        first.dispose()
+    assert any(s.startswith("BEGIN IMMEDIATE") for s in statements), "the race was not staged"
+    writes = ("CREATE", "ALTER", "INSERT", "UPDATE", "DELETE", "DROP")
+    assert [s for s in statements if s.lstrip().upper().startswith(writes)] == []
     assert schema_version(path) == SCHEMA_VERSION

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from provider_server.errors import StorageFull
-from provider_server.store import ChallengeRecord
-from provider_server.store.sqlite import SqliteStore
+from provider_server.store import ChallengeRecord, open_store
+from provider_server.store.sql import SqlStore
 
 
 def challenge() -> ChallengeRecord:
@@ -19,20 +20,24 @@ def challenge() -> ChallengeRecord:
 
 
 def test_a_full_database_is_storage_full_and_rolled_back(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "provider.db")
+    store = open_store(f"sqlite:///{tmp_path / 'provider.db'}")
+    assert isinstance(store, SqlStore)
+    # The Store's one SQLite connection (a StaticPool hands out the same one every time).
+    conn = store._engine.raw_connection().driver_connection
+    assert isinstance(conn, sqlite3.Connection)
     try:
         kept = challenge()
         store.add_challenge(kept)
         # SQLite's own page limit answers SQLITE_FULL exactly as a full disk does, without filling one.
-        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-        store._conn.execute(f"PRAGMA max_page_count = {pages}")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
         with pytest.raises(StorageFull) as info:
             for _ in range(10000):
                 store.add_challenge(challenge())
         assert (info.value.status, info.value.code) == (507, "storage_full")
         assert "storage is full" in info.value.detail
-        assert not store._conn.in_transaction
-        store._conn.execute("PRAGMA max_page_count = 1073741823")
+        assert not conn.in_transaction
+        conn.execute("PRAGMA max_page_count = 1073741823")
         store.add_challenge(challenge())  # usable again once there is room
     finally:
         store.close()

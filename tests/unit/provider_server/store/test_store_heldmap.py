@@ -1,5 +1,6 @@
-"""The Store's part of provider-held maps: heads derived for one tenant, provider-held sessions,
-their completion in one transaction, and the cascade from a base head to its derived heads."""
+"""The Store's part of provider-held maps, on SQLite and PostgreSQL: heads derived for one tenant,
+provider-held sessions, their completion in one transaction, the cascade from a base head to its
+derived heads, and revision 0002 over rows from before it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
 
 from provider_server.store import (
     Charge,
@@ -20,15 +23,25 @@ from provider_server.store import (
     TrainingReport,
     open_store,
 )
-from provider_server.store.sqlite import MIGRATIONS, SCHEMA_VERSION
+from provider_server.store import engine as engines
+from provider_server.store.legacy import MIGRATIONS
+from provider_server.store.migrate import config, head_revision
 from shared_protocol.messages import AlignmentState, MapHolder
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(params=("sqlite", "postgresql"))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database of each kind."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'provider.db'}"
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'provider.db'}")
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
     try:
         yield s
     finally:
@@ -165,30 +178,69 @@ def test_completion_refuses_a_taken_head_id(store: Store) -> None:
     assert got is not None and got.state == AlignmentState.receiving
 
 
-def test_migration_7_makes_earlier_heads_and_sessions_client_held(tmp_path: Path) -> None:
-    path = tmp_path / "provider.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for step in MIGRATIONS[:6]:
-        for sql in step.statements:
-            conn.execute(sql)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version (version) VALUES (6)")
-    conn.execute(
-        "INSERT INTO heads (id, name, task, class_names, dim, num_classes, created_at, weights_blob, bias_blob, "
-        "texts, texts_embeddings_blob, encoder_model_id, report) VALUES ('old', 'old', 'sentiment', "
-        "'[\"neg\", \"pos\"]', 384, 2, '2026-01-01T00:00:00+00:00', 'w', 'b', '[]', NULL, 'minilm', "
-        '\'{"train_examples": 10, "train_accuracy": 0.9}\')'
-    )
-    conn.close()
-    store = open_store(f"sqlite:///{path}")
+OLD_HEAD = (
+    "INSERT INTO heads (id, name, task, class_names, dim, num_classes, created_at, weights_blob, bias_blob, "
+    "texts, texts_embeddings_blob, encoder_model_id, report) VALUES ('old', 'old', 'sentiment', "
+    "'[\"neg\", \"pos\"]', 384, 2, '2026-01-01T00:00:00+00:00', 'w', 'b', '[]', NULL, 'minilm', "
+    '\'{"train_examples": 10, "train_accuracy": 0.9}\')'
+)
+OLD_SESSION = (
+    "INSERT INTO sessions (session_id, head_id, corpus_id, key_id, parameter_set, state, num_samples, "
+    "feature_dim, samples_per_ciphertext, num_ciphertexts, received, computed_columns, output_columns, "
+    "created_at, expires_at, include_head_texts, client_model_id, tenant_id) VALUES ('a_old', 'old', 'wiki', "
+    "'k_1', 'ckks-n8192-q200', 'done', 600, 128, 512, 2, '[0, 1]', 384, 384, '2026-01-01T00:00:00+00:00', "
+    "'2099-01-01T00:00:00+00:00', false, 'wordllama', 't_1')"
+)
+
+
+def assert_client_held(url: str) -> None:
+    store = open_store(url)
     try:
         old = store.get_head("old")
         assert old is not None and old.map_holder == MapHolder.client
         assert old.base_head_id is None and old.tenant_id is None
+        session = store.get_session("a_old")
+        assert session is not None and not session.provider_held and session.map_method == ""
+        assert session.map_params == () and session.map_choice == () and session.derived_head_id is None
     finally:
         store.close()
+
+
+def test_revision_0002_makes_earlier_heads_and_sessions_client_held(store_url: str) -> None:
+    """Rows written at revision 0001 (either database) read as client-held once migrated."""
+    engine = create_engine(engines.normalise_url(store_url))
+    try:
+        with engine.begin() as conn:
+            command.upgrade(config(conn), "0001")
+            conn.execute(text(OLD_HEAD))
+            conn.execute(text(OLD_SESSION))
+    finally:
+        engine.dispose()
+    assert_client_held(store_url)
+    engine = create_engine(engines.normalise_url(store_url))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [(head_revision(),)]
+    finally:
+        engine.dispose()
+
+
+def test_a_legacy_database_makes_earlier_heads_and_sessions_client_held(tmp_path: Path) -> None:
+    """A SQLite database of legacy version 6 is stamped 0001 and then gains the columns of 0002."""
+    path = tmp_path / "provider.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS:
+        for sql in step.statements:
+            conn.execute(sql)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version (version) VALUES (6)")
+    conn.execute(OLD_HEAD)
+    conn.execute(OLD_SESSION)
+    conn.close()
+    assert_client_held(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 6
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     finally:
         conn.close()
