@@ -7,8 +7,8 @@ registered key keeps working on the replicas that are left, and the alignment wh
 died completes in its one session, computed again on a live replica once the dead one's lease ran out.
 The balancer's log says which replica served each request and what was retried.
 
-The database URL comes from one fixture (`replica_database_url`): HELIX_TEST_REPLICA_DATABASE_URL
-switches the whole module to another database (say, PostgreSQL) without other changes.
+The database URL comes from one fixture (`replica_database_url`): PostgreSQL by default (the test session's
+real server); HELIX_TEST_REPLICA_DATABASE_URL=sqlite (or any URL) switches the whole module.
 """
 
 from __future__ import annotations
@@ -52,10 +52,16 @@ TEXTS = ["a gripping , beautifully acted film .", "dull and far too long .", "an
 
 
 @pytest.fixture(scope="module")
-def replica_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The one database every replica of this module shares."""
+def replica_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The one database every replica of this module shares: a fresh database on the test session's real
+    PostgreSQL server (what replicas run on), or one SQLite file with HELIX_TEST_REPLICA_DATABASE_URL=sqlite
+    (several processes on one host), or any URL given there."""
     url = os.environ.get("HELIX_TEST_REPLICA_DATABASE_URL")
-    return url or f"sqlite:///{tmp_path_factory.mktemp('replica-db') / 'provider.db'}"
+    if url == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('replica-db') / 'provider.db'}"
+    if url:
+        return url
+    return str(request.getfixturevalue("postgres").create_database())
 
 
 @dataclass
